@@ -1,0 +1,32 @@
+"""graphvae: compile declarative semi-supervised deep generative model specs to PyTorch.
+
+Siddharth et al., "Learning Disentangled Representations with Semi-Supervised Deep
+Generative Models", NIPS 2017.
+
+``import graphvae`` stays light: torch is imported only when a compiled model is asked for.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "load_spec": ("graphvae.loader", "load_spec"),
+    "check_file": ("graphvae.loader", "check_file"),
+    "Spec": ("graphvae.ir", "Spec"),
+    "SpecError": ("graphvae.diagnostics", "SpecError"),
+    "UserError": ("graphvae.diagnostics", "UserError"),
+    "compile_spec": ("graphvae.compiler", "compile_spec"),
+    "register_family": ("graphvae.distributions", "register"),
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'graphvae' has no attribute {name!r}")
