@@ -14,8 +14,8 @@ import sys
 
 # command -> "module:function"; the function takes the parsed args and returns an exit code.
 HANDLERS = {
-    "check": "graphvae.commands:run_check",
-    "fmt": "graphvae.commands:run_fmt",
+    "check": "graphvae.loader:run_check",
+    "fmt": "graphvae.formatter:run_fmt",
     "compile": "graphvae.compiler:run_compile",
     "train": "graphvae.train:run_train",
     "eval": "graphvae.evaluate:run_eval",

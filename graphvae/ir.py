@@ -170,11 +170,11 @@ class Variable:
 
 @dataclass(frozen=True)
 class Setting:
-    """``name = value`` in an objective or train block.  ``value`` may be a call such as
-    ``relax(temperature = 0.66)`` (a :class:`Net`-shaped call is not used here; see :class:`Call`)."""
+    """``name = value`` in an objective or train block (``alpha = 0.1``, ``epochs = 50``,
+    ``data = mnist``).  Identifiers are carried as strings."""
 
     name: str
-    value: Union[int, float, str, bool, "Call"]
+    value: Union[int, float, str, bool]
     span: Span | None = _span()
 
 
