@@ -1,0 +1,63 @@
+"""Datasets for training: reading, matching to a spec, splits, the labelled subset and batches.
+
+API (the contract with the trainer; every user mistake raises
+:class:`graphvae.diagnostics.UserError` with one clear line)::
+
+    ds = load_dataset(name, spec, data_dir=None) -> Dataset
+        # name: "digits" | "mnist" | "fashion-mnist" | "kmnist" | "path/to/file.npz"
+        ds.train, ds.test   # dict[str, np.ndarray] keyed by spec variable name, first axis = example:
+                            #   observed: float32 (N, *var.shape) (categorical observed: int64 (N, *var.value_shape))
+                            #   supervised categorical: int64 (N,) class index, -1 = missing label
+                            #   supervised continuous: float32 (N, *var.shape), NaN = missing label
+                            #   "_class": int64 (N,) the data's class labels when no spec variable receives
+                            #   them (reporting only; keys starting with "_" never go into a batch)
+        ds.classes          # number of classes of the data's labels (10 for the image sets), or None
+        ds.image_shape      # (28, 28), (8, 8), (C, H, W) ... for pictures, or None
+        ds.observed, ds.label_var   # spec variable receiving the images / the labels (or None)
+    train, val = split_validation(arrays, fraction, seed)         # seeded, disjoint, order kept
+    idx = choose_labelled(labels, n, seed) -> np.ndarray          # sorted int64 indices; n = -1: all
+    save_labelled(run_dir, idx); idx = load_labelled(run_dir, n_examples=None)   # labelled.json
+    masked = mask_unlabelled(arrays, spec, idx)                   # labels outside idx -> -1 / NaN
+    x = binarize(x, mode, generator=None)                         # torch: dynamic | static | threshold
+    arrays = binarize_arrays(arrays, spec, mode, seed=0)          # once, numpy: static/threshold draws
+    arrays = evaluation_arrays(arrays, spec, mode)                # fixed binarization for val/test
+    batch = to_batch(arrays, idx, device="cpu")                   # dict[str, Tensor], the model's format
+    batches = SemiSupervisedBatches(train, spec, labelled_idx, batch_size=100, labelled_per_batch=10,
+                                    binarize="dynamic", generator=torch.Generator().manual_seed(seed))
+        len(batches)                 # steps per epoch; one epoch = one pass over all training examples
+        for batch in batches: ...    # the rest of the current epoch; then batches.epoch += 1
+        batches.state_dict() / batches.load_state_dict(state)   # resume exactly (ints + a ByteTensor)
+    data = prepare_data(spec, data="digits", data_dir=None, validation=0.1, labels=100, seed=0,
+                        labelled=None) -> TrainingData(dataset, train, val, test, labelled)
+
+Decisions, documented here because results depend on them:
+
+* Lookup of IDX files (mnist, fashion-mnist, kmnist): ``data_dir``, then ``$GRAPHVAE_DATA``, then
+  ``~/.cache/graphvae/data``; in each folder ``F`` the places ``F``, ``F/<name>`` and
+  ``F/<TorchvisionName>/raw`` are tried, and the first place holding all four files wins.  File
+  names: ``train-images-idx3-ubyte`` (also ``train-images.idx3-ubyte``), with or without ``.gz``
+  (detected by content, not name), optionally prefixed ``<name>-``.
+* ``digits``: scikit-learn's bundled 8x8 digits, grey levels 0..16 scaled to [0, 1]; test set a
+  stratified 20% split with the fixed seed ``DIGITS_SPLIT_SEED`` (independent of the run seed).
+* ``.npz``: arrays named after spec variables; ``test_<name>`` arrays give the test split,
+  otherwise ``NPZ_TEST_FRACTION`` of the examples are held out with seed ``NPZ_SPLIT_SEED``.
+* Matching: an array fits a variable when its size per example equals the variable's; it is
+  reshaped to the spec's shape (784 values fit ``binary[784]`` and ``unit[1, 28, 28]``).  Domains
+  are checked: binary/unit in [0, 1] (grey levels fed to ``binary`` are binarized), positive > 0,
+  real finite, simplex rows sum to 1, categorical integer in range (supervised: or missing).
+* Validation split: ``fraction`` of the training examples, a random permutation seeded by the run
+  seed (stream ``_VALIDATION_STREAM``); the rest keep their original order.  The labelled subset is
+  chosen *after* the split, by index into the remaining training examples.  Validation keeps all
+  its labels (they are used for model selection only); the test set is for the final report.
+* Labelled subset: balanced per class of the first categorical supervised variable; when ``n`` is
+  not divisible by the number of classes, the lowest class values get one more each; a class with
+  too few labelled examples gives its shortfall to the others.  Continuous labels: a seeded
+  uniform choice among the examples that have a label.
+* Batches: ``labelled_per_batch`` examples come from the labelled subset (with their labels),
+  cycling through seeded permutations of it; the rest of the batch walks through a seeded
+  permutation of *all* training examples with every label masked.  Labelled examples come first in
+  a batch.  The last batch of an epoch may hold fewer unlabelled examples.  Binarization
+  ``dynamic`` draws a fresh Bernoulli sample per batch; ``static``/``threshold`` are applied once.
+  Each epoch draws one seed from the generator; the permutations and per-step noise derive from it,
+  so ``state_dict()`` (epoch, step, epoch seed, generator state) resumes exactly.
+"""
