@@ -33,7 +33,7 @@ SUPPORT_OF_DOMAIN = {
 _CONTAINS = {
     "real": {"real", "positive", "unit_interval", "boolean", "integer_interval", "nonnegative"},
     "positive": {"positive"},
-    "nonnegative": {"nonnegative", "positive", "boolean", "integer_interval"},
+    "nonnegative": {"nonnegative", "positive", "unit_interval", "boolean", "integer_interval"},
     "unit_interval": {"unit_interval", "boolean"},
     "boolean": {"boolean"},
     "integer_interval": {"integer_interval"},

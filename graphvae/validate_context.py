@@ -22,6 +22,13 @@ def first_span(*spans: Span | None) -> Span | None:
     return None
 
 
+def head_span(span: Span | None, name: str) -> Span | None:
+    """The part of ``span`` covering the identifier ``name`` it starts with (``Normal`` of ``Normal(0, 1)``)."""
+    if span is None:
+        return None
+    return Span(span.path, span.line, span.col, span.line, span.col + len(name))
+
+
 def parent_span(f: Factor, i: int) -> Span | None:
     return f.parent_spans[i] if i < len(f.parent_spans) else first_span(f.span, f.name_span)
 

@@ -35,7 +35,7 @@ from typing import Iterator
 from .diagnostics import Diagnostic, did_you_mean, error, warning
 from .families import FAMILIES, SUPPORT_OF_DOMAIN, Family, literal_ok, support_contains
 from .ir import DOMAINS, Dist, Factor, Net, Param, Uniform, Variable
-from .validate_context import Context, describe_factor, factor_span, first_span
+from .validate_context import Context, describe_factor, factor_span, first_span, head_span
 
 NETWORKS = ("mlp", "linear")
 ACTIVATIONS = ("relu", "softplus", "tanh", "sigmoid", "elu", "leaky_relu", "gelu", "silu", "identity")
@@ -114,7 +114,7 @@ def rule_families(ctx: Context) -> Iterator[Diagnostic]:
         if f.dist is not None and f.dist.family not in FAMILIES:
             yield error("unknown-family", f"{describe_factor(block, f)} uses unknown family '{f.dist.family}'; "
                         f"known families: {', '.join(sorted(FAMILIES))}",
-                        first_span(f.dist.span, f.span), did_you_mean(f.dist.family, FAMILIES))
+                        head_span(f.dist.span, f.dist.family) or f.span, did_you_mean(f.dist.family, FAMILIES))
 
 
 def rule_parameters(ctx: Context) -> Iterator[Diagnostic]:
@@ -182,6 +182,7 @@ def rule_networks(ctx: Context) -> Iterator[Diagnostic]:
         for net, node in _factor_nets(f):
             span = first_span(net.span, f.span)
             if net.kind not in NETWORKS:
+                span = head_span(net.span, net.kind) or span
                 hint = did_you_mean(net.kind, NETWORKS + ("uniform",))
                 if node and net.kind in FAMILIES:
                     hint = f"a stochastic factor is written '{f.name} | ... ~ {net.kind}(...)'"

@@ -27,6 +27,7 @@ from math import isfinite, prod
 from typing import Callable, Iterator
 
 from .config import ObjectiveConfig, TrainConfig, schema
+from .families import FAMILIES
 from .diagnostics import Diagnostic, did_you_mean, error, warning
 from .ir import Setting, Spec, Variable
 from .validate_context import Context, first_span
@@ -150,7 +151,7 @@ def _check_method(ctx: Context, name: str, var: Variable, method, span) -> Itera
                     "categorical variables (continuous ones are reparameterized)", span)
     elif method.name == "relax":
         q = ctx.stochastic("encoder", name)
-        if q is not None and q.dist.family not in RELAXABLE:
+        if q is not None and q.dist.family in FAMILIES and q.dist.family not in RELAXABLE:
             yield error("bad-estimator", f"relax needs a family with a relaxed form ({', '.join(RELAXABLE)}); "
                         f"q({name}) uses {q.dist.family}", span)
 
