@@ -107,8 +107,9 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         fail(f"batch_size must be at least 1, got {cfg.batch_size}")
     if cfg.labels < -1:
         fail(f"labels must be a count of labelled examples, or -1 for all, got {cfg.labels}")
-    if not 0 <= cfg.labelled_per_batch <= cfg.batch_size:
-        fail(f"labelled_per_batch must be between 0 and batch_size ({cfg.batch_size}), got {cfg.labelled_per_batch}")
+    if not 0 <= cfg.labelled_per_batch < cfg.batch_size:
+        fail(f"labelled_per_batch must be between 0 and batch_size - 1 ({cfg.batch_size - 1}: a batch needs room "
+             f"for unlabelled examples), got {cfg.labelled_per_batch}")
     if cfg.labels == 0 and cfg.labelled_per_batch > 0:
         fail("labels = 0 leaves no labelled examples to fill labelled_per_batch; set labelled_per_batch = 0")
     if not cfg.lr > 0:
