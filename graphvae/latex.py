@@ -196,23 +196,26 @@ def net_text(factor: Factor) -> str:
 
 
 # -- the objective ---------------------------------------------------------------------
-def _elbo(spec: Spec, q: Block, p: Block) -> list[str]:
-    hidden = q.variables()
-    observed = q.inputs()
-    expect = f"\\mathrm{{E}}_{{{joint('q', hidden, observed)}}}"
-    weighted = [v for v in hidden if spec.objective.beta(v) != 1.0]
-    lhs = f"\\mathcal{{L}}({_names(observed)})"
+def _bracket(spec: Spec, q: Block, p: Block) -> str:
+    """The log-ratio inside the expectations: ``\\log p(x, y, z) / q(y, z | x)``, or, when a
+    latent has a KL weight, one term per factor of p with ``\\beta_v`` on latent v's ratio."""
+    hidden, observed = q.variables(), q.inputs()
+    weighted = {v for v in hidden if spec.objective.beta(v) != 1.0 and spec.variable(v).role == "latent"}
     if not weighted:
-        ratio = f"\\frac{{{joint('p', p.variables())}}}{{{joint('q', hidden, observed)}}}"
-        return [f"{lhs} &= {expect}\\left[\\log {ratio}\\right]"]
+        return f"\\log \\frac{{{joint('p', p.variables())}}}{{{joint('q', hidden, observed)}}}"
     parts = []
     for f in p.stochastic():
-        if q.factor(f.name) is not None and not q.factor(f.name).deterministic:
+        if f.name in hidden:
             coef = f"\\beta_{{{tex_name(f.name)}}} " if f.name in weighted else ""
             parts.append(f"{coef}\\log \\frac{{{p.term(f.name)}}}{{{q.term(f.name)}}}")
         else:
             parts.append(f"\\log {p.term(f.name)}")
-    return [f"{lhs} &= {expect}\\left[" + " + ".join(parts) + "\\right]"]
+    return " + ".join(parts)
+
+
+def _elbo(spec: Spec, q: Block, p: Block) -> list[str]:
+    expect = f"\\mathrm{{E}}_{{{joint('q', q.variables(), q.inputs())}}}"
+    return [f"\\mathcal{{L}}({_names(q.inputs())}) &= {expect}\\left[{_bracket(spec, q, p)}\\right]"]
 
 
 def _supervised(spec: Spec, q: Block, p: Block) -> tuple[list[str], bool]:
@@ -221,27 +224,28 @@ def _supervised(spec: Spec, q: Block, p: Block) -> tuple[list[str], bool]:
     latents = [n for n in q.variables() if n not in labels]
     observed = q.inputs()
     lhs = f"\\mathcal{{L}}({_names(observed + labels)})"
-    p_all = joint("p", p.variables())
+    bracket = _bracket(spec, q, p)
+    post = joint("q", latents, observed + labels)
+    q_y = joint("q", labels, observed)
     sampled_labels = [y for y in labels if set(q.given(y)) & set(latents)]
     if not sampled_labels:
-        post = joint("q", latents, observed + labels)
-        lines = [f"{lhs} &= \\mathrm{{E}}_{{{post}}}\\left[\\log \\frac{{{p_all}}}{{{post}}}\\right]"
-                 f" + \\alpha \\log {joint('q', labels, observed)}"]
+        if "\\beta" in bracket:  # the compiled form, with the KL weights inside
+            lines = [f"{lhs} &= \\mathrm{{E}}_{{{post}}}\\left[{bracket}\\right] + (1 + \\alpha) \\log {q_y}"]
+        else:  # the same value, in Kingma et al.'s form
+            p_all = joint("p", p.variables())
+            lines = [f"{lhs} &= \\mathrm{{E}}_{{{post}}}\\left[\\log \\frac{{{p_all}}}{{{post}}}\\right]"
+                     f" + \\alpha \\log {q_y}"]
         if len(latents) > 1:
             lines.append(f"{post} &= " + "\\, ".join(q.term(z) for z in latents))
         if len(labels) > 1:
-            lines.append(f"{joint('q', labels, observed)} &= " + "\\, ".join(q.term(y) for y in labels))
+            lines.append(f"{q_y} &= " + "\\, ".join(q.term(y) for y in labels))
         return lines, False
-    post = joint("q", latents, observed + labels)
-    q_all = joint("q", labels + latents, observed)
-    q_y = joint("q", labels, observed)
     sampled = frozenset(latents)
     weight = "\\, ".join(q.term(y, sampled=sampled) for y in sampled_labels)
     exact = "".join(q.term(y) + "\\, " for y in labels if y not in sampled_labels)
     proposal = "\\, ".join(q.term(z) for z in latents)
     lines = [
-        f"{lhs} &= \\mathrm{{E}}_{{{post}}}\\left[\\log \\frac{{{p_all}}}{{{q_all}}}\\right]"
-        f" + (1 + \\alpha) \\log {q_y}",
+        f"{lhs} &= \\mathrm{{E}}_{{{post}}}\\left[{bracket}\\right] + (1 + \\alpha) \\log {q_y}",
         f"\\mathrm{{E}}_{{{post}}}\\left[f({_names(latents)})\\right] &\\approx \\sum_{{s=1}}^{{S}} "
         f"\\frac{{w_s}}{{\\sum_{{s'=1}}^{{S}} w_{{s'}}}}\\, f({_names(latents, sampled)}), \\quad w_s = {weight}",
         f"{q_y} &\\approx {exact}\\frac{{1}}{{S}} \\sum_{{s=1}}^{{S}} {weight}",
@@ -262,11 +266,11 @@ def _estimator_items(spec: Spec, q: Block) -> list[str]:
                    f"\\sum_{{{v}}} {q.term(name)}\\, f({v})$")
         elif method.name == "relax":
             tau = method.option("temperature")
-            how = "relaxed (Concrete / Gumbel-softmax)"
+            how = "relaxed: a Concrete (Gumbel-softmax) sample, scored with relaxed densities"
             if tau is not None:
                 how += f", temperature $\\tau = {tex_number(tau)}$"
         elif method.name == "reinforce":
-            how = "score-function (REINFORCE) gradient"
+            how = "score-function (REINFORCE) gradient with a leave-one-out baseline"
         else:
             how = "\\texttt{" + tex_text(describe_call(method)) + "}"
         if default:
@@ -284,7 +288,7 @@ def objective(spec: Spec) -> str:
     out = [f"Unlabelled examples (${_names(observed)}$ only) maximise the ELBO",
            "\\begin{align*}", *_join(_elbo(spec, q, p)), "\\end{align*}"]
     samples = obj.get("samples", 1)
-    settings = [f"$S = {tex_number(samples)}$ samples per example"]
+    settings = [f"$S = {tex_number(samples)}$ sample{'' if samples == 1 else 's'} per example"]
     settings += [f"$\\beta_{{{tex_name(b.var)}}} = {tex_number(b.value)}$"
                  for b in obj.betas if float(b.value) != 1.0]
     if labels:

@@ -92,7 +92,13 @@ decoder {
 """
 
 
+TEXTS = {"m2": M2, "style_first": STYLE_FIRST, "chain": CHAIN, "vae": VAE,
+         "style_first_no_beta": STYLE_FIRST.replace("  beta z  = 4\n", ""),
+         "m2_beta": M2.replace("  y       = enumerate\n", "  y       = enumerate\n  beta z = 2\n")}
+
+
 def spec_of(text: str):
+    text = TEXTS.get(text, text)
     spec, diags = parse_dsl(text)
     assert spec is not None, [d.headline() for d in diags]
     return spec
@@ -112,14 +118,14 @@ def test_tex_name(name, tex):
 
 
 @pytest.mark.parametrize("text, block, expected", [
-    (M2, "encoder", "q(y, z \\mid x) = q(y \\mid x)\\, q(z \\mid x, y)"),
-    (M2, "decoder", "p(x, y, z) = p(z)\\, p(y)\\, p(x \\mid y, z)"),
+    ("m2", "encoder", "q(y, z \\mid x) = q(y \\mid x)\\, q(z \\mid x, y)"),
+    ("m2", "decoder", "p(x, y, z) = p(z)\\, p(y)\\, p(x \\mid y, z)"),
     # h | x = mlp(256) is folded: y | z, h reads q(y | x, z)
-    (STYLE_FIRST, "encoder", "q(y, z \\mid x) = q(z \\mid x)\\, q(y \\mid x, z)"),
-    (CHAIN, "encoder", "q(a, y, z \\mid x) = q(a \\mid x)\\, q(y \\mid a)\\, q(z \\mid x, y)"),
+    ("style_first", "encoder", "q(y, z \\mid x) = q(z \\mid x)\\, q(y \\mid x, z)"),
+    ("chain", "encoder", "q(a, y, z \\mid x) = q(a \\mid x)\\, q(y \\mid a)\\, q(z \\mid x, y)"),
     # the decoder is listed out of order (a | z after z, x last): topological order keeps it
-    (CHAIN, "decoder", "p(x, a, y, z) = p(z)\\, p(a \\mid z)\\, p(y)\\, p(x \\mid a, y)"),
-    (VAE, "encoder", "q(z_{1} \\mid x) = q(z_{1} \\mid x)"),
+    ("chain", "decoder", "p(x, a, y, z) = p(z)\\, p(a \\mid z)\\, p(y)\\, p(x \\mid a, y)"),
+    ("vae", "encoder", "q(z_{1} \\mid x) = q(z_{1} \\mid x)"),
 ])
 def test_factorisation(text, block, expected):
     assert factorisation(spec_of(text), block) == expected
@@ -127,22 +133,29 @@ def test_factorisation(text, block, expected):
 
 @pytest.mark.parametrize("text, present, absent", [
     # label before latent: the exact supervised term with alpha log q(y|x)
-    (M2, ["(exact)", "\\alpha \\log q(y \\mid x)", "\\mathrm{E}_{q(z \\mid x, y)}",
+    ("m2", ["(exact)", "\\alpha \\log q(y \\mid x)", "\\mathrm{E}_{q(z \\mid x, y)}",
           "\\alpha = 0.1", "S = 1", "enumerated", "\\sum_{y} q(y \\mid x)"],
      ["(1 + \\alpha)", "\\frac{1}{S}", "\\beta_"]),
     # label after the latent: importance-sampled with z^(s) ~ q(z|x)
-    (STYLE_FIRST, ["importance-sampled", "(1 + \\alpha) \\log q(y \\mid x)",
-                   "\\frac{p(x, y, z)}{q(y, z \\mid x)}",
+    ("style_first", ["importance-sampled", "(1 + \\alpha) \\log q(y \\mid x)",
+                   "\\left[\\beta_{z} \\log \\frac{p(z)}{q(z \\mid x)} + \\log \\frac{p(y)}{q(y \\mid x, z)}"
+                   " + \\log p(x \\mid y, z)\\right] + (1 + \\alpha)",
                    "q(y \\mid x) &\\approx \\frac{1}{S} \\sum_{s=1}^{S} q(y \\mid x, z^{(s)})",
                    "z^{(s)} &\\sim q(z \\mid x)", "\\alpha = 0.3", "S = 8", "\\tau = 0.66",
                    "\\beta_{z} \\log \\frac{p(z)}{q(z \\mid x)}", "\\beta_{z} = 4"],
      ["(exact)", "enumerated"]),
+    # exact, with a KL weight: the compiled (1 + alpha) form with beta inside, in both terms
+    ("m2_beta", ["(exact)", "\\mathrm{E}_{q(z \\mid x, y)}\\left[\\beta_{z} \\log \\frac{p(z)}{q(z \\mid x, y)}",
+                 "\\right] + (1 + \\alpha) \\log q(y \\mid x)"],
+     ["\\frac{1}{S}"]),
+    ("style_first_no_beta", ["\\left[\\log \\frac{p(x, y, z)}{q(y, z \\mid x)}\\right] + (1 + \\alpha)"],
+     ["\\beta"]),
     # two latents around the label: proposals from both latents' q factors, weight q(y | a)
-    (CHAIN, ["w_s = q(y \\mid a^{(s)})", "a^{(s)}, z^{(s)} &\\sim q(a \\mid x)\\, q(z \\mid x, y)",
+    ("chain", ["w_s = q(y \\mid a^{(s)})", "a^{(s)}, z^{(s)} &\\sim q(a \\mid x)\\, q(z \\mid x, y)",
              "REINFORCE", "S = 4"],
      ["(exact)"]),
     # no supervised variable: the ELBO only
-    (VAE, ["\\mathcal{L}(x) &= \\mathrm{E}_{q(z_{1} \\mid x)}"],
+    ("vae", ["\\mathcal{L}(x) &= \\mathrm{E}_{q(z_{1} \\mid x)}"],
      ["\\alpha", "\\mathcal{L}(x, ", "Estimators"]),
 ])
 def test_objective(text, present, absent):
@@ -159,7 +172,7 @@ def test_objective(text, present, absent):
     ("decoder", ["p(x, y, z) &="], ["q(y, z \\mid x) &=", "\\mathcal{L}", "h = "]),
 ])
 def test_only(only, present, absent):
-    tex = to_latex(spec_of(STYLE_FIRST), only)
+    tex = to_latex(spec_of("style_first"), only)
     for piece in present:
         assert piece in tex, piece
     for piece in absent:
@@ -214,9 +227,8 @@ def test_structure_check_catches(bad):
 
 
 def _all_specs():
-    texts = [M2, STYLE_FIRST, CHAIN, VAE]
     files = sorted(SPECS.glob("*.gvae")) + sorted(SPECS.glob("*.yaml"))
-    return [pytest.param(t, id=spec_of(t).name) for t in texts] + [pytest.param(f, id=f.name) for f in files]
+    return [pytest.param(t, id=t) for t in TEXTS] + [pytest.param(f, id=f.name) for f in files]
 
 
 def _load(source):
