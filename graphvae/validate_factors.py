@@ -71,13 +71,13 @@ def bind_params(dist: Dist, family: Family) -> tuple[dict[str, Param], list[Diag
     fam = family.name
     if len(args) == 1 and args[0].name is None and isinstance(args[0].value, (Net, Uniform)):
         return {p: args[0] for p in family.params}, diags
+    uniform = [a for a in args if isinstance(a.value, Uniform)]
+    if uniform:
+        return {}, [error("bad-parameter", f"'uniform' must be the only argument of {fam}, as in {fam}(uniform)",
+                          first_span(uniform[0].span, dist.span))]
     slots: dict[str, Param] = {}
     for i, arg in enumerate(args):
         span = first_span(arg.span, dist.span)
-        if isinstance(arg.value, Uniform):
-            diags.append(error("bad-parameter", f"'uniform' must be the only argument of {fam}, "
-                               f"as in {fam}(uniform)", span))
-            continue
         if arg.name is None:
             if i >= len(family.params):
                 diags.append(error("bad-parameter", f"{fam} takes at most {len(family.params)} positional "

@@ -219,7 +219,8 @@ def _type_ok(typ: type, value) -> bool:
 def _value_problem(name: str, typ: type, value) -> str | None:
     """Why ``value`` is not valid for setting ``name`` of type ``typ``, or None."""
     if not _type_ok(typ, value):
-        return f"must be {'a finite number' if typ is float else 'an integer' if typ is int else typ.__name__}"
+        wanted = {float: "a finite number", int: "an integer", bool: "true or false", str: "a word or a string"}
+        return f"must be {wanted.get(typ, typ.__name__)}"
     if name in CHOICES and value not in CHOICES[name]:
         return f"must be one of {', '.join(CHOICES[name])}"
     if name == "device" and not _DEVICE.fullmatch(value):
