@@ -265,6 +265,9 @@ def _match_images(raw: _Images, spec: Spec) -> Dataset:
 
 def _load_npz(path: str, spec: Spec) -> Dataset:
     p = Path(path).expanduser()
+    if p.is_dir():
+        raise UserError(f"{path} is a folder; give an .npz file, or a dataset name ({', '.join(DATASETS)}) "
+                        "with --data-dir FOLDER")
     if not p.is_file():
         raise UserError(f"data file {path} not found")
     try:

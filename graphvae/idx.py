@@ -117,7 +117,9 @@ def find_idx_files(name: str, data_dir: str | None = None) -> dict[str, Path]:
     partial: list[str] = []
     for base, origin in data_dirs(data_dir):
         for folder in (base, base / name, base / IMAGE_DATASETS[name] / "raw"):
-            where = f"{folder} ({origin})" if folder == base else str(folder)
+            where = str(folder)
+            if folder == base:
+                where += f" ({origin}{'' if base.is_dir() else ', no such folder'})"
             if where in looked:
                 continue
             looked.append(where)

@@ -88,6 +88,11 @@ def test_matching_errors(name, declared, fragment):
     assert "\n" not in str(info.value)
 
 
+def test_folder_given_as_data(tmp_path):
+    with pytest.raises(UserError, match="is a folder; give an .npz file, or a dataset name"):
+        load_dataset(str(tmp_path), M2_DIGITS)
+
+
 def test_28x28_into_64_suggests_the_m2_spec(tmp_path):
     with pytest.raises(UserError, match=r"declare x : observed binary\[784\] \(as specs/m2.gvae does\)"):
         load_dataset("mnist", M2_DIGITS, str(fake_idx(tmp_path)))

@@ -139,6 +139,7 @@ def test_missing_files_message_lists_every_place(no_env, monkeypatch):
                   no_env / "home/.cache/graphvae/data/fashion-mnist", no_env / "dir/FashionMNIST/raw"]:
         assert str(place) in message
     assert f"{partial} lacks t10k-labels-idx1-ubyte" in message
+    assert f"{no_env / 'dir'} (--data-dir, no such folder)" in message and f"{no_env / 'env'} (${DATA_ENV})" in message
     assert all(f"{stem}.gz" in message for stem in IDX_FILES.values()) and "--data-dir" in message
     assert "\n" not in message
 
