@@ -132,9 +132,9 @@ def support_size(domain: str, shape: tuple[int, ...]) -> int | None:
     """Number of joint values of a finite discrete variable, else None."""
     n = 1
     if domain == "categorical":
-        for _ in shape[:-1]:
-            n *= shape[-1]
-        return n
+        for d in shape[:-1]:
+            n *= d
+        return shape[-1] ** n
     if domain == "binary":
         for s in shape:
             n *= s
