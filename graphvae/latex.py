@@ -196,13 +196,16 @@ def net_text(factor: Factor) -> str:
 
 
 # -- the objective ---------------------------------------------------------------------
-def _bracket(spec: Spec, q: Block, p: Block) -> str:
-    """The log-ratio inside the expectations: ``\\log p(x, y, z) / q(y, z | x)``, or, when a
+TERMS_PER_LINE = 3  # terms of an expanded log-ratio per line of the align
+
+
+def _bracket(spec: Spec, q: Block, p: Block) -> list[str]:
+    """The log-ratio inside the expectations: ``[\\log p(x, y, z) / q(y, z | x)]``, or, when a
     latent has a KL weight, one term per factor of p with ``\\beta_v`` on latent v's ratio."""
     hidden, observed = q.variables(), q.inputs()
     weighted = {v for v in hidden if spec.objective.beta(v) != 1.0 and spec.variable(v).role == "latent"}
     if not weighted:
-        return f"\\log \\frac{{{joint('p', p.variables())}}}{{{joint('q', hidden, observed)}}}"
+        return [f"\\log \\frac{{{joint('p', p.variables())}}}{{{joint('q', hidden, observed)}}}"]
     parts = []
     for f in p.stochastic():
         if f.name in hidden:
@@ -210,12 +213,26 @@ def _bracket(spec: Spec, q: Block, p: Block) -> str:
             parts.append(f"{coef}\\log \\frac{{{p.term(f.name)}}}{{{q.term(f.name)}}}")
         else:
             parts.append(f"\\log {p.term(f.name)}")
-    return " + ".join(parts)
+    return parts
+
+
+def _expectation(lhs: str, under: str, terms: list[str], tail: str = "") -> list[str]:
+    """``lhs &= E_under[terms] tail`` as align lines; a long sum of terms breaks every
+    :data:`TERMS_PER_LINE` terms (``\\bigg`` brackets may span lines, ``\\left`` ones may not)."""
+    expect = f"\\mathrm{{E}}_{{{under}}}"
+    if len(terms) == 1:
+        return [f"{lhs} &= {expect}\\left[{terms[0]}\\right]{tail}"]
+    chunks = [" + ".join(terms[i:i + TERMS_PER_LINE]) for i in range(0, len(terms), TERMS_PER_LINE)]
+    lines = [f"{lhs} &= {expect}\\bigg[{chunks[0]}"] + [f"&\\qquad + {c}" for c in chunks[1:]]
+    lines[-1] += "\\bigg]"
+    if tail:
+        lines.append(f"&\\qquad{tail}")
+    return lines
 
 
 def _elbo(spec: Spec, q: Block, p: Block) -> list[str]:
-    expect = f"\\mathrm{{E}}_{{{joint('q', q.variables(), q.inputs())}}}"
-    return [f"\\mathcal{{L}}({_names(q.inputs())}) &= {expect}\\left[{_bracket(spec, q, p)}\\right]"]
+    return _expectation(f"\\mathcal{{L}}({_names(q.inputs())})", joint("q", q.variables(), q.inputs()),
+                        _bracket(spec, q, p))
 
 
 def _supervised(spec: Spec, q: Block, p: Block) -> tuple[list[str], bool]:
@@ -229,8 +246,8 @@ def _supervised(spec: Spec, q: Block, p: Block) -> tuple[list[str], bool]:
     q_y = joint("q", labels, observed)
     sampled_labels = [y for y in labels if set(q.given(y)) & set(latents)]
     if not sampled_labels:
-        if "\\beta" in bracket:  # the compiled form, with the KL weights inside
-            lines = [f"{lhs} &= \\mathrm{{E}}_{{{post}}}\\left[{bracket}\\right] + (1 + \\alpha) \\log {q_y}"]
+        if len(bracket) > 1:  # the compiled form, with the KL weights inside
+            lines = _expectation(lhs, post, bracket, f" + (1 + \\alpha) \\log {q_y}")
         else:  # the same value, in Kingma et al.'s form
             p_all = joint("p", p.variables())
             lines = [f"{lhs} &= \\mathrm{{E}}_{{{post}}}\\left[\\log \\frac{{{p_all}}}{{{post}}}\\right]"
@@ -244,8 +261,7 @@ def _supervised(spec: Spec, q: Block, p: Block) -> tuple[list[str], bool]:
     weight = "\\, ".join(q.term(y, sampled=sampled) for y in sampled_labels)
     exact = "".join(q.term(y) + "\\, " for y in labels if y not in sampled_labels)
     proposal = "\\, ".join(q.term(z) for z in latents)
-    lines = [
-        f"{lhs} &= \\mathrm{{E}}_{{{post}}}\\left[{bracket}\\right] + (1 + \\alpha) \\log {q_y}",
+    lines = _expectation(lhs, post, bracket, f" + (1 + \\alpha) \\log {q_y}") + [
         f"\\mathrm{{E}}_{{{post}}}\\left[f({_names(latents)})\\right] &\\approx \\sum_{{s=1}}^{{S}} "
         f"\\frac{{w_s}}{{\\sum_{{s'=1}}^{{S}} w_{{s'}}}}\\, f({_names(latents, sampled)}), \\quad w_s = {weight}",
         f"{q_y} &\\approx {exact}\\frac{{1}}{{S}} \\sum_{{s=1}}^{{S}} {weight}",

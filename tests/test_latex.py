@@ -92,7 +92,32 @@ decoder {
 """
 
 
-TEXTS = {"m2": M2, "style_first": STYLE_FIRST, "chain": CHAIN, "vae": VAE,
+# Two labels before the latent, deterministic nodes on both sides, a KL weight: four log terms.
+TWO_LABELS = """model two_labels
+x : observed   unit[1, 28, 28]
+y : supervised categorical[10]
+w : supervised binary[1]
+z : latent     real[32]
+encoder {
+  h | x       = mlp(512, 256)
+  y | h       ~ Categorical(linear)
+  w | h       ~ Bernoulli(linear)
+  z | h, y, w ~ Normal(loc = mlp(128), scale = 0.1)
+}
+decoder {
+  z           ~ Normal(0, 1)
+  y           ~ Categorical(uniform)
+  w           ~ Bernoulli(uniform)
+  g | y, z, w = mlp(256)
+  x | g       ~ ContinuousBernoulli(mlp(512))
+}
+objective {
+  w      = reinforce
+  beta z = 2
+}
+"""
+
+TEXTS = {"two_labels": TWO_LABELS, "m2": M2, "style_first": STYLE_FIRST, "chain": CHAIN, "vae": VAE,
          "style_first_no_beta": STYLE_FIRST.replace("  beta z  = 4\n", ""),
          "m2_beta": M2.replace("  y       = enumerate\n", "  y       = enumerate\n  beta z = 2\n")}
 
@@ -126,6 +151,7 @@ def test_tex_name(name, tex):
     # the decoder is listed out of order (a | z after z, x last): topological order keeps it
     ("chain", "decoder", "p(x, a, y, z) = p(z)\\, p(a \\mid z)\\, p(y)\\, p(x \\mid a, y)"),
     ("vae", "encoder", "q(z_{1} \\mid x) = q(z_{1} \\mid x)"),
+    ("two_labels", "decoder", "p(x, y, w, z) = p(z)\\, p(y)\\, p(w)\\, p(x \\mid y, w, z)"),
 ])
 def test_factorisation(text, block, expected):
     assert factorisation(spec_of(text), block) == expected
@@ -138,15 +164,15 @@ def test_factorisation(text, block, expected):
      ["(1 + \\alpha)", "\\frac{1}{S}", "\\beta_"]),
     # label after the latent: importance-sampled with z^(s) ~ q(z|x)
     ("style_first", ["importance-sampled", "(1 + \\alpha) \\log q(y \\mid x)",
-                   "\\left[\\beta_{z} \\log \\frac{p(z)}{q(z \\mid x)} + \\log \\frac{p(y)}{q(y \\mid x, z)}"
-                   " + \\log p(x \\mid y, z)\\right] + (1 + \\alpha)",
+                   "\\bigg[\\beta_{z} \\log \\frac{p(z)}{q(z \\mid x)} + \\log \\frac{p(y)}{q(y \\mid x, z)}"
+                   " + \\log p(x \\mid y, z)\\bigg] \\\\\n&\\qquad + (1 + \\alpha)",
                    "q(y \\mid x) &\\approx \\frac{1}{S} \\sum_{s=1}^{S} q(y \\mid x, z^{(s)})",
                    "z^{(s)} &\\sim q(z \\mid x)", "\\alpha = 0.3", "S = 8", "\\tau = 0.66",
                    "\\beta_{z} \\log \\frac{p(z)}{q(z \\mid x)}", "\\beta_{z} = 4"],
      ["(exact)", "enumerated"]),
     # exact, with a KL weight: the compiled (1 + alpha) form with beta inside, in both terms
-    ("m2_beta", ["(exact)", "\\mathrm{E}_{q(z \\mid x, y)}\\left[\\beta_{z} \\log \\frac{p(z)}{q(z \\mid x, y)}",
-                 "\\right] + (1 + \\alpha) \\log q(y \\mid x)"],
+    ("m2_beta", ["(exact)", "\\mathrm{E}_{q(z \\mid x, y)}\\bigg[\\beta_{z} \\log \\frac{p(z)}{q(z \\mid x, y)}",
+                 "\\bigg] \\\\\n&\\qquad + (1 + \\alpha) \\log q(y \\mid x)"],
      ["\\frac{1}{S}"]),
     ("style_first_no_beta", ["\\left[\\log \\frac{p(x, y, z)}{q(y, z \\mid x)}\\right] + (1 + \\alpha)"],
      ["\\beta"]),
@@ -154,6 +180,11 @@ def test_factorisation(text, block, expected):
     ("chain", ["w_s = q(y \\mid a^{(s)})", "a^{(s)}, z^{(s)} &\\sim q(a \\mid x)\\, q(z \\mid x, y)",
              "REINFORCE", "S = 4"],
      ["(exact)"]),
+    # four terms break after three; two labels, both exact; y gets the default estimator
+    ("two_labels", ["\\log \\frac{p(w)}{q(w \\mid x)} \\\\\n&\\qquad + \\log p(x \\mid y, w, z)\\bigg]",
+                    "(exact)", "q(y, w \\mid x) &= q(y \\mid x)\\, q(w \\mid x)", "\\mathcal{L}(x, y, w)",
+                    "$y$: enumerated", "(the default", "$w$: score-function"],
+     ["\\frac{1}{S}"]),
     # no supervised variable: the ELBO only
     ("vae", ["\\mathcal{L}(x) &= \\mathrm{E}_{q(z_{1} \\mid x)}"],
      ["\\alpha", "\\mathcal{L}(x, ", "Estimators"]),
@@ -182,7 +213,7 @@ def test_only(only, present, absent):
 # -- the fragment compiles --------------------------------------------------------------
 ALLOWED_MACROS = {
     "begin", "end", "noindent", "texttt", "item", "mathrm", "mathcal", "text", "mid", "log", "frac",
-    "sum", "in", "left", "right", "approx", "sim", "alpha", "beta", "tau", "quad", ",", "\\", "_", "{", "}", "#", "$", "%", "&",
+    "sum", "in", "left", "right", "bigg", "qquad", "approx", "sim", "alpha", "beta", "tau", "quad", ",", "\\", "_", "{", "}", "#", "$", "%", "&",
 }
 ALLOWED_ENVIRONMENTS = {"align*", "itemize"}
 
