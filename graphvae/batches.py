@@ -24,6 +24,7 @@ STATIC_BINARIZE_SEED = 0
 LABELLED_FILE = "labelled.json"
 _VALIDATION_STREAM, _LABELLED_STREAM = 1, 2  # independent random streams drawn from one run seed
 
+
 def count_examples(arrays: dict[str, np.ndarray]) -> int:
     return len(next(iter(arrays.values()))) if arrays else 0
 

@@ -46,7 +46,8 @@ Decisions, documented here because results depend on them:
   names: ``train-images-idx3-ubyte`` (also ``train-images.idx3-ubyte``), with or without ``.gz``
   (detected by content, not name), optionally prefixed ``<name>-``.
 * ``digits``: scikit-learn's bundled 8x8 digits, grey levels 0..16 scaled to [0, 1]; test set a
-  stratified 20% split with the fixed seed ``DIGITS_SPLIT_SEED`` (independent of the run seed).
+  stratified 20% split with the fixed seed ``DIGITS_SPLIT_SEED`` (independent of the run seed):
+  1437 training and 360 test images.
 * ``.npz``: arrays named after spec variables; ``test_<name>`` arrays give the test split,
   otherwise ``NPZ_TEST_FRACTION`` of the examples are held out with seed ``NPZ_SPLIT_SEED``.
 * Matching: an array fits a variable when its size per example equals the variable's; it is
@@ -81,7 +82,7 @@ from pathlib import Path
 import numpy as np
 
 from .batches import (BINARIZE_MODES, LABELLED_FILE, STATIC_BINARIZE_SEED, SemiSupervisedBatches,  # noqa: F401
-                      count_examples, label_variable, take_examples, binarize, binarize_arrays, choose_labelled,
+                      binarize, binarize_arrays, choose_labelled, count_examples, label_variable, take_examples,
                       evaluation_arrays, labelled_counts, load_labelled, mask_unlabelled, save_labelled,
                       split_validation, to_batch)
 from .diagnostics import UserError, did_you_mean
