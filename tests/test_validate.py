@@ -49,6 +49,22 @@ def test_golden(path):
         assert d.message and d.code in d.headline()
 
 
+TWINS = [p for p in GOLDEN if p.suffix == ".yaml" and p.with_suffix(".gvae").exists()]
+
+
+def test_yaml_goldens_twin_dsl_goldens():
+    assert len(TWINS) >= 5
+
+
+@pytest.mark.parametrize("path", TWINS, ids=[p.stem for p in TWINS])
+def test_yaml_and_dsl_twins_report_the_same_rules(path):
+    """The same mistakes in YAML and in the DSL give the same codes, messages and order."""
+    _, yaml_diags = check_file(path)
+    _, dsl_diags = check_file(path.with_suffix(".gvae"))
+    assert [(d.severity, d.code, d.message) for d in yaml_diags] == \
+           [(d.severity, d.code, d.message) for d in dsl_diags]
+
+
 @pytest.mark.parametrize("path", SPECS, ids=[p.name for p in SPECS])
 def test_shipped_specs_are_valid(path):
     spec, diags = check_file(path)
