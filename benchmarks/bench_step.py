@@ -1,0 +1,160 @@
+"""Training-step throughput of the compiled M2 against a hand-written PyTorch M2, and compile times.
+
+Both models have the architecture of ``specs/m2.gvae`` (q(y|x), q(z|x,y) and p(x|y,z)
+each an MLP with one hidden layer of 500 ReLU units; z has 50 dims; x is 784 binary
+pixels) and take the same batches (100 examples, 10 of them labelled).  A step is
+forward + backward + Adam.  The two are timed in alternation within one run, in
+blocks of ``--steps`` steps, and the median steps/s over ``--repeats`` blocks is
+reported with the ratio compiled / hand-written (target >= 0.95).
+
+    python benchmarks/bench_step.py [--repeats 7] [--steps 20] [--device cpu|cuda] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import math
+import os
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class HandM2(nn.Module):
+    """Kingma et al. (2014) M2 written directly: the reference the compiled model is timed against."""
+
+    def __init__(self, x_dim=784, y_dim=10, z_dim=50, hidden=500, alpha=0.1):
+        super().__init__()
+        self.y_dim, self.z_dim, self.alpha = y_dim, z_dim, alpha
+        self.qy = nn.Sequential(nn.Linear(x_dim, hidden), nn.ReLU(), nn.Linear(hidden, y_dim))
+        self.qz = nn.Sequential(nn.Linear(x_dim + y_dim, hidden), nn.ReLU(), nn.Linear(hidden, 2 * z_dim))
+        self.px = nn.Sequential(nn.Linear(y_dim + z_dim, hidden), nn.ReLU(), nn.Linear(hidden, x_dim))
+
+    def elbo_given_y(self, x, y_onehot):
+        """log p(x|y,z) + log p(z) + log p(y) - log q(z|x,y) with one z ~ q(z|x,y)."""
+        loc, raw = self.qz(torch.cat([x, y_onehot], -1)).chunk(2, -1)
+        scale = raw.exp()
+        z = loc + scale * torch.randn_like(loc)
+        logits = self.px(torch.cat([y_onehot, z], -1))
+        log_px = -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+        log_pz = (-0.5 * z ** 2 - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_qz = (-0.5 * ((z - loc) / scale) ** 2 - scale.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+        return log_px + log_pz - log_qz - math.log(self.y_dim)
+
+    def loss(self, x, y):
+        lab = y >= 0
+        xl, yl, xu = x[lab], y[lab], x[~lab]
+        log_qy_l = torch.log_softmax(self.qy(xl), -1).gather(1, yl[:, None]).squeeze(1)
+        sup = self.elbo_given_y(xl, F.one_hot(yl, self.y_dim).float()) + self.alpha * log_qy_l
+        log_qy_u = torch.log_softmax(self.qy(xu), -1)  # (Bu, K)
+        n, k = xu.shape[0], self.y_dim
+        ys = torch.eye(k).to(x).repeat_interleave(n, 0)  # (K*Bu, K)
+        e = self.elbo_given_y(xu.repeat(k, 1), ys).view(k, n).t()  # (Bu, K)
+        q = log_qy_u.exp()
+        unsup = (q * (e - log_qy_u)).sum(-1)
+        return -(sup.sum() + unsup.sum()) / x.shape[0]
+
+
+def make_batch(batch, labelled, device, gen):
+    x = torch.bernoulli(torch.rand(batch, 784, generator=gen)).to(device)
+    y = torch.randint(0, 10, (batch,), generator=gen)
+    y[labelled:] = -1
+    return x, y.to(device)
+
+
+def time_steps(step, steps, device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return steps / (time.perf_counter() - t0)
+
+
+def compile_times(pattern: str) -> list[tuple[str, float]]:
+    import graphvae
+
+    out = []
+    for path in sorted(glob.glob(pattern)):
+        t0 = time.perf_counter()
+        try:
+            graphvae.compile_spec(path)
+            out.append((os.path.relpath(path, ROOT), time.perf_counter() - t0))
+        except Exception as exc:  # report and keep timing the others
+            out.append((f"{os.path.relpath(path, ROOT)} (failed: {type(exc).__name__})", float("nan")))
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--steps", type=int, default=20, help="steps per timed block")
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--labelled", type=int, default=10)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("bench_step: CUDA is not available", file=sys.stderr)
+        return 2
+    sys.path.insert(0, ROOT)
+    import graphvae
+
+    torch.manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    compiled = graphvae.compile_spec(os.path.join(ROOT, "specs", "m2.gvae")).to(device)
+    hand = HandM2(alpha=compiled.config.alpha).to(device)
+    opt_c = torch.optim.Adam(compiled.parameters(), lr=1e-3)
+    opt_h = torch.optim.Adam(hand.parameters(), lr=1e-3)
+    batches = [make_batch(args.batch, args.labelled, device, gen) for _ in range(8)]
+    i = {"c": 0, "h": 0}
+
+    def step_compiled():
+        x, y = batches[i["c"] % len(batches)]
+        i["c"] += 1
+        opt_c.zero_grad(set_to_none=True)
+        compiled.loss({"x": x, "y": y}).backward()
+        opt_c.step()
+
+    def step_hand():
+        x, y = batches[i["h"] % len(batches)]
+        i["h"] += 1
+        opt_h.zero_grad(set_to_none=True)
+        hand.loss(x, y).backward()
+        opt_h.step()
+
+    time_steps(step_compiled, args.warmup, device)
+    time_steps(step_hand, args.warmup, device)
+    rates_c, rates_h = [], []
+    for r in range(args.repeats):  # interleaved, alternating which goes first
+        pair = [(step_compiled, rates_c), (step_hand, rates_h)]
+        for step, rates in (pair if r % 2 == 0 else pair[::-1]):
+            rates.append(time_steps(step, args.steps, device))
+    med_c, med_h = statistics.median(rates_c), statistics.median(rates_h)
+    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch} "
+          f"({args.labelled} labelled), {args.repeats} repeats x {args.steps} steps")
+    print(f"compiled M2     {med_c:8.1f} steps/s   (blocks: {', '.join(f'{r:.1f}' for r in rates_c)})")
+    print(f"hand-written M2 {med_h:8.1f} steps/s   (blocks: {', '.join(f'{r:.1f}' for r in rates_h)})")
+    print(f"ratio compiled / hand-written: {med_c / med_h:.3f}  (target >= 0.95)")
+    print("compile time per spec (parse + validate + build):")
+    for path, seconds in compile_times(os.path.join(ROOT, "specs", "*")):
+        print(f"  {path:40s} {seconds * 1000:8.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
