@@ -354,7 +354,8 @@ class TrainingData:
             counts = np.unique(self.train[self.label_var][self.labelled], return_counts=True)[1]
             lo, hi = int(counts.min()), int(counts.max())
             text += f": {lo} per class" if lo == hi else f": {lo}-{hi} per class"
-        return (f"{self.dataset.name}: {count_examples(self.train)} train ({text}), {count_examples(self.val)} validation, "
+        return (f"{self.dataset.name}: {count_examples(self.train)} train ({text}), "
+                f"{count_examples(self.val)} validation, "
                 f"{count_examples(self.test)} test")
 
 
