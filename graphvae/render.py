@@ -217,6 +217,8 @@ def to_graphviz(diagram: Diagram):
 def output_format(out: str | os.PathLike) -> str:
     """The graphviz format for an output path, from its suffix; UserError for an unknown one."""
     suffix = Path(out).suffix.lower()
+    if suffix == ".tex":
+        raise UserError(f"cannot write '{out}' as a picture: use --latex to write the math as .tex")
     if suffix not in FORMATS:
         known = ", ".join(s for s in FORMATS if s != ".gv")
         raise UserError(f"cannot write '{out}': unknown output format '{suffix or '(none)'}'; use one of {known}")

@@ -260,6 +260,7 @@ def test_cli_latex(capsys, argv, expect):
 @pytest.mark.parametrize("argv, message", [
     (["-o", "m2.jpg"], "unknown output format '.jpg'"),
     (["--latex", "-o", "m2.png"], "must end in .tex"),
+    (["-o", "m2.tex"], "use --latex"),
     (["-o", "no/such/folder/m2.dot"], "does not exist"),
 ])
 def test_cli_user_errors(tmp_path, capsys, monkeypatch, argv, message):
