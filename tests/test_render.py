@@ -287,3 +287,34 @@ def test_render_does_not_import_torch(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert run.returncode == 0, run.stderr
+
+
+SPEC_FILES = sorted(SPECS.glob("*.gvae")) + sorted(SPECS.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SPEC_FILES, ids=lambda p: p.name)
+def test_every_shipped_spec_renders(tmp_path, path):
+    from graphvae.loader import load_spec
+
+    spec = load_spec(str(path))
+    diagram = describe(spec)
+    for cluster, factors in zip(diagram.clusters, (spec.encoder, spec.decoder)):
+        names = {n.name for n in cluster.nodes}
+        assert {f.name for f in factors} <= names  # one node per factor, plus inputs
+        assert len({n.id for n in cluster.nodes}) == len(cluster.nodes)
+        for n in cluster.nodes:  # every node is labelled with its name first
+            assert n.lines[0].startswith(n.name + " ")
+    for var in spec.variables:
+        assert diagram.cluster("decoder").node(var.name).kind == var.role
+    write(to_graphviz(diagram), tmp_path / "m.dot")
+    assert (tmp_path / "m.dot").read_text().startswith(f"digraph {spec.name} {{")
+
+
+@pytest.mark.parametrize("path", sorted(SPECS.glob("*.yaml")), ids=lambda p: p.name)
+def test_yaml_specs_draw_like_their_dsl_twins(path):
+    from graphvae.loader import load_spec
+
+    twin = path.with_suffix(".gvae")
+    if not twin.exists():
+        pytest.skip(f"no {twin.name}")
+    assert to_graphviz(describe(load_spec(str(path)))).source == to_graphviz(describe(load_spec(str(twin)))).source
