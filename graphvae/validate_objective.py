@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import fields
-from math import isfinite, prod
+from math import isfinite, log2, prod
 from typing import Callable, Iterator
 
 from .config import ObjectiveConfig, TrainConfig, schema
@@ -33,6 +33,7 @@ from .ir import Setting, Spec, Variable
 from .validate_context import Context, first_span
 
 ENUMERATE_LIMIT = 1024  # joint values summed over per example before enumeration is "large"
+MAX_COUNTED_BITS = 4096  # enumeration_size counts exactly up to 2**this many values
 ESTIMATORS: dict[str, dict[str, str]] = {  # method -> option -> constraint
     "enumerate": {},
     "relax": {"temperature": "positive"},
@@ -68,17 +69,37 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
 
 # -- estimators -------------------------------------------------------------------------
 
-def enumeration_size(var: Variable) -> int | None:
-    """Number of values of a discrete variable: K for categorical[K], 2**n for binary with n entries."""
+def _entries(var: Variable) -> int | None:
+    """Number of binary entries, or None when the shape is not a tuple of positive integers."""
+    if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in var.shape):
+        return None
+    return prod(var.shape)
+
+
+def enumeration_log2(var: Variable) -> float | None:
+    """log2 of the number of values of a discrete variable (cheap for any shape), else None."""
     if var.domain == "categorical":
-        return var.shape[-1] if var.shape else None
+        k = var.shape[-1] if len(var.shape) == 1 else None
+        return log2(k) if isinstance(k, int) and not isinstance(k, bool) and k > 0 else None
     if var.domain == "binary":
-        return 2 ** prod(var.shape)
+        return _entries(var)
     return None
 
 
+def enumeration_size(var: Variable) -> int | None:
+    """Number of values of a discrete variable: K for categorical[K], 2**n for binary with n entries;
+    None for other domains, malformed shapes, or more than 2**MAX_COUNTED_BITS values."""
+    bits = enumeration_log2(var)
+    if bits is None or bits > MAX_COUNTED_BITS:
+        return None
+    return var.shape[-1] if var.domain == "categorical" else 2 ** _entries(var)
+
+
 def _size_text(var: Variable) -> str:
-    return f"2^{prod(var.shape)}" if var.domain == "binary" and prod(var.shape) > 10 else str(enumeration_size(var))
+    bits = enumeration_log2(var)
+    if var.domain == "binary" and bits is not None and bits > 10:
+        return f"2^{int(bits)}"
+    return str(enumeration_size(var))
 
 
 def default_estimator(spec: Spec, var: str | Variable) -> str:
@@ -88,8 +109,8 @@ def default_estimator(spec: Spec, var: str | Variable) -> str:
     v = spec.variable(var) if isinstance(var, str) else var
     if v is None or v.role == "observed" or not v.discrete:
         raise ValueError(f"no estimator applies to {var if isinstance(var, str) else var.name!r}")
-    size = enumeration_size(v)
-    return "enumerate" if size is not None and size <= ENUMERATE_LIMIT else "reinforce"
+    bits = enumeration_log2(v)
+    return "enumerate" if bits is not None and bits <= log2(ENUMERATE_LIMIT) else "reinforce"
 
 
 def estimator_method(spec: Spec, name: str) -> str | None:
@@ -160,7 +181,7 @@ def rule_missing_estimators(ctx: Context) -> Iterator[Diagnostic]:
     for v in ctx.spec.variables:
         if (ctx.variables[v.name] is v and v.role in ("latent", "supervised") and v.discrete
                 and ctx.stochastic("encoder", v.name) is not None and ctx.spec.objective.estimator(v.name) is None
-                and enumeration_size(v) is not None):
+                and enumeration_log2(v) is not None):
             method = default_estimator(ctx.spec, v)
             yield warning("missing-estimator", f"discrete {v.role} variable '{v.name}' has no estimator in the "
                           f"objective; it defaults to {method} ({_size_text(v)} values)", v.span,
@@ -168,20 +189,23 @@ def rule_missing_estimators(ctx: Context) -> Iterator[Diagnostic]:
 
 
 def rule_large_enumeration(ctx: Context) -> Iterator[Diagnostic]:
-    enumerated = []
-    for v in ctx.variables.values():
-        if v.role in ("latent", "supervised") and v.discrete and enumeration_size(v) is not None \
-                and ctx.stochastic("encoder", v.name) is not None and estimator_method(ctx.spec, v.name) == "enumerate":
-            enumerated.append(v)
-    total = prod(enumeration_size(v) for v in enumerated)
-    if total <= ENUMERATE_LIMIT:
-        return
+    enumerated = [v for v in ctx.variables.values()
+                  if v.role in ("latent", "supervised") and enumeration_log2(v) is not None
+                  and ctx.stochastic("encoder", v.name) is not None
+                  and estimator_method(ctx.spec, v.name) == "enumerate"]
+    bits = sum(enumeration_log2(v) for v in enumerated)
+    if bits <= 64:  # small enough to count exactly
+        count = prod(enumeration_size(v) for v in enumerated)
+        if count <= ENUMERATE_LIMIT:
+            return
+        total = str(count)
+    else:
+        total = f"about 2^{round(bits)}"
     explicit = [e for e in ctx.spec.objective.estimators if e.method.name == "enumerate"]
     span = first_span(*(e.span for e in explicit), ctx.spec.objective.span, *(v.span for v in enumerated))
     listed = ", ".join(f"{v.name} ({_size_text(v)})" for v in enumerated)
-    yield warning("large-enumeration", f"enumerating {listed} sums over {total if total < 10**9 else 'more than 10^9'} "
-                  f"joint values per unlabelled example (limit {ENUMERATE_LIMIT})", span,
-                  "consider relax or reinforce")
+    yield warning("large-enumeration", f"enumerating {listed} sums over {total} joint values per unlabelled "
+                  f"example (limit {ENUMERATE_LIMIT})", span, "consider relax or reinforce")
 
 
 # -- betas ------------------------------------------------------------------------------

@@ -115,9 +115,20 @@ def test_large_enumeration_counts_defaults():
     assert got == [("warning", "large-enumeration"), ("warning", "missing-estimator")]
 
 
-@pytest.mark.parametrize("var, size", [(Y, 3), (B, 4), (Variable("b", "latent", "binary", (2, 3)), 64), (Z, None)])
+@pytest.mark.parametrize("var, size", [
+    (Y, 3), (B, 4), (Variable("b", "latent", "binary", (2, 3)), 64), (Z, None),
+    (Variable("b", "latent", "binary", (10**9,)), None),  # too many to count; never computes 2**(10**9)
+    (Variable("y", "latent", "categorical", ("ten",)), None),
+])
 def test_enumeration_size(var, size):
     assert enumeration_size(var) == size
+
+
+def test_huge_binary_latent_defaults_to_reinforce_and_warns_when_enumerated():
+    b = Variable("b", "latent", "binary", (10**9,))
+    assert codes(spec(Objective((), (est("y", "enumerate"),)), b=b)) == [("warning", "missing-estimator")]
+    [d] = validate(spec(Objective((), BOTH), b=b))
+    assert d.code == "large-enumeration" and "2^1000000000" in d.message
 
 
 def test_enumerate_limit():
