@@ -249,3 +249,14 @@ def test_mutations_never_raise(edits):
     spec, diags = parse_dsl(text, "fuzz.gvae")
     assert spec is not None or any(d.is_error for d in diags)
     assert all(d.span is not None and d.span.line >= 1 and d.span.col >= 1 for d in diags)
+
+
+def test_language_reference_covers_families_and_settings():
+    from dataclasses import fields
+
+    from graphvae.config import ObjectiveConfig, TrainConfig
+    from graphvae.families import FAMILIES
+
+    doc = (SPECS.parent / "docs" / "language.md").read_text()
+    names = list(FAMILIES) + [f.name for f in fields(ObjectiveConfig)] + [f.name for f in fields(TrainConfig)]
+    assert [n for n in names if f"`{n}`" not in doc] == []
