@@ -152,7 +152,7 @@ def quadrature_log_qy(model, x, y):
         h = enc["h"]([x[None]])  # (1, 6)
         qz = enc["z"].dist([h])
         loc, scale = float(qz.mean[0, 0]), float(qz.stddev[0, 0])
-        z = torch.linspace(loc - 12 * scale, loc + 12 * scale, 40001)[:, None]  # (G, 1)
+        z = torch.linspace(loc - 12 * scale, loc + 12 * scale, 40001, dtype=h.dtype)[:, None]  # (G, 1)
         log_qz = qz.log_prob(z)  # (G,)
         log_qy = enc["y"].dist([z, h.expand(len(z), -1)]).log_prob(torch.full((len(z),), y))
         integrand = torch.exp(log_qz + log_qy).double()
@@ -165,22 +165,22 @@ def test_style_first_log_qy_converges_to_quadrature():
     with torch.no_grad():  # a q(y|z) that depends strongly on z, so the weights are far from uniform
         layer = model.encoder["y"].nets["logits"].first
         layer.weight[:, 0] = torch.tensor([4.0, -3.0, 5.0, 2.0, -4.0])
+        model.encoder["y"].nets["logits"].rest[1].weight.mul_(4.0)
         model.encoder["z"].nets["loc+scale"].first.bias[1] = 0.5
     x, y = torch.tensor([1.0, 0.0, 1.0, 1.0]), 2
     exact = quadrature_log_qy(model, x, y)
     reps = 200
     batch = {"x": x.expand(reps, 4).clone(), "y": torch.full((reps,), y)}
     errors = []
-    for s in (1, 10, 100, 2000):
+    for s in (1, 10, 100, 10_000):
         model.config = model.config.__class__(**{**model.config.__dict__, "samples": s})
         with torch.no_grad():
             _, terms = model.loss(batch, terms=True)
         assert float(terms["n_labelled/y"]) == reps
         errors.append(abs(float(terms["classifier/y"]) - exact))
         assert float(terms["ess/y"]) <= s + 1e-4
-    assert errors[-1] < 0.01, errors
-    assert errors[0] > errors[-1] * 5, errors
-    assert errors == sorted(errors, reverse=True), errors
+    assert errors[0] > 0.1 and errors[0] > errors[1] > errors[2], errors  # the log-mean-exp's bias falls with S
+    assert errors[3] < 0.005, errors  # (float32 log-densities set the floor)
 
 
 M2_TINY = """model m2tiny
