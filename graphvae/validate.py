@@ -43,7 +43,7 @@ from . import validate_factors, validate_objective
 from .diagnostics import Diagnostic, did_you_mean, error, sort_key, warning
 from .graph import all_cycles, format_cycle
 from .ir import DOMAINS, ROLES, Spec
-from .validate_context import (BLOCK_LETTER, BLOCKS, Context, describe_factor, factor_span, first_span,
+from .validate_context import (BLOCK_LETTER, BLOCKS, Context, describe_factor, factor_span,
                                parent_span)
 from .validate_objective import ENUMERATE_LIMIT, default_estimator, enumeration_size, estimator_method
 
@@ -135,9 +135,8 @@ def rule_cycles(ctx: Context) -> Iterator[Diagnostic]:
     for block in BLOCKS:
         g = ctx.graphs[block]
         for cycle in all_cycles(g):
-            f = g.nodes[cycle[0]]["factor"]
-            span = factor_span(f) if f is not None else first_span(ctx.spec.encoder_span
-                                                                   if block == "encoder" else ctx.spec.decoder_span)
+            f = g.nodes[cycle[0]]["factor"]  # every node on a cycle has parents, hence a factor
+            span = factor_span(f) if f is not None else getattr(ctx.spec, f"{block}_span")
             yield error("cycle", f"the {block} ({BLOCK_LETTER[block]}) has a cycle: {format_cycle(cycle)}; "
                         "factors must form a directed acyclic graph", span)
 

@@ -27,8 +27,8 @@ from math import isfinite, log2, prod
 from typing import Callable, Iterator
 
 from .config import ObjectiveConfig, TrainConfig, schema
-from .families import FAMILIES
 from .diagnostics import Diagnostic, did_you_mean, error, warning
+from .families import FAMILIES
 from .ir import Setting, Spec, Variable
 from .validate_context import Context, first_span
 
