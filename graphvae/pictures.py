@@ -123,26 +123,39 @@ def _as_images(values, shape: tuple[int, ...]):
     return np.clip(arr, 0.0, 1.0)
 
 
+def mosaic(images, rows: int, cols: int, pad: int = 1):
+    """One array tiling ``rows * cols`` images row-major with ``pad`` pixels of white between them."""
+    import numpy as np
+
+    h, w = images.shape[1:3]
+    extra = images.shape[3:]
+    out = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad) + extra, dtype=np.float32)
+    for i in range(min(len(images), rows * cols)):
+        r, c = divmod(i, cols)
+        out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = images[i]
+    return out
+
+
 def image_grid(images, rows: int, cols: int, path, row_labels=None, col_labels=None, title: str = "") -> Path:
     """Draw ``rows * cols`` images (row-major, numpy (N, H, W[, 3]) in [0, 1]) as one PNG."""
     plt = _pyplot()
-    cell = 0.6
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * cell + 0.6, rows * cell + 0.5), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-        if i < len(images):
-            ax.imshow(images[i], cmap="gray" if images.ndim == 3 else None, vmin=0, vmax=1,
-                      interpolation="nearest")
-    for r, label in enumerate(row_labels or []):
-        axes[r, 0].set_ylabel(str(label), rotation=0, ha="right", va="center", fontsize=7)
-    for c, label in enumerate(col_labels or []):
-        axes[0, c].set_title(str(label), fontsize=7)
+    h, w = images.shape[1:3]
+    cell = max(0.3, min(0.9, 0.032 * max(h, w)))  # inches per image: 28x28 -> 0.9, 8x8 -> 0.3
+    fig, ax = plt.subplots(figsize=(cols * cell + 1.2, rows * cell + 0.8))
+    ax.imshow(mosaic(images, rows, cols), cmap="gray" if images.ndim == 3 else None, vmin=0, vmax=1,
+              interpolation="nearest")
+    ax.set_xticks([1 + c * (w + 1) + (w - 1) / 2 for c in range(cols)] if col_labels else [])
+    ax.set_yticks([1 + r * (h + 1) + (h - 1) / 2 for r in range(rows)] if row_labels else [])
+    if col_labels:
+        ax.set_xticklabels([str(c) for c in col_labels], fontsize=7)
+        ax.xaxis.tick_top()
+    if row_labels:
+        ax.set_yticklabels([str(r) for r in row_labels], fontsize=7)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     if title:
-        fig.suptitle(title, fontsize=9)
-    fig.subplots_adjust(wspace=0.04, hspace=0.04)
+        ax.set_title(title, fontsize=9, pad=14 if col_labels else 6)
     save_figure(fig, path)
     return Path(path)
 

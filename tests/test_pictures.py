@@ -98,3 +98,72 @@ def test_plot_cli_exit_codes(tmp_path, capsys, make, extra, code, message):
     else:
         target = tmp_path / "custom.png" if extra else run.path / "curves.png"
         _png_size(target)
+
+
+SPEC = """model tiny
+x : observed   binary[64]
+y : supervised categorical[10]
+z : latent     real[3]
+encoder {
+  y | x    ~ Categorical(mlp(16))
+  z | x, y ~ Normal(mlp(16))
+}
+decoder {
+  z        ~ Normal(0, 1)
+  y        ~ Categorical(uniform)
+  x | y, z ~ Bernoulli(mlp(16))
+}
+train {
+  epochs = 1
+  batch_size = 300
+  labels = 30
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    import torch
+
+    from graphvae import trainconfig
+    from graphvae.train import load_spec_file, train
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("pictures")
+    path = root / "tiny.gvae"
+    path.write_text(SPEC)
+    cfg = trainconfig.resolve(load_spec_file(path)[0], {"device": "cpu"})
+    return train(path, cfg, root / "run", progress=False, log=lambda *_: None).run
+
+
+@pytest.mark.parametrize("n, grids", [
+    (4, {"generation.png": (10, 4), "style_transfer.png": (4, 11), "reconstructions.png": (4, 4),
+         "traversals.png": (3, 4)}),
+    (2, {"generation.png": (10, 2), "style_transfer.png": (2, 11), "reconstructions.png": (4, 2),
+         "traversals.png": (3, 2)}),
+])
+def test_sample_writes_every_grid(trained, tmp_path, n, grids):
+    from graphvae.pictures import sample_pictures
+
+    written = sample_pictures(trained, tmp_path / "figs", n=n, device="cpu", log=lambda *_: None)
+    assert sorted(p.name for p in written) == sorted(grids)
+    sizes = {p.name: _png_size(p) for p in written}
+    for name, (rows, cols) in grids.items():
+        w, h = sizes[name]
+        assert w >= cols * 20 and h >= rows * 20, name  # room for every cell
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    (["sample", "{run}", "--out", "{tmp}/figs", "--n", "3", "--device", "cpu"], 0, None),
+    (["sample", "{run}", "--out", "{tmp}/figs", "--n", "0"], 1, "--n must be at least 1"),
+    (["sample", "{tmp}/nowhere", "--out", "{tmp}/figs"], 1, "no such run folder"),
+])
+def test_sample_cli(trained, tmp_path, capsys, argv, code, message):
+    assert main([a.format(run=trained, tmp=tmp_path) for a in argv]) == code
+    captured = capsys.readouterr()
+    if message:
+        assert message in captured.err and "Traceback" not in captured.err
+    else:
+        assert captured.out.count("wrote ") == 4
+        for name in ("generation", "style_transfer", "reconstructions", "traversals"):
+            _png_size(tmp_path / "figs" / f"{name}.png")
