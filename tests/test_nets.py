@@ -1,0 +1,108 @@
+"""Networks: blockwise first layer over parents, MLP shapes, heads, literal buffers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from graphvae.ir import Net, Option
+from graphvae.nets import ACTIVATIONS, FactorModule, NodeNet, ParentInput, ParentsLinear, activation, parameter_count
+
+torch.set_num_threads(1)
+
+# (parents, values of one example batch with lead dims (2, 1) and B = 3, as the layer receives them)
+CASES = {
+    "float": ((ParentInput("x", (4,)),), lambda: [torch.randn(1, 1, 3, 4)]),
+    "image": ((ParentInput("x", (2, 3)),), lambda: [torch.randn(1, 1, 3, 2, 3)]),
+    "scalar": ((ParentInput("r", ()),), lambda: [torch.randn(2, 1, 3)]),
+    "index": ((ParentInput("y", (5,), 5),), lambda: [torch.randint(0, 5, (2, 1, 3))]),
+    "index multi": ((ParentInput("y", (2, 5), 5),), lambda: [torch.randint(0, 5, (2, 1, 3, 2))]),
+    "relaxed": ((ParentInput("y", (5,), 5),), lambda: [torch.softmax(torch.randn(2, 1, 3, 5), -1)]),
+    "mixed": ((ParentInput("x", (4,)), ParentInput("y", (5,), 5), ParentInput("h", (3,))),
+              lambda: [torch.randn(1, 1, 3, 4), torch.randint(0, 5, (2, 1, 1)), torch.randn(2, 1, 3, 3)]),
+}
+
+
+def concat_reference(parents, values):
+    """Broadcast, one-hot the indices, flatten and concatenate, as a plain nn.Linear would need."""
+    feats = []
+    for p, v in zip(parents, values):
+        if v.is_floating_point():
+            feats.append(v.reshape(v.shape[:v.dim() - len(p.shape)] + (-1,)) if p.shape else v[..., None])
+        else:
+            oh = F.one_hot(v, p.classes).float()
+            feats.append(oh.reshape(oh.shape[:v.dim() - (len(p.shape) - 1)] + (-1,)))
+    lead = torch.broadcast_shapes(*(f.shape[:-1] for f in feats))
+    return torch.cat([f.expand(lead + f.shape[-1:]) for f in feats], -1)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_parents_linear_equals_linear_over_the_concatenation(case):
+    torch.manual_seed(0)
+    parents, make = CASES[case]
+    layer = ParentsLinear(parents, 6)
+    values = make()
+    reference = F.linear(concat_reference(parents, values), layer.weight, layer.bias)
+    out = layer(values)
+    assert out.shape == reference.shape
+    torch.testing.assert_close(out, reference)
+    assert layer.weight.shape == (6, sum(p.width for p in parents))
+
+
+@pytest.mark.parametrize("net, head, widths, last", [
+    (Net("mlp", (500,)), {"logits": (10,)}, [(794, 500), (500, 10)], None),
+    (Net("mlp", (8, 4), (Option("activation", "tanh"),)), {"loc": (3,), "scale": (3,)}, [(794, 8), (8, 4), (4, 6)], None),
+    (Net("linear"), {"loc": (2, 3)}, [(794, 6)], None),
+    (Net("mlp", (16,)), None, [(794, 16)], nn.ReLU),
+    (Net("mlp", (16,), (Option("activation", "softplus"),)), None, [(794, 16)], nn.Softplus),
+    (Net("linear", (7,)), None, [(794, 7)], None),
+])
+def test_node_net_layers_and_outputs(net, head, widths, last):
+    torch.manual_seed(1)
+    parents = (ParentInput("x", (784,)), ParentInput("y", (10,), 10))
+    module = NodeNet(net, parents, head)
+    shapes = [tuple(w.shape[::-1]) for w, _ in module.linear_layers()]
+    assert shapes == widths
+    assert parameter_count(module) == sum(i * o + o for i, o in widths)
+    out = module([torch.rand(1, 5, 784), torch.randint(0, 10, (1, 5))])
+    if head is None:
+        assert out.shape == (1, 5, widths[-1][1])
+        final = list(module.rest)[-1] if len(module.rest) else None
+        assert (type(final) is last) if last else not isinstance(final, tuple(ACTIVATIONS.values()))
+        if last is nn.ReLU:
+            assert bool((out >= 0).all())
+    else:
+        assert {k: tuple(v.shape) for k, v in out.items()} == {k: (1, 5) + s for k, s in head.items()}
+
+
+def test_hidden_activation_by_name():
+    module = NodeNet(Net("mlp", (4, 4), (Option("activation", "tanh"),)), (ParentInput("x", (2,)),), {"loc": (1,)})
+    assert [type(m) for m in module.rest] == [nn.Tanh, nn.Linear, nn.Tanh, nn.Linear]
+    with pytest.raises(ValueError, match="unknown activation 'relu6'"):
+        activation("relu6")
+
+
+def test_deterministic_needs_a_width_and_a_parentless_node_learns_a_constant():
+    with pytest.raises(ValueError, match="needs an output width"):
+        NodeNet(Net("linear"), (ParentInput("x", (2,)),), None)
+    module = NodeNet(Net("linear"), (), {"loc": (3,), "scale": (3,)})
+    out = module([])
+    assert out["loc"].shape == (3,) and module.free.requires_grad
+
+
+def test_factor_module_literals_are_buffers_and_heads_are_constrained():
+    torch.manual_seed(2)
+    module = FactorModule("Normal", (3,), {"scale": 0.1}, [(Net("mlp", (4,)), ("loc",))], (ParentInput("x", (2,)),))
+    params = module.params([torch.randn(1, 5, 2)])
+    assert params["loc"].shape == (1, 5, 3)
+    assert torch.equal(params["scale"], torch.full((3,), 0.1))
+    assert "literal_scale" not in module.state_dict()  # from the spec, not learnt
+    module.double()
+    d = module.dist([torch.randn(1, 5, 2, dtype=torch.float64)])
+    assert d.batch_shape == (1, 5) and d.event_shape == (3,)
+    assert d.mean.dtype == torch.float64
+    prior = FactorModule("Normal", (3,), {}, [(Net("linear"), ("loc", "scale"))], (ParentInput("x", (2,)),))
+    scale = prior.params([torch.randn(1, 4, 2) * 100])["scale"]
+    assert bool((scale > 0).all())
