@@ -149,6 +149,19 @@ def spec_differences(run_spec, spec, limit: int = 6) -> list[str]:
     return out
 
 
+def checkpoint_spec_differences(state: dict, spec) -> list[str]:
+    """What differs between the spec text stored in a checkpoint and ``spec`` (see :func:`spec_differences`).
+
+    ``["the checkpoint's spec does not parse"]`` when its text has errors."""
+    from .loader import EXTENSIONS, check_text
+
+    suffix = state.get("spec_suffix", ".gvae")
+    old, diags = check_text(state["spec"], f"<checkpoint>{suffix}", EXTENSIONS.get(suffix, "dsl"))
+    if old is None or any(d.is_error for d in diags):
+        return ["the checkpoint's spec does not parse"]
+    return spec_differences(old, spec)
+
+
 def state_dict_differences(saved: dict[str, Any], current: dict[str, Any], limit: int = 4) -> list[str]:
     """Parameter names/shapes that differ between two state dicts (a last-resort check)."""
     out = []

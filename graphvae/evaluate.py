@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import torch
 
@@ -114,7 +113,7 @@ def selection_score(spec, row: dict) -> float:
 # -- loading a trained run ----------------------------------------------------------------------
 def load_run(run_path, which: str = "best", device: str = "cpu"):
     """(spec, config, model) of a run folder, the model holding ``which`` checkpoint's weights."""
-    from .checkpoint import load_checkpoint, spec_differences, state_dict_differences
+    from .checkpoint import checkpoint_spec_differences, load_checkpoint, state_dict_differences
     from .compiler import compile_spec
     from .train import load_spec_file, pick_device
     from . import trainconfig
@@ -126,10 +125,10 @@ def load_run(run_path, which: str = "best", device: str = "cpu"):
         path = run.checkpoint("last")
     state = load_checkpoint(path)
     spec, _, _ = load_spec_file(run.spec_path())
-    if state["spec"].strip() != run.read_spec_text().strip():
-        diffs = _text_spec_differences(state, spec)
-        raise UserError(f"{path} was trained on a different spec than {run.spec_path()}"
-                        + (f": {'; '.join(diffs)}" if diffs else ""))
+    if state["spec"] != run.read_spec_text():
+        diffs = checkpoint_spec_differences(state, spec)
+        if diffs:
+            raise UserError(f"{path} was trained on a different spec than {run.spec_path()}: {'; '.join(diffs)}")
     cfg = trainconfig.from_dict(state["config"], str(path))
     model = compile_spec(spec)
     current = model.state_dict()
@@ -140,22 +139,6 @@ def load_run(run_path, which: str = "best", device: str = "cpu"):
     model.to(pick_device(device))
     model.eval()
     return spec, cfg, model, state
-
-
-def _text_spec_differences(state: dict, spec) -> list[str]:
-    import tempfile
-
-    from .checkpoint import spec_differences
-    from .train import load_spec_file
-
-    with tempfile.TemporaryDirectory() as tmp:
-        p = Path(tmp) / f"spec{state.get('spec_suffix', '.gvae')}"
-        p.write_text(state["spec"], encoding="utf-8")
-        try:
-            old, _, _ = load_spec_file(p)
-        except Exception:
-            return []
-    return spec_differences(old, spec)
 
 
 def evaluate_run(run_path, data: str | None = None, data_dir: str | None = None, samples: int | None = None,

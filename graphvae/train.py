@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from . import trainconfig
-from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint, spec_differences
+from .checkpoint import (capture_rng, checkpoint_spec_differences, load_checkpoint, restore_rng, save_checkpoint,
+                         spec_differences, state_dict_differences)
 from .config import TrainConfig
 from .diagnostics import UserError
 from .runfolder import RunFolder
@@ -157,6 +158,10 @@ def train(spec, config: TrainConfig | None = None, out_dir=None, *, resume: bool
         run.check_spec_hash()
         state = load_checkpoint(run.checkpoint("last"))
         run_spec, text, suffix = load_spec_file(run.spec_path())
+        diffs = checkpoint_spec_differences(state, run_spec) if state["spec"] != text else []
+        if diffs:
+            raise UserError(f"{run.checkpoint('last')} was trained on a different spec than {run.spec_path()}: "
+                            f"{'; '.join(diffs)}")
         if spec is not None:
             given = _spec_and_text(spec)[0]
             diffs = spec_differences(run_spec, given)
@@ -192,6 +197,9 @@ def train(spec, config: TrainConfig | None = None, out_dir=None, *, resume: bool
 
     step, best, sums, epoch_steps, epoch_seconds = 0, math.inf, {}, 0, 0.0
     if state is not None:
+        diffs = state_dict_differences(state["model"], model.state_dict())
+        if diffs:
+            raise UserError(f"{run.checkpoint('last')} does not fit the compiled spec: {'; '.join(diffs)}")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         if sched is not None and state.get("scheduler"):

@@ -152,6 +152,21 @@ def test_mismatched_spec_is_refused(tmp_path, spec_path):
         train(other, None, tmp_path / "run", resume=True, progress=False, log=lambda *_: None)
 
 
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_checkpoint_of_another_spec_in_the_run_folder_is_refused(tmp_path, spec_path, capsys, command):
+    quiet = dict(progress=False, max_steps=2, log=lambda *_: None)
+    train(spec_path, _cfg(spec_path), tmp_path / "run", **quiet)
+    other = tmp_path / "other.gvae"
+    other.write_text(SPEC.format(z=3))
+    train(other, _cfg(other), tmp_path / "other", **quiet)
+    (tmp_path / "run" / "last.pt").write_bytes((tmp_path / "other" / "last.pt").read_bytes())
+    argv = ["train", "--resume"] if command == "train" else ["eval", "--checkpoint", "last"]
+    assert main(argv + [str(tmp_path / "run"), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "was trained on a different spec" in err
+    assert "z: latent real[3] in the run, latent real[2] in the spec" in err
+
+
 def test_non_finite_loss_names_term_and_keeps_checkpoint(tmp_path, spec_path, monkeypatch):
     from graphvae.model import CompiledModel
 
