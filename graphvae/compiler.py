@@ -27,7 +27,7 @@ from .diagnostics import SpecError, error
 from .graph import decoder_graph, encoder_graph, topological_order
 from .ir import Factor, Net, Spec, Uniform
 from .model import CompiledModel
-from .nets import FactorModule, NodeNet, ParentInput, parameter_count
+from .nets import FactorModule, NodeNet, ParentInput
 
 DEFAULT_TEMPERATURE = 2 / 3  # relax without a temperature (Maddison et al. 2017 suggest 2/3)
 

@@ -100,13 +100,13 @@ class SemiSupervisedELBO:
     **KL weights.** ``beta v = b`` multiplies :math:`\log q(v|\cdot) - \log p(v|\cdot)`
     of latent v in :math:`f` (beta-VAE); the reported ``elbo`` always uses 1.
 
-    **Scaling of alpha.** ``alpha_scaling = per_example`` adds :math:`\alpha\log q(y|x)`
-    once per labelled example (probtorch, the implementation behind the paper's
-    tables, which use alpha = 0.1 this way); ``labelled_fraction`` uses
-    :math:`\alpha N/N_\ell` for a batch of N examples with :math:`N_\ell` labelled,
-    Kingma et al.'s and Maaløe et al.'s convention of weighting the classifier by
-    the whole data set's size.  The loss is the negated objective averaged over the
-    batch.
+    **Scaling of alpha.**  ``alpha_scaling = per_example`` adds :math:`\alpha\log q(y|x)`
+    once per labelled example and averages over the batch, as probtorch's ``elbo`` does
+    (the library the paper's experiments were run with): use it to reproduce the paper's
+    tables.  ``labelled_fraction`` uses :math:`\alpha N/N_\ell` for a batch of N examples
+    of which :math:`N_\ell` are labelled, Kingma et al.'s and Maaløe et al.'s convention
+    (the classifier term weighted as if every example were labelled).  The loss is the
+    negated objective averaged over the batch.
     """
 
     def __init__(self, spec: Spec, config: ObjectiveConfig):
