@@ -253,3 +253,18 @@ def test_bad_api_arguments(call, args, message):
     model = compile_text(M2)
     with pytest.raises(UserError, match=message):
         getattr(model, call)(*args)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_runs_on_cuda():
+    torch.manual_seed(9)
+    model = compile_text(M2).to("cuda")
+    x = torch.bernoulli(torch.full((5, 12), 0.5)).cuda()
+    y = torch.tensor([1, -1, 3, -1, -1]).cuda()
+    loss = model.loss({"x": x, "y": y})
+    loss.backward()
+    assert loss.device.type == "cuda" and math.isfinite(float(loss.detach()))
+    assert model.predict({"x": x}, "y").device.type == "cuda"
+    assert model.sample(3, given={"y": 1})["x"].device.type == "cuda"
+    with pytest.raises(UserError, match="is on cpu but the model is on cuda"):
+        model.loss({"x": x.cpu()})
