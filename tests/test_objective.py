@@ -326,7 +326,7 @@ def test_alpha_scaling_conventions():
         cls[scaling] = float(terms["classifier/y"])
     # labelled_fraction weights log q(y|x) of each labelled example by alpha * N / N_l instead of alpha
     extra = 0.5 * (8 / 2 - 1) * cls["per_example"] * 2 / 8
-    assert float(losses["labelled_fraction"]) == pytest.approx(float(losses["per_example"]) - extra, abs=1e-5)
+    assert float(losses["labelled_fraction"].detach()) == pytest.approx(float(losses["per_example"].detach()) - extra, abs=1e-5)
 
 
 def test_beta_weights_the_kl_term():
