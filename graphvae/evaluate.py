@@ -175,7 +175,7 @@ def format_report(res: dict) -> str:
     lines.append(f"  ELBO       {res['elbo']:.3f} nats per example")
     if "iwae" in res:
         lines.append(f"  IWAE-{res['iwae_samples']:<5} {res['iwae']:.3f} nats per example (a tighter bound on log p(x))")
-    if "labelled_examples" in res:
+    if "labelled_examples" in res and res.get("supervised"):
         lines.append(f"  trained with {res['labelled_examples']} labelled examples")
     return "\n".join(lines)
 

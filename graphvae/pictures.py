@@ -253,14 +253,16 @@ def sample_pictures(run_path, out_dir, n: int = 8, seed: int = 0, which: str = "
             for r, d in enumerate(dims):
                 base[r * n:(r + 1) * n, d] = steps
             given = {z.name: base.reshape((len(dims) * n,) + tuple(codes[z.name].shape[1:]))}
+            fixed = ""
             if y is not None:
-                given[y.name] = torch.full((len(dims) * n,), int(codes[y.name][0]) if y.name in codes else 0,
-                                           device=dev, dtype=torch.long)
+                cls = int(codes[y.name][0]) if y.name in codes else 0
+                given[y.name] = torch.full((len(dims) * n,), cls, device=dev, dtype=torch.long)
+                fixed = f", {y.name}={cls}"
             imgs = _as_images(_decode(model, len(dims) * n, given, x.name), shape)
             written.append(image_grid(imgs, len(dims), n, out / "traversals.png",
                                       row_labels=[f"{z.name}[{d}]" for d in dims],
                                       col_labels=[f"{v:+.1f}" for v in steps.tolist()],
-                                      title=f"traversals of single {z.name} dimensions (others 0)"))
+                                      title=f"traversals of single {z.name} dimensions (others 0{fixed})"))
     for path in written:
         log(f"wrote {path}")
     return written
