@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .diagnostics import UserError, did_you_mean
-from .idx import write_atomic
+from .atomic import atomic_write_bytes
 from .ir import Spec, Variable
 
 BINARIZE_MODES = ("dynamic", "static", "threshold")
@@ -102,7 +102,7 @@ def save_labelled(run_dir: str | os.PathLike, indices: np.ndarray) -> Path:
     """Write the labelled indices to ``run_dir/labelled.json`` atomically; returns the path."""
     path = _labelled_path(run_dir)
     idx = [int(i) for i in np.asarray(indices).ravel()]
-    write_atomic(path, json.dumps({"count": len(idx), "indices": idx}).encode())
+    atomic_write_bytes(path, json.dumps({"count": len(idx), "indices": idx}).encode())
     return path
 
 

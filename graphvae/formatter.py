@@ -9,14 +9,13 @@ languages write with ``#``.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 import yaml
 
+from .atomic import atomic_write_text
 from .diagnostics import UserError, render, summary
 from .families import FAMILIES
 from .ir import Dist, Net, Option, Param, Spec, Uniform
@@ -254,22 +253,6 @@ def format_text(text: str, path: str, language: str, to: str | None = None):
     return (to_dsl if (to or language) == "dsl" else to_yaml)(spec), diags
 
 
-def _write_atomically(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, os.stat(path).st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def run_fmt(args) -> int:
     """``graphvae fmt FILE [--to dsl|yaml] [--check] [--in-place]``."""
     path = args.file
@@ -299,7 +282,7 @@ def run_fmt(args) -> int:
     if args.in_place:
         if formatted != text:
             try:
-                _write_atomically(path, formatted)
+                atomic_write_text(path, formatted)
             except OSError as exc:
                 raise UserError(f"cannot write '{path}': {exc.strerror or exc}") from None
             print(f"reformatted {path}", file=sys.stderr)

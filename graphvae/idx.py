@@ -14,12 +14,12 @@ from __future__ import annotations
 import gzip
 import math
 import os
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write_bytes
 from .diagnostics import UserError
 
 IMAGE_DATASETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}  # -> torchvision folder
@@ -82,18 +82,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
         raise ValueError(f"IDX cannot hold a {array.ndim}-d {array.dtype} array")
     raw = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
     raw += array.astype(np.dtype(_IDX_TYPES[code])).tobytes()
-    write_atomic(Path(path), gzip.compress(raw) if str(path).endswith(".gz") else raw)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, gzip.compress(raw) if str(path).endswith(".gz") else raw)
 
 
 def data_dirs(data_dir: str | None = None) -> list[tuple[Path, str]]:

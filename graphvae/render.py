@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .atomic import atomic_write_bytes as atomic_write
 from .diagnostics import UserError
 from .families import FAMILIES
 from .ir import Dist, Factor, Net, Spec, Uniform, Variable
@@ -223,25 +223,6 @@ def output_format(out: str | os.PathLike) -> str:
         known = ", ".join(s for s in FORMATS if s != ".gv")
         raise UserError(f"cannot write '{out}': unknown output format '{suffix or '(none)'}'; use one of {known}")
     return FORMATS[suffix]
-
-
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and os.replace."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise UserError(f"cannot write '{path}': folder '{folder}' does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def image_bytes(digraph, fmt: str) -> bytes:

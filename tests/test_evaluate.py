@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from graphvae.cli import main
-from graphvae.diagnostics import UserError
 from graphvae.evaluate import evaluate_run, hide_labels, selection_score
 from graphvae.ir import Spec, Variable
 from graphvae.train import train
