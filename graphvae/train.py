@@ -175,7 +175,6 @@ def train(spec, config: TrainConfig | None = None, out_dir=None, *, resume: bool
         if run.has_checkpoint():
             raise UserError(f"{run.path} already holds a run; continue it with 'graphvae train --resume "
                             f"{run.path}', or choose another --out")
-        run.create(text, suffix, trainconfig.to_dict(cfg))
 
     torch.set_flush_denormal(cfg.flush_denormal)  # denormals slow long CPU runs ~2x (benchmarks/bench_denormal.py)
     seed_everything(cfg.seed)
@@ -183,9 +182,10 @@ def train(spec, config: TrainConfig | None = None, out_dir=None, *, resume: bool
     labelled = load_labelled(run.path) if resume else None
     data = prepare_data(spec, data=cfg.data, data_dir=cfg.data_dir or None, validation=cfg.validation,
                         labels=cfg.labels, seed=cfg.seed, labelled=labelled)
-    if not resume:
-        save_labelled(run.path, data.labelled)
     model = compile_spec(spec).to(device)
+    if not resume:  # only now, so bad data or a bad spec leaves no half-made run folder behind
+        run.create(text, suffix, trainconfig.to_dict(cfg))
+        save_labelled(run.path, data.labelled)
     batches = SemiSupervisedBatches(data.train, spec, data.labelled, batch_size=cfg.batch_size,
                                     labelled_per_batch=cfg.labelled_per_batch, binarize=cfg.binarize,
                                     generator=torch.Generator().manual_seed(cfg.seed))

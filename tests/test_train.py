@@ -232,3 +232,13 @@ def test_corrupt_checkpoint_resume_is_one_line(tmp_path, spec_path, capsys):
     assert main(["train", "--resume", str(out), "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert "not a readable checkpoint" in err and len(err.strip().splitlines()) == 1
+
+
+def test_data_error_leaves_no_run_folder(tmp_path, capsys):
+    """A spec that does not fit the data fails before anything is written."""
+    bad = tmp_path / "wide.gvae"
+    bad.write_text(SPEC.format(z=2).replace("binary[64]", "binary[784]"))
+    out = tmp_path / "run"
+    assert main(["train", str(bad), "--out", str(out), "--no-progress", "--device", "cpu"]) == 1
+    assert "specs/digits_m2.gvae" in capsys.readouterr().err
+    assert not out.exists()
