@@ -14,52 +14,16 @@ from __future__ import annotations
 
 import argparse
 import glob
-import math
 import os
 import statistics
 import sys
 import time
 
 import torch
-import torch.nn.functional as F
-from torch import nn
+
+from handwritten_m2 import M2  # benchmarks/ is on sys.path when this script runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-class HandM2(nn.Module):
-    """Kingma et al. (2014) M2 written directly: the reference the compiled model is timed against."""
-
-    def __init__(self, x_dim=784, y_dim=10, z_dim=50, hidden=500, alpha=0.1):
-        super().__init__()
-        self.y_dim, self.z_dim, self.alpha = y_dim, z_dim, alpha
-        self.qy = nn.Sequential(nn.Linear(x_dim, hidden), nn.ReLU(), nn.Linear(hidden, y_dim))
-        self.qz = nn.Sequential(nn.Linear(x_dim + y_dim, hidden), nn.ReLU(), nn.Linear(hidden, 2 * z_dim))
-        self.px = nn.Sequential(nn.Linear(y_dim + z_dim, hidden), nn.ReLU(), nn.Linear(hidden, x_dim))
-
-    def elbo_given_y(self, x, y_onehot):
-        """log p(x|y,z) + log p(z) + log p(y) - log q(z|x,y) with one z ~ q(z|x,y)."""
-        loc, raw = self.qz(torch.cat([x, y_onehot], -1)).chunk(2, -1)
-        scale = raw.exp()
-        z = loc + scale * torch.randn_like(loc)
-        logits = self.px(torch.cat([y_onehot, z], -1))
-        log_px = -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
-        log_pz = (-0.5 * z ** 2 - 0.5 * math.log(2 * math.pi)).sum(-1)
-        log_qz = (-0.5 * ((z - loc) / scale) ** 2 - scale.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
-        return log_px + log_pz - log_qz - math.log(self.y_dim)
-
-    def loss(self, x, y):
-        lab = y >= 0
-        xl, yl, xu = x[lab], y[lab], x[~lab]
-        log_qy_l = torch.log_softmax(self.qy(xl), -1).gather(1, yl[:, None]).squeeze(1)
-        sup = self.elbo_given_y(xl, F.one_hot(yl, self.y_dim).float()) + self.alpha * log_qy_l
-        log_qy_u = torch.log_softmax(self.qy(xu), -1)  # (Bu, K)
-        n, k = xu.shape[0], self.y_dim
-        ys = torch.eye(k).to(x).repeat_interleave(n, 0)  # (K*Bu, K)
-        e = self.elbo_given_y(xu.repeat(k, 1), ys).view(k, n).t()  # (Bu, K)
-        q = log_qy_u.exp()
-        unsup = (q * (e - log_qy_u)).sum(-1)
-        return -(sup.sum() + unsup.sum()) / x.shape[0]
 
 
 def make_batch(batch, labelled, device, gen):
@@ -117,7 +81,7 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     compiled = graphvae.compile_spec(os.path.join(ROOT, "specs", "m2.gvae")).to(device)
-    hand = HandM2(alpha=compiled.config.alpha).to(device)
+    hand = M2().to(device)  # the same hand-written M2 that benchmarks/handwritten_m2.py trains
     opt_c = torch.optim.Adam(compiled.parameters(), lr=1e-3)
     opt_h = torch.optim.Adam(hand.parameters(), lr=1e-3)
     batches = [make_batch(args.batch, args.labelled, device, gen) for _ in range(8)]
@@ -134,7 +98,7 @@ def main(argv=None) -> int:
         x, y = batches[i["h"] % len(batches)]
         i["h"] += 1
         opt_h.zero_grad(set_to_none=True)
-        hand.loss(x, y).backward()
+        hand.loss(x, y, compiled.config.alpha).backward()
         opt_h.step()
 
     time_steps(step_compiled, args.warmup, device)
