@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+from conftest import tiny_m2
 import torch
 
 from graphvae.cli import main
@@ -16,30 +17,11 @@ from graphvae import trainconfig
 
 torch.set_num_threads(1)
 
-SPEC = """model tiny
-x : observed   binary[64]
-y : supervised categorical[10]
-z : latent     real[2]
-encoder {
-  y | x    ~ Categorical(mlp(16))
-  z | x, y ~ Normal(mlp(16))
-}
-decoder {
-  z        ~ Normal(0, 1)
-  y        ~ Categorical(uniform)
-  x | y, z ~ Bernoulli(mlp(16))
-}
-objective {
-  y = enumerate
-}
-train {
-  epochs = 1
+SPEC = tiny_m2(objective="y = enumerate", train="""  epochs = 1
   batch_size = 300
   labels = 30
   labelled_per_batch = 10
-  eval_samples = 3
-}
-"""
+  eval_samples = 3""")
 
 
 @pytest.fixture(scope="module")

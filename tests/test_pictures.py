@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import tiny_m2
 
 from graphvae.cli import main
 from graphvae.diagnostics import UserError
@@ -100,25 +101,9 @@ def test_plot_cli_exit_codes(tmp_path, capsys, make, extra, code, message):
         _png_size(target)
 
 
-SPEC = """model tiny
-x : observed   binary[64]
-y : supervised categorical[10]
-z : latent     real[3]
-encoder {
-  y | x    ~ Categorical(mlp(16))
-  z | x, y ~ Normal(mlp(16))
-}
-decoder {
-  z        ~ Normal(0, 1)
-  y        ~ Categorical(uniform)
-  x | y, z ~ Bernoulli(mlp(16))
-}
-train {
-  epochs = 1
+SPEC = tiny_m2(z=3, train="""  epochs = 1
   batch_size = 300
-  labels = 30
-}
-"""
+  labels = 30""")
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import json
 import signal
 
 import pytest
+from conftest import tiny_m2
 import torch
 
 from graphvae import trainconfig
@@ -21,43 +22,19 @@ from graphvae.train import NonFiniteLoss, train
 
 torch.set_num_threads(1)
 
-SPEC = """model tiny
-
-x : observed   binary[64]
-y : supervised categorical[10]
-z : latent     real[{z}]
-
-encoder {{
-  y | x    ~ Categorical(mlp(16))
-  z | x, y ~ Normal(mlp(16))
-}}
-
-decoder {{
-  z        ~ Normal(0, 1)
-  y        ~ Categorical(uniform)
-  x | y, z ~ Bernoulli(mlp(16))
-}}
-
-objective {{
-  alpha = 0.1
-  y     = enumerate
-}}
-
-train {{
-  data       = digits
+def spec_text(z: int) -> str:
+    return tiny_m2(z, objective="alpha = 0.1\n  y     = enumerate", train="""  data       = digits
   epochs     = 2
   batch_size = 300
   labels     = 50
-  labelled_per_batch = 20
-}}
-"""
+  labelled_per_batch = 20""")
 TIMING = ("epoch_seconds", "steps_per_s", "examples_per_s")
 
 
 @pytest.fixture
 def spec_path(tmp_path):
     path = tmp_path / "tiny.gvae"
-    path.write_text(SPEC.format(z=2))
+    path.write_text(spec_text(z=2))
     return path
 
 
@@ -147,7 +124,7 @@ def test_ctrl_c_saves_and_resume_hint(tmp_path, spec_path, monkeypatch, capsys):
 def test_mismatched_spec_is_refused(tmp_path, spec_path):
     train(spec_path, _cfg(spec_path), tmp_path / "run", progress=False, max_steps=2, log=lambda *_: None)
     other = tmp_path / "other.gvae"
-    other.write_text(SPEC.format(z=3))
+    other.write_text(spec_text(z=3))
     with pytest.raises(UserError, match=r"z: latent real\[2\] in the run, latent real\[3\] in the spec"):
         train(other, None, tmp_path / "run", resume=True, progress=False, log=lambda *_: None)
 
@@ -157,7 +134,7 @@ def test_checkpoint_of_another_spec_in_the_run_folder_is_refused(tmp_path, spec_
     quiet = dict(progress=False, max_steps=2, log=lambda *_: None)
     train(spec_path, _cfg(spec_path), tmp_path / "run", **quiet)
     other = tmp_path / "other.gvae"
-    other.write_text(SPEC.format(z=3))
+    other.write_text(spec_text(z=3))
     train(other, _cfg(other), tmp_path / "other", **quiet)
     (tmp_path / "run" / "last.pt").write_bytes((tmp_path / "other" / "last.pt").read_bytes())
     argv = ["train", "--resume"] if command == "train" else ["eval", "--checkpoint", "last"]
@@ -237,7 +214,7 @@ def test_corrupt_checkpoint_resume_is_one_line(tmp_path, spec_path, capsys):
 def test_data_error_leaves_no_run_folder(tmp_path, capsys):
     """A spec that does not fit the data fails before anything is written."""
     bad = tmp_path / "wide.gvae"
-    bad.write_text(SPEC.format(z=2).replace("binary[64]", "binary[784]"))
+    bad.write_text(spec_text(z=2).replace("binary[64]", "binary[784]"))
     out = tmp_path / "run"
     assert main(["train", str(bad), "--out", str(out), "--no-progress", "--device", "cpu"]) == 1
     assert "specs/digits_m2.gvae" in capsys.readouterr().err
