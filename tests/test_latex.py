@@ -14,25 +14,7 @@ from graphvae.parser import parse_dsl
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
-M2 = """model m2
-x : observed   binary[784]
-y : supervised categorical[10]
-z : latent     real[50]
-encoder {
-  y | x    ~ Categorical(mlp(500))
-  z | x, y ~ Normal(mlp(500))
-}
-decoder {
-  z        ~ Normal(0, 1)
-  y        ~ Categorical(uniform)
-  x | y, z ~ Bernoulli(mlp(500))
-}
-objective {
-  alpha   = 0.1
-  samples = 1
-  y       = enumerate
-}
-"""
+M2 = (SPECS / "m2.gvae").read_text()
 
 STYLE_FIRST = """model style_first
 x : observed   binary[784]

@@ -20,26 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 HAS_DOT = shutil.which("dot") is not None
 
-STYLE_FIRST = """model style_first
-x : observed   binary[784]
-y : supervised categorical[10]
-z : latent     real[50]
-encoder {
-  h | x    = mlp(256)
-  z | h    ~ Normal(linear)
-  y | z, h ~ Categorical(mlp(128))
-}
-decoder {
-  z        ~ Normal(0, 1)
-  y        ~ Categorical(uniform)
-  x | y, z ~ Bernoulli(mlp(256))
-}
-objective {
-  alpha   = 0.1
-  samples = 8
-  y       = relax(temperature = 0.66)
-}
-"""
+STYLE_FIRST = (SPECS / "style_first.gvae").read_text()
 
 # A discrete latent without an estimator (gets the default), a named literal and a deep net.
 DISCRETE = """model discrete
