@@ -89,3 +89,21 @@ def test_console_script_exit_code():
     assert result.returncode == 1
     assert "Traceback" not in result.stderr + result.stdout
     assert "[bad-parameter]" in result.stdout
+
+
+def test_output_into_a_closed_pipe_is_not_a_traceback():
+    """`graphvae check --format json FILE | head -1`: the reader leaving early is not an error."""
+    golden = Path(__file__).resolve().parent / "golden" / "unused.gvae"
+    code = (
+        "import sys\n"
+        "from graphvae.cli import main\n"
+        "class ClosedPipe:\n"
+        "    def write(self, text): raise BrokenPipeError(32, 'Broken pipe')\n"
+        "    def flush(self): pass\n"
+        "    def fileno(self): return 1\n"
+        "sys.stdout = ClosedPipe()\n"
+        f"raise SystemExit(main(['check', '--format', 'json', {str(golden)!r}]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert "Traceback" not in result.stderr
