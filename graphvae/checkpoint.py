@@ -115,6 +115,19 @@ def _describe_dist(d) -> str:
     return f"{d.family}({', '.join(args)})"
 
 
+
+def _diff_named(out: list[str], run: dict, spec: dict, missing, changed) -> None:
+    """Append a line per name only in the run, changed between them, or only in the spec.
+    ``missing(name, item)`` gives a template with two ``{}`` for (where it is, where it is not)."""
+    for name, item in run.items():
+        if name not in spec:
+            out.append(missing(name, item).format("run", "spec"))
+        elif item != spec[name]:
+            out.append(changed(name, item, spec[name]))
+    for name, item in spec.items():
+        if name not in run:
+            out.append(missing(name, item).format("spec", "run"))
+
 def spec_differences(run_spec, spec, limit: int = 6) -> list[str]:
     """What differs between the spec a run was trained on and ``spec``, as short phrases.
 
@@ -122,26 +135,14 @@ def spec_differences(run_spec, spec, limit: int = 6) -> list[str]:
     objective; e.g. ``"z: latent real[50] in the run, latent real[20] in the spec"``.
     Empty when the models are the same (spans, comments and layout never count)."""
     out: list[str] = []
-    a, b = run_spec.var_map, spec.var_map
-    for name in a:
-        if name not in b:
-            out.append(f"variable {name} ({_describe_variable(a[name])}) is in the run, not in the spec")
-        elif a[name] != b[name]:
-            out.append(f"{name}: {_describe_variable(a[name])} in the run, {_describe_variable(b[name])} in the spec")
-    for name in b:
-        if name not in a:
-            out.append(f"variable {name} ({_describe_variable(b[name])}) is in the spec, not in the run")
+    _diff_named(out, run_spec.var_map, spec.var_map,
+                lambda n, v: f"variable {n} ({_describe_variable(v)}) is in the {{}}, not in the {{}}",
+                lambda n, x, y: f"{n}: {_describe_variable(x)} in the run, {_describe_variable(y)} in the spec")
     for block in ("encoder", "decoder"):
-        fa = {f.name: f for f in getattr(run_spec, block)}
-        fb = {f.name: f for f in getattr(spec, block)}
-        for name in fa:
-            if name not in fb:
-                out.append(f"{block} factor of {name} is in the run, not in the spec")
-            elif fa[name] != fb[name]:
-                out.append(f"{block}: '{_describe_factor(fa[name])}' in the run, '{_describe_factor(fb[name])}' in the spec")
-        for name in fb:
-            if name not in fa:
-                out.append(f"{block} factor of {name} is in the spec, not in the run")
+        _diff_named(out, {f.name: f for f in getattr(run_spec, block)}, {f.name: f for f in getattr(spec, block)},
+                    lambda n, f, block=block: f"{block} factor of {n} is in the {{}}, not in the {{}}",
+                    lambda n, x, y, block=block: f"{block}: '{_describe_factor(x)}' in the run, "
+                                                 f"'{_describe_factor(y)}' in the spec")
     if run_spec.objective != spec.objective:
         out.append("the objective block differs")
     if len(out) > limit:
