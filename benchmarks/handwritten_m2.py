@@ -2,7 +2,8 @@
 
 Same architecture as specs/m2.gvae: classifier q(y|x) 784-500-10, encoder
 q(z|x,y) 784+10-500-(50 loc, 50 log-scale), decoder p(x|y,z) 10+50-500-784
-Bernoulli logits, ReLU hidden layers, p(z) = N(0, I), p(y) uniform.  Same data
+Bernoulli logits, ReLU hidden layers, p(z) = N(0, I), p(y) uniform.  With --spec,
+the sizes (x, y, z and the hidden width H of mlp(H)) are read from that M2-shaped spec.  Same data
 (graphvae.data: the same validation split, labelled subset and batches), batch
 size, labelled examples per batch, optimiser, epochs and alpha.
 
@@ -22,6 +23,7 @@ compiled model's, trained with the same flags).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -76,6 +78,17 @@ class M2(nn.Module):
         return self.classifier(x).argmax(-1)
 
 
+def error_rate(model: M2, arrays: dict, x_var: str, y_var: str, chunk: int = 1000) -> float:
+    """Fraction of examples whose argmax q(y|x) is not the label."""
+    from graphvae.data import to_batch
+
+    n, wrong = len(arrays[x_var]), 0
+    for start in range(0, n, chunk):
+        b = to_batch(arrays, list(range(start, min(n, start + chunk))))
+        wrong += int((model.predict(b[x_var].reshape(b[x_var].shape[0], -1)) != b[y_var]).sum())
+    return wrong / max(1, n)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--spec", default=str(ROOT / "specs" / "m2.gvae"), help="the spec whose data matching is reused")
@@ -92,9 +105,10 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--max-steps", type=int, default=0, help="stop early (smoke tests)")
+    p.add_argument("--json", default="", help="also write the figures and the validation curve to this file")
     args = p.parse_args(argv)
 
-    from graphvae.data import SemiSupervisedBatches, evaluation_arrays, prepare_data, to_batch
+    from graphvae.data import SemiSupervisedBatches, evaluation_arrays, prepare_data
     from graphvae.loader import load_spec
 
     if args.threads:
@@ -106,14 +120,17 @@ def main(argv=None) -> int:
     data = prepare_data(spec, data=args.data, data_dir=args.data_dir, validation=args.validation,
                         labels=args.labels, seed=args.seed)
     x_dim = data.train[x_var].reshape(len(data.train[x_var]), -1).shape[1]
-    model = M2(x_dim=x_dim, y_dim=spec.supervised[0].classes, z_dim=spec.latent[0].size)
+    hidden = spec.encoder[0].dist.params[0].value.hidden[0]  # mlp(H) of q(y|x); the spec uses one H throughout
+    model = M2(x_dim=x_dim, y_dim=spec.supervised[0].classes, z_dim=spec.latent[0].size, hidden=hidden)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     batches = SemiSupervisedBatches(data.train, spec, data.labelled, batch_size=args.batch_size,
                                     labelled_per_batch=args.labelled_per_batch, binarize=args.binarize,
                                     generator=torch.Generator().manual_seed(args.seed))
     print(f"hand-written M2: {sum(p.numel() for p in model.parameters())} parameters, "
           f"{len(data.labelled)} labelled examples, {len(batches)} steps per epoch", flush=True)
-    step, seconds = 0, []
+    val = evaluation_arrays(data.val, spec, args.binarize)
+    test = evaluation_arrays(data.test, spec, args.binarize)
+    step, seconds, curve, best = 0, [], [], (math.inf, None)
     for epoch in range(args.epochs):
         t0 = time.perf_counter()
         total = 0.0
@@ -128,17 +145,25 @@ def main(argv=None) -> int:
             if args.max_steps and step >= args.max_steps:
                 break
         seconds.append(time.perf_counter() - t0)
-        print(f"epoch {epoch + 1}: loss {total / max(1, len(batches)):.3f}, {seconds[-1]:.1f} s", flush=True)
+        val_error = error_rate(model, val, x_var, y_var) if len(data.val[x_var]) else math.nan
+        curve.append(val_error)
+        if val_error < best[0]:  # the trainer's rule: keep the weights with the lowest validation error
+            best = (val_error, {k: v.clone() for k, v in model.state_dict().items()})
+        print(f"epoch {epoch + 1}: loss {total / max(1, len(batches)):.3f}, val error {100 * val_error:.2f}%, "
+              f"{seconds[-1]:.1f} s", flush=True)
         if args.max_steps and step >= args.max_steps:
             break
-    test = evaluation_arrays(data.test, spec, args.binarize)
+    final_error = error_rate(model, test, x_var, y_var)
+    if best[1] is not None:
+        model.load_state_dict(best[1])
+    best_error = error_rate(model, test, x_var, y_var)
     n = len(test[x_var])
-    wrong = 0
-    for start in range(0, n, 1000):
-        b = to_batch(test, list(range(start, min(n, start + 1000))))
-        wrong += int((model.predict(b[x_var].reshape(b[x_var].shape[0], -1)) != b[y_var]).sum())
-    print(f"test error {100 * wrong / n:.2f}% on {n} examples; {sum(seconds) / len(seconds):.1f} s per epoch "
-          f"({args.epochs} epochs, {step} steps)")
+    print(f"test error {100 * final_error:.2f}% (final), {100 * best_error:.2f}% (best validation epoch) on "
+          f"{n} examples; {sum(seconds) / len(seconds):.1f} s per epoch ({args.epochs} epochs, {step} steps)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "seed": args.seed, "epochs": args.epochs, "steps": step, "test_error_final": final_error,
+            "test_error_best": best_error, "val_error": curve, "seconds_per_epoch": seconds}, indent=1))
     return 0
 
 
