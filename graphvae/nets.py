@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from . import distributions as dists
@@ -79,20 +80,22 @@ class ParentsLinear(nn.Module):
         return self.weight.shape[0]
 
     def forward(self, values: list[torch.Tensor]) -> torch.Tensor:
-        out = self.bias
+        out, bias = None, self.bias  # the bias rides on the first float parent's F.linear, else is added last
+        whole = len(self.parents) == 1
         for p, value, start in zip(self.parents, values, self._starts):
-            block = self.weight[:, start:start + p.width]
+            block = self.weight if whole else self.weight[:, start:start + p.width]
             if value.is_floating_point():
                 flat = value.flatten(value.dim() - len(p.shape)) if p.shape else value.unsqueeze(-1)
-                term = flat @ block.t()
+                term, bias = F.linear(flat, block, bias), None
             else:  # class indices: one-hot(value) @ block.T == a lookup of block's columns
                 k = p.classes
                 n_slots = p.width // k
                 idx = value.reshape(value.shape[:value.dim() - (len(p.shape) - 1)] + (n_slots,))
-                offsets = torch.arange(n_slots, device=idx.device) * k
-                term = block.t()[idx + offsets].sum(-2)
-            out = out + term
-        return out
+                if n_slots > 1:
+                    idx = idx + torch.arange(n_slots, device=idx.device) * k
+                term = block.t()[idx].sum(-2)
+            out = term if out is None else out + term
+        return out if bias is None else out + bias
 
 
 def _widths(net: Net) -> list[int]:

@@ -22,6 +22,10 @@ CASES = {
     "relaxed": ((ParentInput("y", (5,), 5),), lambda: [torch.softmax(torch.randn(2, 1, 3, 5), -1)]),
     "mixed": ((ParentInput("x", (4,)), ParentInput("y", (5,), 5), ParentInput("h", (3,))),
               lambda: [torch.randn(1, 1, 3, 4), torch.randint(0, 5, (2, 1, 1)), torch.randn(2, 1, 3, 3)]),
+    "index first": ((ParentInput("y", (5,), 5), ParentInput("x", (4,))),
+                    lambda: [torch.randint(0, 5, (2, 1, 3)), torch.randn(1, 1, 3, 4)]),
+    "indices only": ((ParentInput("y", (5,), 5), ParentInput("c", (3,), 3)),
+                     lambda: [torch.randint(0, 5, (2, 1, 3)), torch.randint(0, 3, (1, 1, 3))]),
 }
 
 
