@@ -29,7 +29,7 @@ class TrainConfig:
     optimizer: str = "adam"  # adam | adamw | sgd | rmsprop
     lr: float = 1e-3  # learning rate
     weight_decay: float = 0.0  # optimiser weight decay
-    schedule: str = "constant"  # learning-rate schedule: constant | cosine | step | exponential
+    schedule: str = "constant"  # learning-rate schedule: constant | cosine | step | exponential (graphvae.train.lr_factor)
     binarize: str = "dynamic"  # grey levels for binary variables: dynamic (resample each batch) | static | threshold
     validation: float = 0.1  # fraction of training data held out for model selection
     seed: int = 0  # seeds data split, labelled subset, init and noise

@@ -71,17 +71,28 @@ def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     return kinds[cfg.optimizer](params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def build_scheduler(opt, cfg: TrainConfig, total_steps: int):
-    """Stepped once per optimiser step.  cosine: to 0 over the run; step: x0.1 at 50% and 75%
-    of the run; exponential: to 1% of lr by the end; constant: None."""
+def lr_factor(schedule: str, step: int, total_steps: int) -> float:
+    """The learning rate at optimiser step ``step`` of ``total_steps``, as a fraction of ``lr``.
+    cosine: from 1 to 0 over the run; step: x0.1 at 50% and again at 75% of the run;
+    exponential: to 1% by the end; constant: 1."""
     total = max(1, total_steps)
-    if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-    if cfg.schedule == "step":
-        return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[total // 2, (3 * total) // 4], gamma=0.1)
-    if cfg.schedule == "exponential":
-        return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.01 ** (1.0 / total))
-    return None
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    if schedule == "step":
+        return 0.1 ** ((step >= total // 2) + (step >= (3 * total) // 4))
+    if schedule == "exponential":
+        return 0.01 ** (min(step, total) / total)
+    return 1.0
+
+
+def build_scheduler(opt, cfg: TrainConfig, total_steps: int):
+    """A LambdaLR stepped once per optimiser step (None for a constant rate).  The rate is a
+    function of (step, planned total) only, so a resumed run that adds epochs re-plans the
+    schedule over the new total from the step it has reached."""
+    if cfg.schedule == "constant":
+        return None
+    schedule = cfg.schedule
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(schedule, step, total_steps))
 
 
 def load_spec_file(path: str | Path):
@@ -203,7 +214,13 @@ def train(spec, config: TrainConfig | None = None, out_dir=None, *, resume: bool
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         if sched is not None and state.get("scheduler"):
-            sched.load_state_dict(state["scheduler"])
+            saved_sched = dict(state["scheduler"])
+            saved_sched.setdefault("lr_lambdas", [None] * len(opt.param_groups))  # a scheduler saved by another class
+            sched.load_state_dict(saved_sched)
+            planned = int(state["config"].get("epochs", cfg.epochs))
+            if planned != cfg.epochs:
+                log(f"the {cfg.schedule} learning-rate schedule now spans {cfg.epochs} epochs (was {planned}); "
+                    f"from step {int(state['step'])} the rate follows the new plan")
         batches.load_state_dict(state["rng"]["batches"])
         restore_rng(state["rng"])
         step, extra = int(state["step"]), state["extra"]

@@ -18,7 +18,7 @@ from graphvae.cli import main
 from graphvae.config import TrainConfig
 from graphvae.diagnostics import UserError
 from graphvae.runfolder import RunFolder, sha256_text
-from graphvae.train import NonFiniteLoss, train
+from graphvae.train import NonFiniteLoss, lr_factor, train
 
 torch.set_num_threads(1)
 
@@ -88,6 +88,30 @@ def test_resume_equals_uninterrupted(tmp_path, spec_path, first_leg):
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert _untimed(straight.metrics) == _untimed(resumed.metrics)
+
+
+@pytest.mark.parametrize("schedule, step, total, factor", [
+    ("constant", 7, 10, 1.0),
+    ("cosine", 0, 10, 1.0), ("cosine", 5, 10, 0.5), ("cosine", 10, 10, 0.0), ("cosine", 12, 10, 0.0),
+    ("step", 49, 100, 1.0), ("step", 50, 100, 0.1), ("step", 74, 100, 0.1), ("step", 75, 100, 0.01),
+    ("exponential", 0, 10, 1.0), ("exponential", 5, 10, 0.1), ("exponential", 10, 10, 0.01),
+])
+def test_lr_factor(schedule, step, total, factor):
+    assert lr_factor(schedule, step, total) == pytest.approx(factor, abs=1e-12)
+
+
+def test_schedule_in_a_run_and_extended_on_resume(tmp_path, spec_path):
+    logs = []
+    quiet = dict(progress=False, log=logs.append)
+    cfg = _cfg(spec_path, schedule="cosine", lr=0.01)
+    first = train(spec_path, cfg, tmp_path / "run", **quiet)
+    per_epoch = first.step // 2
+    assert [r["lr"] for r in first.metrics] == pytest.approx([0.01 * lr_factor("cosine", per_epoch, 2 * per_epoch),
+                                                               0.0], abs=1e-12)
+    longer = train(None, trainconfig.resume_overrides(cfg, {"epochs": 4}), tmp_path / "run", resume=True, **quiet)
+    assert any("now spans 4 epochs (was 2)" in line for line in logs)
+    assert [r["lr"] for r in longer.metrics[2:]] == pytest.approx(
+        [0.01 * lr_factor("cosine", e * per_epoch, 4 * per_epoch) for e in (3, 4)], abs=1e-12)
 
 
 def test_same_seed_same_run_different_seed_differs(tmp_path, spec_path):
