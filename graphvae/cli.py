@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "train" and not args.spec and not args.resume:
+        parser.error("train needs a SPEC file (or --resume RUN)")  # a usage error: exit 2, like argparse's own
     module, func = HANDLERS[args.command].split(":")
     handler = getattr(importlib.import_module(module), func)
     from .diagnostics import SpecError, UserError, render, summary

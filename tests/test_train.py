@@ -243,3 +243,12 @@ def test_data_error_leaves_no_run_folder(tmp_path, capsys):
     assert main(["train", str(bad), "--out", str(out), "--no-progress", "--device", "cpu"]) == 1
     assert "specs/digits_m2.gvae" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("argv", [["train"], ["train", "--epochs", "2"], ["train", "--epochs", "two", "x.gvae"]])
+def test_train_usage_errors_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage:" in err and "Traceback" not in err
