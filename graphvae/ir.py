@@ -147,6 +147,8 @@ class Variable:
     domain: str
     shape: tuple[int, ...] = ()
     span: Span | None = _span()
+    role_span: Span | None = _span()  # the role word, for diagnostics (None: use span)
+    domain_span: Span | None = _span()  # the domain word
 
     @property
     def classes(self) -> int | None:

@@ -148,7 +148,8 @@ class _ToIR(Transformer):
     def var_decl(self, meta, children):
         name, role, domain = (tok.value for tok in children[:3])
         shape = children[3] if len(children) > 3 else ()
-        return ("variable", Variable(name, role, domain, shape, self._span(meta)), None)
+        return ("variable", Variable(name, role, domain, shape, self._span(meta),
+                                     self._tok(children[1]), self._tok(children[2])), None)
 
     # -- networks and families
     @v_args(meta=True)

@@ -59,10 +59,10 @@ def rule_roles_and_domains(ctx: Context) -> Iterator[Diagnostic]:
     for v in ctx.spec.variables:
         if v.role not in ROLES:
             yield error("unknown-role", f"variable '{v.name}' has unknown role '{v.role}'; "
-                        f"roles are {', '.join(ROLES)}", v.span, did_you_mean(v.role, ROLES))
+                        f"roles are {', '.join(ROLES)}", v.role_span or v.span, did_you_mean(v.role, ROLES))
         if v.domain not in DOMAINS:
             yield error("unknown-domain", f"variable '{v.name}' has unknown domain '{v.domain}'; "
-                        f"domains are {', '.join(DOMAINS)}", v.span, did_you_mean(v.domain, DOMAINS))
+                        f"domains are {', '.join(DOMAINS)}", v.domain_span or v.span, did_you_mean(v.domain, DOMAINS))
 
 
 def rule_observed_exists(ctx: Context) -> Iterator[Diagnostic]:

@@ -164,7 +164,8 @@ class _Walker:
             shape = (k,) if k is not None else ()
         if role is None or domain is None:
             return None
-        return Variable(name, role, domain, shape, self.span(key, node))
+        return Variable(name, role, domain, shape, self.span(key, node),
+                        self.span(fields["role"]), self.span(fields["domain"]))
 
     # -- networks and families ------------------------------------------------------------
     def net(self, node: Node, where: str) -> Net | None:
