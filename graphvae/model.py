@@ -25,6 +25,8 @@ from .diagnostics import UserError
 from .ir import Spec
 from .objective import SemiSupervisedELBO, Trace
 
+PREDICT_SAMPLES = 32  # least number of latent draws predict() averages q(y|z,x) over, when y follows latents in q
+
 # How a non-labelled stochastic q node is handled, per mode of running the model.
 _MODE_METHODS = {
     "train": {},  # the declared estimators
@@ -262,13 +264,14 @@ class CompiledModel(nn.Module):
         """Predictions of a supervised variable from q(var | x) (given labels are ignored
         for ``var``, used for the others): class indices for a finite discrete variable
         (the mode of the marginal, estimated with ``samples`` draws of the latents
-        before it), the mean for a continuous one."""
+        before it; default the objective's S, at least PREDICT_SAMPLES), the mean for a
+        continuous one.  With no sampled latent before ``var`` in q, no draw is made."""
         v = self._vars.get(var)
         if v is None or v.role != "supervised":
             choices = ", ".join(s.name for s in self.spec.supervised) or "none"
             raise UserError(f"'{var}' is not a supervised variable of model '{self.spec.name}' (supervised: {choices})")
         cb = self._check(batch)
-        samples = samples or self.config.samples
+        samples = samples or max(self.config.samples, PREDICT_SAMPLES)
         hidden_values = {k: t for k, t in cb.values.items() if k != var}
         masks = {k: m for k, m in cb.labelled.items() if k != var}
         cb2 = CheckedBatch(hidden_values, masks, cb.size)

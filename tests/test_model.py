@@ -165,6 +165,44 @@ def test_predict_encode_reconstruct_and_sample_m2():
     assert bool(((draws["x"] > 0) & (draws["x"] < 1)).all())  # means, not draws
 
 
+STYLE_FIRST = """model sf
+x : observed binary[12]
+y : supervised categorical[4]
+z : latent real[3]
+encoder {
+  z | x    ~ Normal(mlp(8))
+  y | x, z ~ Categorical(mlp(8))
+}
+decoder {
+  z        ~ Normal(0, 1)
+  y        ~ Categorical(uniform)
+  x | y, z ~ Bernoulli(mlp(8))
+}
+objective {
+  samples = 2
+  y       = enumerate
+}
+"""
+
+
+@pytest.mark.parametrize("given, expected", [(None, 32), (5, 5), (100, 100)])
+def test_predict_after_latents_averages_over_at_least_32_draws(given, expected, monkeypatch):
+    from graphvae import model as model_module
+
+    torch.manual_seed(6)
+    model = compile_text(STYLE_FIRST)
+    seen = []
+    original = model_module.CompiledModel._trace
+
+    def spy(self, values, size, labelled, samples, *args, **kwargs):
+        seen.append(samples)
+        return original(self, values, size, labelled, samples, *args, **kwargs)
+
+    monkeypatch.setattr(model_module.CompiledModel, "_trace", spy)
+    pred = model.predict({"x": torch.bernoulli(torch.full((7, 12), 0.5))}, "y", samples=given)
+    assert seen == [expected] and pred.shape == (7,) and bool(((pred >= 0) & (pred < 4)).all())
+
+
 def test_predict_continuous_supervised_is_the_mean():
     torch.manual_seed(5)
     model = compile_text("""model reg
