@@ -195,7 +195,6 @@ def test_non_finite_loss_names_term_and_keeps_checkpoint(tmp_path, spec_path, mo
 
 
 @pytest.mark.parametrize("argv, code, message", [
-    (["train"], 1, "needs a SPEC"),
     (["train", "{tmp}/missing.gvae"], 1, "no such spec file"),
     (["train", "{spec}", "--set", "lr=abc"], 1, "lr must be a number"),
     (["train", "{spec}", "--set", "epoch=3"], 1, "did you mean 'epochs'"),
