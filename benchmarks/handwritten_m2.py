@@ -78,6 +78,13 @@ class M2(nn.Module):
         return self.classifier(x).argmax(-1)
 
 
+def m2_like(spec) -> M2:
+    """The hand-written M2 with the sizes of an M2-shaped spec (one observed x, supervised y,
+    latent z; mlp(H) with one H throughout)."""
+    hidden = spec.encoder[0].dist.params[0].value.hidden[0]  # mlp(H) of q(y|x)
+    return M2(x_dim=spec.observed[0].size, y_dim=spec.supervised[0].classes, z_dim=spec.latent[0].size, hidden=hidden)
+
+
 def error_rate(model: M2, arrays: dict, x_var: str, y_var: str, chunk: int = 1000) -> float:
     """Fraction of examples whose argmax q(y|x) is not the label."""
     from graphvae.data import to_batch
@@ -119,9 +126,7 @@ def main(argv=None) -> int:
     x_var, y_var = spec.observed[0].name, spec.supervised[0].name
     data = prepare_data(spec, data=args.data, data_dir=args.data_dir, validation=args.validation,
                         labels=args.labels, seed=args.seed)
-    x_dim = data.train[x_var].reshape(len(data.train[x_var]), -1).shape[1]
-    hidden = spec.encoder[0].dist.params[0].value.hidden[0]  # mlp(H) of q(y|x); the spec uses one H throughout
-    model = M2(x_dim=x_dim, y_dim=spec.supervised[0].classes, z_dim=spec.latent[0].size, hidden=hidden)
+    model = m2_like(spec)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     batches = SemiSupervisedBatches(data.train, spec, data.labelled, batch_size=args.batch_size,
                                     labelled_per_batch=args.labelled_per_batch, binarize=args.binarize,
