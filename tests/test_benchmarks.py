@@ -43,3 +43,45 @@ def test_compare_runs_both_models_and_prints_the_table(tmp_path):
     assert "compiled worse in" in done.stdout
     again = subprocess.run(cmd + ["--summary"], capture_output=True, text=True, timeout=300)  # reuses the runs
     assert again.returncode == 0 and row in again.stdout
+
+
+MNIST_DIR = ROOT.parent / "shared" / "data" / "mnist"
+
+
+@pytest.mark.skipif(not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file(),
+                    reason=f"MNIST IDX files not found in {MNIST_DIR}")
+def test_compiled_m2_equals_the_benchmark_m2_on_an_mnist_batch(monkeypatch):
+    """Same seed -> same initial weights; with the same noise the loss is equal and the gradients
+    agree to float32 rounding, on a real training batch of the MNIST comparison."""
+    import torch
+
+    import handwritten_m2
+    from graphvae.compiler import compile_spec
+    from graphvae.data import SemiSupervisedBatches, prepare_data
+    from graphvae.loader import load_spec
+
+    torch.set_num_threads(1)
+    spec = load_spec(str(ROOT / "specs" / "m2.gvae"))
+    data = prepare_data(spec, data="mnist", data_dir=str(MNIST_DIR), validation=0.1, labels=100, seed=4)
+    batch = next(iter(SemiSupervisedBatches(data.train, spec, data.labelled, batch_size=100, labelled_per_batch=10,
+                                            generator=torch.Generator().manual_seed(4))))
+    torch.manual_seed(4)
+    hand = handwritten_m2.M2()
+    torch.manual_seed(4)
+    compiled = compile_spec(spec)
+    for a, b in zip(compiled.parameters(), hand.parameters()):
+        assert torch.equal(a, b)
+    x, y = batch["x"].reshape(100, -1), batch["y"]
+    n_l, n_u = int((y >= 0).sum()), int((y < 0).sum())
+    torch.manual_seed(1)
+    loss_c = compiled.loss({"x": batch["x"], "y": y})
+    torch.manual_seed(1)  # the compiled model draws (K, S, B_u, Z) for unlabelled rows, then (S, B_l, Z)
+    eps_u, eps_l = torch.randn(10, 1, n_u, 50), torch.randn(1, n_l, 50)
+    queue = [eps_l[0], eps_u[:, 0].transpose(0, 1).reshape(n_u * 10, 50)]  # hand: labelled first, example-major
+    monkeypatch.setattr(handwritten_m2.torch, "randn_like", lambda t: queue.pop(0).clone())
+    loss_h = hand.loss(x, y, compiled.config.alpha)
+    assert not queue
+    assert float(loss_c.detach()) == pytest.approx(float(loss_h.detach()), rel=1e-6)
+    for a, b in zip(torch.autograd.grad(loss_c, list(compiled.parameters())),
+                    torch.autograd.grad(loss_h, list(hand.parameters()))):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
