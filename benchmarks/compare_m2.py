@@ -49,14 +49,14 @@ def jobs_for(seed: int, args) -> list[tuple[str, list[str], Path]]:
     out = Path(args.out)
     common = ["--data", args.data, "--labels", str(args.labels), "--epochs", str(args.epochs), "--seed", str(seed),
               "--batch-size", str(args.batch_size), "--labelled-per-batch", str(args.labelled_per_batch),
-              "--lr", str(args.lr)] + (["--data-dir", args.data_dir] if args.data_dir else [])
+              "--lr", str(args.lr), "--device", args.device] + (["--data-dir", args.data_dir] if args.data_dir else [])
     jobs = []
     if not compiled_done(out / f"c{seed}", args.epochs):
         if (out / f"c{seed}").exists():
             raise SystemExit(f"{out / f'c{seed}'} holds an unfinished run; finish it with 'graphvae train --resume "
                              f"{out / f'c{seed}'}' or remove it")
         jobs.append((f"compiled seed {seed}", [sys.executable, "-m", "graphvae", "train", args.spec,
-                     *common, "--out", str(out / f"c{seed}"), "--no-progress", "--device", "cpu"], out / f"c{seed}.log"))
+                     *common, "--out", str(out / f"c{seed}"), "--no-progress"], out / f"c{seed}.log"))
     if not (out / f"h{seed}.json").exists():
         jobs.append((f"hand-written seed {seed}", [sys.executable, str(ROOT / "benchmarks" / "handwritten_m2.py"),
                      "--spec", args.spec, *common, "--threads", "1", "--json", str(out / f"h{seed}.json")], out / f"h{seed}.log"))
@@ -151,6 +151,7 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default=None, help="folder of the IDX files (else $GRAPHVAE_DATA)")
     p.add_argument("--out", default="runs/compare_m2")
     p.add_argument("--parallel", type=int, default=2, help="processes at once, one thread each")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (both models)")
     p.add_argument("--summary", action="store_true", help="only print the table of finished runs")
     args = p.parse_args(argv)
     seeds, out = parse_seeds(args.seeds), Path(args.out)

@@ -67,7 +67,7 @@ class M2(nn.Module):
         if (~labelled).any():
             xu, lq = x[~labelled], log_qy[~labelled]
             n, k = xu.shape[0], self.y_dim
-            ys = torch.eye(k, dtype=x.dtype).repeat(n, 1)  # every class for every example
+            ys = torch.eye(k, dtype=x.dtype, device=x.device).repeat(n, 1)  # every class for every example
             elbo = self.elbo_given_y(xu.repeat_interleave(k, 0), ys).view(n, k)
             q = lq.exp()
             total = total + ((q * elbo).sum(-1) - (q * lq).sum(-1)).sum()
@@ -90,8 +90,9 @@ def error_rate(model: M2, arrays: dict, x_var: str, y_var: str, chunk: int = 100
     from graphvae.data import to_batch
 
     n, wrong = len(arrays[x_var]), 0
+    device = next(model.parameters()).device
     for start in range(0, n, chunk):
-        b = to_batch(arrays, list(range(start, min(n, start + chunk))))
+        b = to_batch(arrays, list(range(start, min(n, start + chunk))), device=device)
         wrong += int((model.predict(b[x_var].reshape(b[x_var].shape[0], -1)) != b[y_var]).sum())
     return wrong / max(1, n)
 
@@ -111,6 +112,7 @@ def main(argv=None) -> int:
     p.add_argument("--binarize", default="dynamic")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--max-steps", type=int, default=0, help="stop early (smoke tests)")
     p.add_argument("--json", default="", help="also write the figures and the validation curve to this file")
     args = p.parse_args(argv)
@@ -126,7 +128,8 @@ def main(argv=None) -> int:
     x_var, y_var = spec.observed[0].name, spec.supervised[0].name
     data = prepare_data(spec, data=args.data, data_dir=args.data_dir, validation=args.validation,
                         labels=args.labels, seed=args.seed)
-    model = m2_like(spec)
+    device = torch.device(args.device)
+    model = m2_like(spec).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     batches = SemiSupervisedBatches(data.train, spec, data.labelled, batch_size=args.batch_size,
                                     labelled_per_batch=args.labelled_per_batch, binarize=args.binarize,
@@ -140,8 +143,8 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         total = 0.0
         for batch in batches:
-            x = batch[x_var].reshape(batch[x_var].shape[0], -1)
-            loss = model.loss(x, batch[y_var], args.alpha)
+            x = batch[x_var].reshape(batch[x_var].shape[0], -1).to(device)
+            loss = model.loss(x, batch[y_var].to(device), args.alpha)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
