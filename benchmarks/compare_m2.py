@@ -65,16 +65,18 @@ def jobs_for(seed: int, args) -> list[tuple[str, list[str], Path]]:
 
 def run_jobs(jobs, parallel: int) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    running: list[tuple[str, subprocess.Popen]] = []
+    running: list[tuple[str, subprocess.Popen, object]] = []  # (name, process, its open log file)
     while jobs or running:
         while jobs and len(running) < parallel:
             name, cmd, log = jobs.pop(0)
             print(f"start {name}: {' '.join(cmd)}", flush=True)
-            running.append((name, subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env)))
+            log_file = open(log, "w")
+            running.append((name, subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env), log_file))
         time.sleep(5)
-        for name, proc in list(running):
+        for name, proc, log_file in list(running):
             if proc.poll() is not None:
-                running.remove((name, proc))
+                running.remove((name, proc, log_file))
+                log_file.close()
                 print(f"done {name}: exit {proc.returncode}", flush=True)
                 if proc.returncode != 0:
                     raise SystemExit(f"{name} failed; see its log in the --out folder")

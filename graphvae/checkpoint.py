@@ -115,7 +115,6 @@ def _describe_dist(d) -> str:
     return f"{d.family}({', '.join(args)})"
 
 
-
 def _diff_named(out: list[str], run: dict, spec: dict, missing, changed) -> None:
     """Append a line per name only in the run, changed between them, or only in the spec.
     ``missing(name, item)`` gives a template with two ``{}`` for (where it is, where it is not)."""
@@ -127,6 +126,7 @@ def _diff_named(out: list[str], run: dict, spec: dict, missing, changed) -> None
     for name, item in spec.items():
         if name not in run:
             out.append(missing(name, item).format("spec", "run"))
+
 
 def spec_differences(run_spec, spec, limit: int = 6) -> list[str]:
     """What differs between the spec a run was trained on and ``spec``, as short phrases.
