@@ -42,8 +42,8 @@ def time_trained_run(run: str, blocks: int, steps: int) -> int:
     import torch
 
     from graphvae.data import SemiSupervisedBatches, prepare_data
-    from graphvae.evaluate import load_run
-    from graphvae.train import build_optimizer
+    from graphvae.train.evaluate import load_run
+    from graphvae.train.loop import build_optimizer
 
     spec, cfg, model, state = load_run(run, "last", "cpu")
     model.train()

@@ -83,7 +83,7 @@ def run_jobs(jobs, parallel: int) -> None:
 
 
 def compiled_figures(run: Path, data_dir: str | None) -> dict:
-    from graphvae.evaluate import evaluate_run
+    from graphvae.train.evaluate import evaluate_run
 
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     figures = {"seconds_per_epoch": sum(r["epoch_seconds"] for r in rows) / len(rows)}

@@ -118,7 +118,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from graphvae.data import SemiSupervisedBatches, evaluation_arrays, prepare_data
-    from graphvae.loader import load_spec
+    from graphvae.spec.loader import load_spec
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -15,7 +15,7 @@ import argparse
 import torch
 
 import graphvae
-from graphvae.loader import check_text
+from graphvae.spec.loader import check_text
 
 SPEC = """
 model gumbel_vae

@@ -11,13 +11,13 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 _LAZY = {
-    "load_spec": ("graphvae.loader", "load_spec"),
-    "check_file": ("graphvae.loader", "check_file"),
-    "Spec": ("graphvae.ir", "Spec"),
-    "SpecError": ("graphvae.diagnostics", "SpecError"),
-    "UserError": ("graphvae.diagnostics", "UserError"),
-    "compile_spec": ("graphvae.compiler", "compile_spec"),
-    "register_family": ("graphvae.distributions", "register"),
+    "load_spec": ("graphvae.spec.loader", "load_spec"),
+    "check_file": ("graphvae.spec.loader", "check_file"),
+    "Spec": ("graphvae.spec.ir", "Spec"),
+    "SpecError": ("graphvae.spec.diagnostics", "SpecError"),
+    "UserError": ("graphvae.spec.diagnostics", "UserError"),
+    "compile_spec": ("graphvae.compile.compiler", "compile_spec"),
+    "register_family": ("graphvae.compile.distributions", "register"),
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from graphvae import atomic
-from graphvae.diagnostics import UserError
+from graphvae.spec.diagnostics import UserError
 
 
 def test_write_replaces_contents_and_keeps_mode(tmp_path):

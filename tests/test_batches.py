@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from graphvae.batches import (SemiSupervisedBatches, binarize, binarize_arrays, choose_labelled,
+from graphvae.data.batches import (SemiSupervisedBatches, binarize, binarize_arrays, choose_labelled,
                               evaluation_arrays, labelled_counts, load_labelled, mask_unlabelled,
                               save_labelled, split_validation, to_batch)
-from graphvae.diagnostics import UserError
-from graphvae.ir import Spec, Variable
+from graphvae.spec.diagnostics import UserError
+from graphvae.spec.ir import Spec, Variable
 
 torch.set_num_threads(1)
 

@@ -56,9 +56,9 @@ def test_compiled_m2_equals_the_benchmark_m2_on_an_mnist_batch(monkeypatch):
     import torch
 
     import handwritten_m2
-    from graphvae.compiler import compile_spec
+    from graphvae.compile.compiler import compile_spec
     from graphvae.data import SemiSupervisedBatches, prepare_data
-    from graphvae.loader import load_spec
+    from graphvae.spec.loader import load_spec
 
     torch.set_num_threads(1)
     spec = load_spec(str(ROOT / "specs" / "m2.gvae"))

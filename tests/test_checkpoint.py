@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from graphvae import checkpoint
-from graphvae.checkpoint import (capture_rng, load_checkpoint, restore_rng, save_checkpoint, spec_differences,
+from graphvae.train import checkpoint
+from graphvae.train.checkpoint import (capture_rng, load_checkpoint, restore_rng, save_checkpoint, spec_differences,
                                  state_dict_differences)
-from graphvae.diagnostics import UserError
-from graphvae.ir import Dist, Factor, Net, Param, Spec, Variable
+from graphvae.spec.diagnostics import UserError
+from graphvae.spec.ir import Dist, Factor, Net, Param, Spec, Variable
 
 torch.set_num_threads(1)
 

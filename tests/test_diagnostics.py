@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from graphvae.diagnostics import SpecError, did_you_mean, error, render, summary, to_json, warning
-from graphvae.ir import Span
+from graphvae.spec.diagnostics import SpecError, did_you_mean, error, render, summary, to_json, warning
+from graphvae.spec.ir import Span
 
 SOURCE = "model m\nx : observed binray[4]\n"
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch.distributions import constraints
 
-from graphvae import distributions as dists
-from graphvae import families
-from graphvae.compiler import compile_spec
-from graphvae.parser import parse_dsl
+from graphvae.compile import distributions as dists
+from graphvae.spec import families
+from graphvae.compile.compiler import compile_spec
+from graphvae.spec.parser import parse_dsl
 
 torch.set_num_threads(1)
 

@@ -10,10 +10,10 @@ from conftest import tiny_m2
 import torch
 
 from graphvae.cli import main
-from graphvae.evaluate import evaluate_run, hide_labels, selection_score
-from graphvae.ir import Spec, Variable
-from graphvae.train import train
-from graphvae import trainconfig
+from graphvae.train.evaluate import evaluate_run, hide_labels, selection_score
+from graphvae.spec.ir import Spec, Variable
+from graphvae.train.loop import train
+from graphvae.train import config as trainconfig
 
 torch.set_num_threads(1)
 
@@ -26,7 +26,7 @@ SPEC = tiny_m2(objective="y = enumerate", train="""  epochs = 1
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from graphvae.train import load_spec_file
+    from graphvae.train.loop import load_spec_file
 
     root = tmp_path_factory.mktemp("eval")
     path = root / "tiny.gvae"

@@ -1,4 +1,4 @@
-"""graphvae.families against torch.distributions, the source of truth for constraints and supports."""
+"""graphvae.spec.families against torch.distributions, the source of truth for constraints and supports."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.distributions import constraints as C
 
-from graphvae.families import FAMILIES, SUPPORT_OF_DOMAIN, Family, literal_ok, register_family, support_contains
+from graphvae.spec.families import FAMILIES, SUPPORT_OF_DOMAIN, Family, literal_ok, register_family, support_contains
 
 torch.set_num_threads(1)
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from graphvae.cli import main
-from graphvae.formatter import header_comment, to_dsl, to_yaml
-from graphvae.ir import Beta, Call, Dist, Estimator, Factor, Net, Objective, Option, Param, Setting, Spec, Variable
-from graphvae.parser import parse_dsl
-from graphvae.yaml_loader import load_yaml
+from graphvae.spec.formatter import header_comment, to_dsl, to_yaml
+from graphvae.spec.ir import Beta, Call, Dist, Estimator, Factor, Net, Objective, Option, Param, Setting, Spec, Variable
+from graphvae.spec.parser import parse_dsl
+from graphvae.spec.yaml_loader import load_yaml
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 ALL_SPECS = sorted(p.name for p in SPECS.iterdir() if p.suffix in (".gvae", ".yaml"))

@@ -1,12 +1,12 @@
-"""graphvae.graph: q and p as networkx graphs, topological order and cycles."""
+"""graphvae.spec.graph: q and p as networkx graphs, topological order and cycles."""
 
 from __future__ import annotations
 
 import networkx as nx
 import pytest
 
-from graphvae.graph import all_cycles, decoder_graph, encoder_graph, find_cycle, format_cycle, topological_order
-from graphvae.ir import Dist, Factor, Net, Param, Spec, Variable
+from graphvae.spec.graph import all_cycles, decoder_graph, encoder_graph, find_cycle, format_cycle, topological_order
+from graphvae.spec.ir import Dist, Factor, Net, Param, Spec, Variable
 
 VARS = (
     Variable("x", "observed", "binary", (4,)),
@@ -106,5 +106,5 @@ def test_graph_module_does_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, graphvae.graph; assert 'torch' not in sys.modules"
+    code = "import sys, graphvae.spec.graph; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

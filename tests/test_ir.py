@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from graphvae.ir import Beta, Call, Estimator, Factor, Net, Objective, Option, Setting, Span, Spec, Variable
+from graphvae.spec.ir import Beta, Call, Estimator, Factor, Net, Objective, Option, Setting, Span, Spec, Variable
 
 
 def test_equality_ignores_spans_and_source():

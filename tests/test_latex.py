@@ -1,4 +1,4 @@
-"""graphvae.latex: factorisations of q and p, the objective, and a fragment that compiles."""
+"""graphvae.render.latex: factorisations of q and p, the objective, and a fragment that compiles."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from graphvae.latex import factorisation, objective, tex_name, to_latex
-from graphvae.parser import parse_dsl
+from graphvae.render.latex import factorisation, objective, tex_name, to_latex
+from graphvae.spec.parser import parse_dsl
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
@@ -246,7 +246,7 @@ def _all_specs():
 
 def _load(source):
     if isinstance(source, Path):
-        from graphvae.loader import load_spec
+        from graphvae.spec.loader import load_spec
 
         return load_spec(str(source))
     return spec_of(source)

@@ -1,4 +1,4 @@
-"""graphvae.loader: reading, dispatch by extension, load_spec, and a mutation fuzz test of both front ends."""
+"""graphvae.spec.loader: reading, dispatch by extension, load_spec, and a mutation fuzz test of both front ends."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from graphvae.diagnostics import Diagnostic, SpecError, render
-from graphvae.ir import Spec
-from graphvae.loader import EXTENSIONS, check_file, check_text, load_spec
+from graphvae.spec.diagnostics import Diagnostic, SpecError, render
+from graphvae.spec.ir import Spec
+from graphvae.spec.loader import EXTENSIONS, check_file, check_text, load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted(p for p in (ROOT / "specs").iterdir() if p.suffix in EXTENSIONS)

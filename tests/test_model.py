@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from graphvae.compiler import compile_spec
-from graphvae.diagnostics import UserError
-from graphvae.parser import parse_dsl
+from graphvae.compile.compiler import compile_spec
+from graphvae.spec.diagnostics import UserError
+from graphvae.spec.parser import parse_dsl
 
 torch.set_num_threads(1)
 
@@ -187,7 +187,7 @@ objective {
 
 @pytest.mark.parametrize("given, expected", [(None, 32), (5, 5), (100, 100)])
 def test_predict_after_latents_averages_over_at_least_32_draws(given, expected, monkeypatch):
-    from graphvae import model as model_module
+    from graphvae.compile import model as model_module
 
     torch.manual_seed(6)
     model = compile_text(STYLE_FIRST)

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from graphvae.compiler import compile_spec
-from graphvae.parser import parse_dsl
+from graphvae.compile.compiler import compile_spec
+from graphvae.spec.parser import parse_dsl
 
 torch.set_num_threads(1)
 

@@ -7,10 +7,10 @@ import pytest
 from conftest import tiny_m2
 
 from graphvae.cli import main
-from graphvae.diagnostics import UserError
-from graphvae.ir import Variable
-from graphvae.pictures import _as_images, _image_shape, image_grid, plot_curves
-from graphvae.runfolder import RunFolder
+from graphvae.spec.diagnostics import UserError
+from graphvae.spec.ir import Variable
+from graphvae.train.pictures import _as_images, _image_shape, image_grid, plot_curves
+from graphvae.train.runfolder import RunFolder
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -110,8 +110,8 @@ SPEC = tiny_m2(z=3, train="""  epochs = 1
 def trained(tmp_path_factory):
     import torch
 
-    from graphvae import trainconfig
-    from graphvae.train import load_spec_file, train
+    from graphvae.train import config as trainconfig
+    from graphvae.train.loop import load_spec_file, train
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("pictures")
@@ -128,7 +128,7 @@ def trained(tmp_path_factory):
          "traversals.png": (3, 2)}),
 ])
 def test_sample_writes_every_grid(trained, tmp_path, n, grids):
-    from graphvae.pictures import sample_pictures
+    from graphvae.train.pictures import sample_pictures
 
     written = sample_pictures(trained, tmp_path / "figs", n=n, device="cpu", log=lambda *_: None)
     assert sorted(p.name for p in written) == sorted(grids)

@@ -1,4 +1,4 @@
-"""graphvae.render: the plain diagram, the graphviz object, output files and the CLI."""
+"""graphvae.render.diagram: the plain diagram, the graphviz object, output files and the CLI."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from graphvae.cli import main
-from graphvae.diagnostics import UserError
-from graphvae.parser import parse_dsl
-from graphvae.render import (INSTALL_HINT, SHADE, STYLES, describe, output_format, spec_path, to_graphviz,
+from graphvae.spec.diagnostics import UserError
+from graphvae.spec.parser import parse_dsl
+from graphvae.render.diagram import (INSTALL_HINT, SHADE, STYLES, describe, output_format, spec_path, to_graphviz,
                              write)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -275,7 +275,7 @@ SPEC_FILES = sorted(SPECS.glob("*.gvae")) + sorted(SPECS.glob("*.yaml"))
 
 @pytest.mark.parametrize("path", SPEC_FILES, ids=lambda p: p.name)
 def test_every_shipped_spec_renders(tmp_path, path):
-    from graphvae.loader import load_spec
+    from graphvae.spec.loader import load_spec
 
     spec = load_spec(str(path))
     diagram = describe(spec)
@@ -293,7 +293,7 @@ def test_every_shipped_spec_renders(tmp_path, path):
 
 @pytest.mark.parametrize("path", sorted(SPECS.glob("*.yaml")), ids=lambda p: p.name)
 def test_yaml_specs_draw_like_their_dsl_twins(path):
-    from graphvae.loader import load_spec
+    from graphvae.spec.loader import load_spec
 
     twin = path.with_suffix(".gvae")
     if not twin.exists():

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from graphvae.diagnostics import UserError
-from graphvae.runfolder import RunFolder, atomic_write_bytes, sha256_text
+from graphvae.spec.diagnostics import UserError
+from graphvae.train.runfolder import RunFolder, atomic_write_bytes, sha256_text
 
 
 @pytest.mark.parametrize("suffix, name", [(".gvae", "spec.gvae"), (".yaml", "spec.yaml"), (".yml", "spec.yaml")])

@@ -12,13 +12,13 @@ import pytest
 from conftest import tiny_m2
 import torch
 
-from graphvae import trainconfig
-from graphvae.checkpoint import load_checkpoint
+from graphvae.train import config as trainconfig
+from graphvae.train.checkpoint import load_checkpoint
 from graphvae.cli import main
-from graphvae.config import TrainConfig
-from graphvae.diagnostics import UserError
-from graphvae.runfolder import RunFolder, sha256_text
-from graphvae.train import NonFiniteLoss, lr_factor, train
+from graphvae.spec.settings import TrainConfig
+from graphvae.spec.diagnostics import UserError
+from graphvae.train.runfolder import RunFolder, sha256_text
+from graphvae.train.loop import NonFiniteLoss, lr_factor, train
 
 torch.set_num_threads(1)
 
@@ -39,7 +39,7 @@ def spec_path(tmp_path):
 
 
 def _cfg(spec_path, **over) -> TrainConfig:
-    from graphvae.train import load_spec_file
+    from graphvae.train.loop import load_spec_file
 
     return trainconfig.resolve(load_spec_file(spec_path)[0], {"device": "cpu", **over})
 
@@ -124,7 +124,7 @@ def test_same_seed_same_run_different_seed_differs(tmp_path, spec_path):
 
 
 def test_ctrl_c_saves_and_resume_hint(tmp_path, spec_path, monkeypatch, capsys):
-    from graphvae.model import CompiledModel
+    from graphvae.compile.model import CompiledModel
 
     calls = {"n": 0}
     original = CompiledModel.loss
@@ -169,7 +169,7 @@ def test_checkpoint_of_another_spec_in_the_run_folder_is_refused(tmp_path, spec_
 
 
 def test_non_finite_loss_names_term_and_keeps_checkpoint(tmp_path, spec_path, monkeypatch):
-    from graphvae.model import CompiledModel
+    from graphvae.compile.model import CompiledModel
 
     cfg = _cfg(spec_path)
     first = train(spec_path, _cfg(spec_path, epochs=1), tmp_path / "probe", progress=False, log=lambda *_: None)

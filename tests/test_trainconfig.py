@@ -6,10 +6,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from graphvae import trainconfig
-from graphvae.config import TrainConfig
-from graphvae.diagnostics import UserError
-from graphvae.ir import Setting, Spec
+from graphvae.train import config as trainconfig
+from graphvae.spec.settings import TrainConfig
+from graphvae.spec.diagnostics import UserError
+from graphvae.spec.ir import Setting, Spec
 
 
 def _spec(**train) -> Spec:

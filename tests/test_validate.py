@@ -1,4 +1,4 @@
-"""graphvae.validate: golden invalid specs, the shipped specs, and the structural rules on IR."""
+"""graphvae.spec.validate: golden invalid specs, the shipped specs, and the structural rules on IR."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from graphvae.ir import Dist, Estimator, Call, Factor, Net, Objective, Param, Setting, Spec, Uniform, Variable
-from graphvae.loader import check_file
-from graphvae.validate import RULES, default_estimator, estimator_method, has_errors, validate
+from graphvae.spec.ir import Dist, Estimator, Call, Factor, Net, Objective, Param, Setting, Spec, Uniform, Variable
+from graphvae.spec.loader import check_file
+from graphvae.spec.validate import RULES, default_estimator, estimator_method, has_errors, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = sorted((ROOT / "tests" / "golden").glob("*.*"))
@@ -200,7 +200,7 @@ def test_estimator_method_prefers_the_spec():
 
 
 def test_diagnostics_are_sorted_by_position():
-    from graphvae.ir import Span
+    from graphvae.spec.ir import Span
 
     s = lambda line: Span("f", line, 1)  # noqa: E731
     spec = m2(objective=Objective(settings=(Setting("alpa", 1, s(9)), Setting("samples", 0, s(3))),

@@ -1,13 +1,13 @@
-"""graphvae.validate_factors: families, argument binding, networks, supports and shapes, on IR."""
+"""graphvae.spec.validate.factors: families, argument binding, networks, supports and shapes, on IR."""
 
 from __future__ import annotations
 
 import pytest
 
-from graphvae.families import FAMILIES, Family, register_family
-from graphvae.ir import Dist, Factor, Net, Option, Param, Spec, Uniform, Variable
-from graphvae.validate import validate
-from graphvae.validate_factors import ACTIVATIONS, bind_params, support_fits
+from graphvae.spec.families import FAMILIES, Family, register_family
+from graphvae.spec.ir import Dist, Factor, Net, Option, Param, Spec, Uniform, Variable
+from graphvae.spec.validate import validate
+from graphvae.spec.validate.factors import ACTIVATIONS, bind_params, support_fits
 
 X = Variable("x", "observed", "binary", (4,))
 

@@ -1,4 +1,4 @@
-"""graphvae.validate_objective: objective and train settings, estimators, betas, on IR."""
+"""graphvae.spec.validate.objective: objective and train settings, estimators, betas, on IR."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from dataclasses import fields
 
 import pytest
 
-from graphvae import config
-from graphvae.config import ObjectiveConfig, TrainConfig
-from graphvae.families import FAMILIES, Family, register_family
-from graphvae.ir import Beta, Call, Dist, Estimator, Factor, Net, Objective, Option, Param, Setting, Spec, Uniform, Variable
-from graphvae.validate import validate
-from graphvae.validate_objective import CHOICES, DATASETS, ENUMERATE_LIMIT, RANGES, enumeration_size
+from graphvae.spec import settings as config
+from graphvae.spec.settings import ObjectiveConfig, TrainConfig
+from graphvae.spec.families import FAMILIES, Family, register_family
+from graphvae.spec.ir import Beta, Call, Dist, Estimator, Factor, Net, Objective, Option, Param, Setting, Spec, Uniform, Variable
+from graphvae.spec.validate import validate
+from graphvae.spec.validate.objective import CHOICES, DATASETS, ENUMERATE_LIMIT, RANGES, enumeration_size
 
 X = Variable("x", "observed", "binary", (4,))
 Y = Variable("y", "supervised", "categorical", (3,))

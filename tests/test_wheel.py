@@ -47,7 +47,7 @@ def test_wheel_installs_and_checks_with_its_own_grammar(tmp_path):
     assert check.returncode == 0, check.stdout + check.stderr
     assert "no issues" in check.stdout
 
-    probe = ("import sys, graphvae.parser as p, graphvae.loader as l; "
+    probe = ("import sys, graphvae.spec.parser as p, graphvae.spec.loader as l; "
              "l.check_file(sys.argv[1]); print(p.grammar_path()); print('torch' in sys.modules)")
     where = run([python, "-c", probe, ROOT / "specs" / "m2.gvae"], cwd=elsewhere, env=env)
     assert where.returncode == 0, where.stderr

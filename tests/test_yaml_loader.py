@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from graphvae.ir import Call, Dist, Estimator, Factor, Net, Option, Param, Setting, Span, Uniform, Variable
-from graphvae.parser import parse_dsl
-from graphvae.yaml_loader import load_yaml
+from graphvae.spec.ir import Call, Dist, Estimator, Factor, Net, Option, Param, Setting, Span, Uniform, Variable
+from graphvae.spec.parser import parse_dsl
+from graphvae.spec.yaml_loader import load_yaml
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 

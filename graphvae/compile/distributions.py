@@ -1,0 +1,193 @@
+"""The torch side of the family registry: classes, parameter constraints, relaxations, supports.
+
+:mod:`graphvae.spec.families` holds torch-free metadata (so ``graphvae check`` never
+imports torch); this module resolves each family's ``torch_class`` lazily and
+builds distributions from parameter tensors.
+
+* Network heads output unconstrained blocks; :func:`constrain` maps a block onto
+  the parameter's constraint with ``torch.distributions.transform_to`` applied to
+  the class's own ``arg_constraints`` -- no activation is picked by hand.
+* :func:`build` sums log-probs over a variable's event dims with ``Independent``
+  (event dims = ``len(shape) - family.event_rank``).
+* :data:`RELAXATIONS` pairs a discrete family with its continuous relaxation for
+  the ``relax`` estimator (Concrete / Gumbel-softmax, Maddison et al. 2017; Jang et
+  al. 2017).  A relaxed variable is sampled and scored in log space
+  (``ExpRelaxedCategorical`` / ``LogitRelaxedBernoulli``); the value fed to
+  networks is ``exp`` / ``sigmoid`` of it, i.e. a ``RelaxedOneHotCategorical`` /
+  ``RelaxedBernoulli`` sample.  The change of variables has the same Jacobian under
+  q and p, so log q - log p equals the ratio of the relaxed densities while staying
+  finite where the simplex-space density underflows.
+* :func:`register` adds a family in one call (also to the torch-free metadata, so
+  validation sees it).
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch.distributions import Distribution, Independent, constraints, transform_to
+
+from graphvae.spec import families
+from graphvae.spec.families import Family
+
+_CLASSES: dict[str, type] = {}  # family name -> resolved torch class (cache; classes registered as objects)
+
+
+def family(name: str) -> Family:
+    try:
+        return families.FAMILIES[name]
+    except KeyError:
+        raise KeyError(f"unknown family {name!r}; known: {', '.join(sorted(families.FAMILIES))}") from None
+
+
+def torch_class(name: str) -> type:
+    """The ``torch.distributions.Distribution`` subclass of a family, imported on first use."""
+    cls = _CLASSES.get(name)
+    fam = family(name)
+    if cls is None or f"{cls.__module__}.{cls.__qualname__}" != fam.torch_class:
+        module, _, attr = fam.torch_class.rpartition(".")
+        cls = getattr(importlib.import_module(module), attr)
+        _CLASSES[name] = cls
+    return cls
+
+
+def constraint_name(c: constraints.Constraint) -> str:
+    """The name of a constraint as :mod:`graphvae.spec.families` writes it (``positive``,
+    ``independent(real, 1)``), found by identity among ``torch.distributions.constraints``."""
+    if isinstance(c, constraints.independent):
+        return f"independent({constraint_name(c.base_constraint)}, {c.reinterpreted_batch_ndims})"
+    for attr in dir(constraints):
+        if not attr.startswith("_") and getattr(constraints, attr) is c:
+            return attr
+    if isinstance(c, constraints.integer_interval):
+        return "integer_interval"
+    return type(c).__name__.lstrip("_").lower()
+
+
+def param_constraint(family_name: str, param: str) -> constraints.Constraint:
+    return torch_class(family_name).arg_constraints[param]
+
+
+def constrain(family_name: str, param: str, block: torch.Tensor) -> torch.Tensor:
+    """Map an unconstrained block onto ``param``'s constraint (``transform_to``)."""
+    return transform_to(param_constraint(family_name, param))(block)
+
+
+def event_dims(family_name: str, shape: tuple[int, ...]) -> int:
+    """Trailing batch dims of the torch distribution that belong to one value of the variable."""
+    return len(shape) - family(family_name).event_rank
+
+
+def build(family_name: str, params: dict[str, torch.Tensor], n_event: int) -> Distribution:
+    """The family's distribution over one value of a variable: ``Independent`` over ``n_event`` dims."""
+    d = torch_class(family_name)(**params, validate_args=False)
+    return Independent(d, n_event, validate_args=False) if n_event > 0 else d
+
+
+def base_of(d: Distribution) -> Distribution:
+    return d.base_dist if isinstance(d, Independent) else d
+
+
+# -- relaxations for the `relax` estimator ------------------------------------------------
+@dataclass(frozen=True)
+class Relaxation:
+    """A discrete family's continuous relaxation, in the space where it is sampled and scored."""
+
+    log_space_class: str  # dotted path; constructed as cls(temperature, logits=...)
+    to_value: Callable[[torch.Tensor], torch.Tensor]  # log-space sample -> value fed to networks
+    density: str  # the relaxed density in value space, for documentation and `graphvae compile`
+
+
+RELAXATIONS: dict[str, Relaxation] = {
+    "Categorical": Relaxation("torch.distributions.relaxed_categorical.ExpRelaxedCategorical", torch.exp,
+                              "RelaxedOneHotCategorical"),
+    "Bernoulli": Relaxation("torch.distributions.relaxed_bernoulli.LogitRelaxedBernoulli", torch.sigmoid,
+                            "RelaxedBernoulli"),
+}
+
+
+def relaxation(family_name: str) -> Relaxation | None:
+    return RELAXATIONS.get(family_name)
+
+
+def build_relaxed(family_name: str, d: Distribution, temperature: float) -> Distribution:
+    """The relaxed (log-space) counterpart of the discrete distribution ``d`` at ``temperature``."""
+    relax = RELAXATIONS[family_name]
+    module, _, attr = relax.log_space_class.rpartition(".")
+    cls = getattr(importlib.import_module(module), attr)
+    base = base_of(d)
+    logits = base.logits
+    temp = torch.as_tensor(temperature, dtype=logits.dtype, device=logits.device)
+    r = cls(temp, logits=logits, validate_args=False)
+    n = d.reinterpreted_batch_ndims if isinstance(d, Independent) else 0
+    return Independent(r, n, validate_args=False) if n > 0 else r
+
+
+# -- enumeration --------------------------------------------------------------------------
+def support_size(domain: str, shape: tuple[int, ...]) -> int | None:
+    """Number of joint values of a finite discrete variable, else None."""
+    n = 1
+    if domain == "categorical":
+        for d in shape[:-1]:
+            n *= d
+        return shape[-1] ** n
+    if domain == "binary":
+        for s in shape:
+            n *= s
+        return 2 ** n
+    return None
+
+
+def support_values(domain: str, shape: tuple[int, ...], dtype=torch.float32, device=None) -> torch.Tensor:
+    """Every joint value of a finite discrete variable, shape ``(N, *value_shape)``.
+
+    Categorical values are class indices (long) of shape ``shape[:-1]``; binary values
+    are 0/1 floats of shape ``shape``."""
+    if domain == "categorical":
+        vshape, k, kind = shape[:-1], shape[-1], torch.long
+    elif domain == "binary":
+        vshape, k, kind = shape, 2, dtype
+    else:
+        raise ValueError(f"domain {domain!r} has no finite support")
+    m = 1
+    for s in vshape:
+        m *= s
+    rows = list(itertools.product(range(k), repeat=m))
+    return torch.tensor(rows, dtype=kind, device=device).reshape((len(rows),) + tuple(vshape))
+
+
+# -- user extension -----------------------------------------------------------------------
+def register(name: str, cls: type, params: tuple[str, ...] | list[str], head: tuple[str, ...] | list[str] | None = None,
+             support: str | None = None, event_rank: int = 0, uniform: dict[str, float] | None = None,
+             aliases: dict[str, str] | None = None) -> Family:
+    """Add a family in one call, e.g. ``register("Gumbel", torch.distributions.Gumbel, ("loc", "scale"))``.
+
+    ``params``: literal parameters in positional order; ``head``: parameters a network
+    produces (default ``params``); constraints come from ``cls.arg_constraints`` and the
+    support name from ``cls.support`` unless given.  Also registers the torch-free
+    metadata with :func:`graphvae.families.register_family` so validation sees it."""
+    params = tuple(params)
+    head = tuple(head) if head is not None else params
+    arg = dict(cls.arg_constraints)
+    missing = [p for p in params + head if p not in arg]
+    if missing:
+        raise ValueError(f"{cls.__name__}.arg_constraints has no {', '.join(missing)}")
+    cons = {p: constraint_name(arg[p]) for p in dict.fromkeys(params + head + tuple(aliases or {}))}
+    if support is None:
+        sup = cls.support
+        if isinstance(sup, constraints.independent):
+            sup = sup.base_constraint
+        support = constraint_name(sup)
+    fam = Family(name, f"{cls.__module__}.{cls.__qualname__}", params, head, cons, support, event_rank,
+                 uniform, dict(aliases or {}))
+    families.register_family(fam)
+    module = importlib.import_module(cls.__module__)
+    if getattr(module, cls.__qualname__, None) is cls:
+        _CLASSES.pop(name, None)
+    else:  # a class that cannot be imported by its dotted path (defined in a function, say)
+        _CLASSES[name] = cls
+    return fam

@@ -1,0 +1,408 @@
+"""The compiled model: an ``nn.Module`` that runs q then p over a batch and scores it.
+
+:func:`graphvae.compiler.compile_spec` builds a :class:`CompiledModel`.  Its
+``encoder`` and ``decoder`` are ``nn.ModuleDict``\\ s of per-node networks (keys are
+the node names); nodes run in the topological order of each graph.  Tensors have
+the layout ``(*lead, B, *value_shape)`` where ``lead`` is one dim per enumerated
+variable followed by the sample dim S (see :class:`graphvae.objective.Trace`).
+
+A batch mixes labelled and unlabelled examples.  :meth:`CompiledModel.loss`
+groups the examples by which supervised variables they label (gather, run, sum),
+so labelled M2 examples are never enumerated over y.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+from torch import nn
+
+from graphvae.compile import distributions as dists
+from graphvae.compile.batch_check import CheckedBatch, check_batch
+from graphvae.spec.settings import ObjectiveConfig
+from graphvae.spec.diagnostics import UserError
+from graphvae.spec.ir import Spec
+from graphvae.compile.objective import SemiSupervisedELBO, Trace
+
+PREDICT_SAMPLES = 32  # least number of latent draws predict() averages q(y|z,x) over, when y follows latents in q
+
+# How a non-labelled stochastic q node is handled, per mode of running the model.
+_MODE_METHODS = {
+    "train": {},  # the declared estimators
+    "iwae": {"relax": "sample", "reinforce": "sample", "score": "sample"},  # exact discrete draws, no relaxation
+    "mean": {"enumerate": "mean", "relax": "mean", "reinforce": "mean", "score": "mean", "rsample": "mean"},
+}
+
+
+class CompiledModel(nn.Module):
+    """A spec compiled to networks, with the semi-supervised objective as :meth:`loss`.
+
+    ``methods`` maps every stochastic q variable to ``enumerate | relax | reinforce``
+    (discrete) or ``rsample | score`` (continuous, reparameterised or not)."""
+
+    def __init__(self, spec: Spec, config: ObjectiveConfig, encoder: nn.ModuleDict, decoder: nn.ModuleDict,
+                 q_order: list[str], p_order: list[str], methods: dict[str, str], temperatures: dict[str, float]):
+        super().__init__()
+        self.spec = spec
+        self.config = config
+        self.encoder = encoder
+        self.decoder = decoder
+        self.q_order = tuple(q_order)
+        self.p_order = tuple(p_order)
+        self.methods = dict(methods)
+        self.temperatures = dict(temperatures)
+        self.objective = SemiSupervisedELBO(spec, config)
+        self.check_inputs = True  # set False to skip batch checks in a tight loop
+        self._qf = {f.name: f for f in spec.encoder}
+        self._pf = {f.name: f for f in spec.decoder}
+        self._vars = spec.var_map
+
+    # -- plumbing ---------------------------------------------------------------------
+    def _probe(self) -> torch.Tensor | None:
+        for t in self.parameters():
+            return t
+        for t in self.buffers():
+            return t
+        return None
+
+    @property
+    def dtype(self) -> torch.dtype:
+        t = self._probe()
+        return t.dtype if t is not None else torch.get_default_dtype()
+
+    @property
+    def device(self) -> torch.device:
+        t = self._probe()
+        return t.device if t is not None else torch.device("cpu")
+
+    def _check(self, batch, require=None) -> CheckedBatch:
+        if not self.check_inputs:
+            return _unchecked(self.spec, batch)
+        return check_batch(self.spec, batch, self.dtype, self.device, require)
+
+    def forward(self, batch, terms: bool = False):
+        """Same as :meth:`loss` (so ``torch.compile(model)`` compiles the training step)."""
+        return self.loss(batch, terms=terms)
+
+    def _method(self, name: str, mode: str) -> str:
+        m = self.methods[name]
+        return _MODE_METHODS[mode].get(m, m)
+
+    @staticmethod
+    def _parents(factor, *tables) -> list[torch.Tensor]:
+        out = []
+        for p in factor.parents:
+            for table in tables:
+                if p in table:
+                    out.append(table[p])
+                    break
+        return out
+
+    # -- running q and p --------------------------------------------------------------
+    def _trace(self, values: dict[str, torch.Tensor], size: int, labelled: frozenset[str], samples: int,
+               mode: str = "train", run_p: bool = True, stop_at: str | None = None) -> Trace:
+        order = self.q_order if stop_at is None else self.q_order[:self.q_order.index(stop_at) + 1]
+        enumerated = [n for n in order if not self._qf[n].deterministic and n not in labelled and n != stop_at
+                      and self._method(n, mode) == "enumerate"]
+        trace = Trace(len(enumerated), size, labelled=labelled, enumerated=enumerated)
+        ones = (1,) * trace.lead
+        for name, t in values.items():
+            trace.values[name] = t.reshape(ones + tuple(t.shape))
+        q_det: dict[str, torch.Tensor] = {}
+        for name in order:
+            factor = self._qf[name]
+            parents = self._parents(factor, q_det, trace.values)
+            if factor.deterministic:
+                q_det[name] = self.encoder[name](parents)
+                continue
+            d = self.encoder[name].dist(parents)
+            trace.q_dists[name] = d
+            if name == stop_at:
+                return trace
+            self._q_node(trace, name, d, mode, samples)
+        if run_p:
+            self._p_pass(trace)
+        return trace
+
+    def _q_node(self, trace: Trace, name: str, d, mode: str, samples: int) -> None:
+        var = self._vars[name]
+        if name in trace.labelled:
+            trace.logq[name] = self._reduced(d.log_prob(trace.values[name]), trace, name)
+            return
+        method = self._method(name, mode)
+        lead = trace.lead
+        if method == "enumerate":
+            i = trace.enumerated.index(name)
+            sup = dists.support_values(var.domain, var.shape, self.dtype, self.device)
+            value = sup.reshape((1,) * i + (sup.shape[0],) + (1,) * (lead - i) + tuple(sup.shape[1:]))
+        else:
+            target = torch.broadcast_shapes(d.batch_shape, (1,) * (lead - 1) + (samples, trace.batch_size))
+            if method == "mean":
+                trace.values[name] = _mean_or_mode(d.expand(target), var)
+                return
+            if method == "relax":
+                family = self._qf[name].dist.family
+                relaxed = dists.build_relaxed(family, d, self.temperatures[name]).expand(target)
+                log_space = relaxed.rsample()
+                trace.relaxed[name] = log_space
+                trace.values[name] = dists.relaxation(family).to_value(log_space)
+                trace.logq[name] = self._reduced(relaxed.log_prob(log_space), trace, name)
+                return
+            draw = d.expand(target)
+            value = draw.rsample() if method == "rsample" else draw.sample()
+            if method in ("reinforce", "score"):
+                trace.reinforced.append(name)
+        trace.values[name] = value
+        trace.logq[name] = self._reduced(d.log_prob(value), trace, name)
+
+    def _p_pass(self, trace: Trace) -> None:
+        p_det: dict[str, torch.Tensor] = {}
+        for name in self.p_order:
+            factor = self._pf[name]
+            parents = self._parents(factor, p_det, trace.values)
+            if factor.deterministic:
+                p_det[name] = self.decoder[name](parents)
+                continue
+            d = self.decoder[name].dist(parents)
+            if name in trace.relaxed:
+                relaxed = dists.build_relaxed(factor.dist.family, d, self.temperatures[name])
+                trace.logp[name] = self._reduced(relaxed.log_prob(trace.relaxed[name]), trace, name)
+            else:
+                trace.logp[name] = self._reduced(d.log_prob(trace.values[name]), trace, name)
+
+    @staticmethod
+    def _reduced(t: torch.Tensor, trace: Trace, name: str) -> torch.Tensor:
+        if t.dim() != trace.lead + 1 or t.shape[-1] not in (1, trace.batch_size):
+            raise AssertionError(f"log-density of '{name}' has shape {tuple(t.shape)}; expected "
+                                 f"{trace.lead} lead dims and the batch ({trace.batch_size})")
+        return t
+
+    # -- grouping by labelled pattern -------------------------------------------------
+    def _groups(self, cb: CheckedBatch):
+        """``[(labelled names, index tensor or None for all)]`` over the batch's labelled patterns."""
+        names = [n for n in cb.labelled]
+        if not names:
+            return [(frozenset(), None)]
+        code = torch.zeros(cb.size, dtype=torch.long, device=cb.labelled[names[0]].device)
+        for i, n in enumerate(names):
+            code = code + (cb.labelled[n].long() << i)
+        present = torch.unique(code).tolist()
+        out = []
+        for c in present:
+            labelled = frozenset(n for i, n in enumerate(names) if c >> i & 1)
+            idx = None if len(present) == 1 else torch.nonzero(code == c).squeeze(1)
+            out.append((labelled, idx))
+        return out
+
+    def _group_values(self, cb: CheckedBatch, labelled, idx) -> dict[str, torch.Tensor]:
+        keep = {v.name for v in self.spec.observed} | set(labelled)
+        return {k: (v if idx is None else v.index_select(0, idx)) for k, v in cb.values.items() if k in keep}
+
+    # -- the public API ---------------------------------------------------------------
+    def loss(self, batch, terms: bool = False):
+        """The negated objective averaged over the batch (a scalar to minimise).
+
+        With ``terms=True`` also a dict of detached scalars for logging: ``elbo``,
+        ``reconstruction``, ``kl/<v>`` (per example), ``classifier/<y>`` (mean log q(y|x)
+        over labelled examples), ``ess/<y>`` (effective sample size of the weights) and
+        ``n_labelled/<y>``."""
+        cb = self._check(batch)
+        groups = self._groups(cb)
+        n_any = sum(len(i) if i is not None else cb.size for lab, i in groups if lab)
+        alpha = self.objective.alpha_for(cb.size, n_any)
+        total = 0.0
+        sums: dict[str, torch.Tensor] = defaultdict(float)
+        for labelled, idx in groups:
+            n = cb.size if idx is None else len(idx)
+            trace = self._trace(self._group_values(cb, labelled, idx), n, labelled, self.config.samples)
+            est = self.objective.estimate(trace, alpha)
+            total = total + est.surrogate.sum()
+            if terms:
+                with torch.no_grad():
+                    sums["elbo"] = sums["elbo"] + est.elbo.sum()
+                    for k, v in est.parts.items():
+                        sums[k] = sums[k] + v.sum()
+        loss = -total / cb.size
+        if not terms:
+            return loss
+        return loss, self._terms(cb, sums)
+
+    def _terms(self, cb: CheckedBatch, sums) -> dict[str, torch.Tensor]:
+        like = torch.zeros((), dtype=self.dtype, device=self.device)
+        out = {}
+        for k in ["elbo", "reconstruction"] + [f"kl/{v}" for v in self.objective.hidden]:
+            out[k] = (like + sums[k]) / cb.size
+        for y in self.objective.supervised:
+            n = int(cb.labelled[y].sum()) if y in cb.labelled else 0
+            for k in (f"classifier/{y}", f"ess/{y}"):
+                out[k] = (like + sums[k]) / max(n, 1)
+            out[f"n_labelled/{y}"] = like + n
+        return out
+
+    def log_marginal(self, batch, samples: int = 100) -> torch.Tensor:
+        """Per-example IWAE estimate (B,) of log p(x), or of log p(x, y) where y is labelled.
+
+        Discrete variables declared ``enumerate`` are summed exactly; ``relax`` and
+        ``reinforce`` ones are drawn exactly (no relaxation).  ``samples=1`` gives a
+        single-sample ELBO."""
+        if samples < 1:
+            raise UserError(f"log_marginal needs samples >= 1, got {samples}")
+        cb = self._check(batch)
+        out = None
+        for labelled, idx in self._groups(cb):
+            n = cb.size if idx is None else len(idx)
+            trace = self._trace(self._group_values(cb, labelled, idx), n, labelled, samples, mode="iwae")
+            value = self.objective.log_marginal(trace)
+            if idx is None:
+                return value
+            out = value.new_empty(cb.size) if out is None else out
+            out = out.index_copy(0, idx, value)
+        return out
+
+    def predict(self, batch, var: str, samples: int | None = None) -> torch.Tensor:
+        """Predictions of a supervised variable from q(var | x) (given labels are ignored
+        for ``var``, used for the others): class indices for a finite discrete variable
+        (the mode of the marginal, estimated with ``samples`` draws of the latents
+        before it; default the objective's S, at least PREDICT_SAMPLES), the mean for a
+        continuous one.  With no sampled latent before ``var`` in q, no draw is made."""
+        v = self._vars.get(var)
+        if v is None or v.role != "supervised":
+            choices = ", ".join(s.name for s in self.spec.supervised) or "none"
+            raise UserError(f"'{var}' is not a supervised variable of model '{self.spec.name}' (supervised: {choices})")
+        cb = self._check(batch)
+        samples = samples or max(self.config.samples, PREDICT_SAMPLES)
+        hidden_values = {k: t for k, t in cb.values.items() if k != var}
+        masks = {k: m for k, m in cb.labelled.items() if k != var}
+        cb2 = CheckedBatch(hidden_values, masks, cb.size)
+        out = None
+        for labelled, idx in self._groups(cb2):
+            n = cb.size if idx is None else len(idx)
+            value = self._predict_group(self._group_values(cb2, labelled, idx), n, labelled, var, samples)
+            if idx is None:
+                return value
+            out = value.new_empty((cb.size,) + value.shape[1:]) if out is None else out
+            out = out.index_copy(0, idx, value)
+        return out
+
+    def _predict_group(self, values, size, labelled, var, samples) -> torch.Tensor:
+        v = self._vars[var]
+        trace = self._trace(values, size, labelled, samples, mode="iwae", run_p=False, stop_at=var)
+        d = trace.q_dists[var]
+        lw = 0.0  # particle weights: enumerated values by their q probability, samples equally
+        for e in trace.enumerated:
+            lw = lw + trace.logq[e]
+        if v.discrete:  # score every value of var under each particle; mode of the particle average
+            sup = dists.support_values(v.domain, v.shape, self.dtype, self.device)
+            lp = d.log_prob(sup.reshape((sup.shape[0],) + (1,) * (trace.lead + 1) + tuple(sup.shape[1:]))) + lw
+            marginal = torch.logsumexp(lp.flatten(1, trace.lead), 1)  # (N, B)
+            return sup[marginal.argmax(0)]
+        mean = d.mean
+        lead_shape = mean.shape[:trace.lead + 1]
+        w = torch.softmax((torch.zeros(lead_shape, dtype=mean.dtype, device=mean.device) + lw).reshape(-1, size), 0)
+        flat = mean.reshape((-1, size) + tuple(mean.shape[trace.lead + 1:]))
+        return (w.reshape(w.shape + (1,) * (flat.dim() - 2)) * flat).sum(0)
+
+    def encode(self, batch) -> dict[str, torch.Tensor]:
+        """Posterior means (continuous) or modes (discrete) of every latent and supervised
+        variable, ``(B, *value_shape)``, nodes computed in q's order from the previous
+        nodes' means; labelled supervised variables keep their labels."""
+        cb = self._check(batch)
+        out: dict[str, torch.Tensor] = {}
+        for labelled, idx in self._groups(cb):
+            n = cb.size if idx is None else len(idx)
+            trace = self._trace(self._group_values(cb, labelled, idx), n, labelled, 1, mode="mean", run_p=False)
+            for v in self.objective.hidden:
+                value = trace.values[v].reshape((n,) + trace.values[v].shape[trace.lead + 1:])
+                if idx is None:
+                    out[v] = value
+                else:
+                    if v not in out:
+                        out[v] = value.new_empty((cb.size,) + value.shape[1:])
+                    out[v] = out[v].index_copy(0, idx, value)
+        return out
+
+    def reconstruct(self, batch) -> dict[str, torch.Tensor]:
+        """Means of p(x | encoded latents) for every observed variable, ``(B, *shape)``."""
+        cb = self._check(batch)
+        codes = self.encode(batch)
+        return self._decode(codes, cb.size)
+
+    def sample(self, n: int, given: dict[str, torch.Tensor | int | float] | None = None) -> dict[str, torch.Tensor]:
+        """Ancestral samples of p: every variable ``(n, *value_shape)``; latent and supervised
+        ones drawn (or clamped to ``given``), observed ones as their distribution's mean."""
+        if n < 1:
+            raise UserError(f"sample needs n >= 1, got {n}")
+        given = dict(given or {})
+        for name in given:
+            v = self._vars.get(name)
+            if v is None or v.role == "observed":
+                allowed = ", ".join(x.name for x in self.spec.variables if x.role != "observed")
+                raise UserError(f"cannot clamp '{name}' when sampling; give latent or supervised variables ({allowed})")
+        clamped = {k: self._broadcast_given(k, t, n) for k, t in given.items()}
+        return self._decode(clamped, n, draw=True)
+
+    def _broadcast_given(self, name: str, t, n: int) -> torch.Tensor:
+        v = self._vars[name]
+        vshape = v.value_shape if v.domain == "categorical" else v.shape
+        kind = torch.long if v.domain == "categorical" else self.dtype
+        t = torch.as_tensor(t, device=self.device)
+        if v.domain == "categorical" and t.is_floating_point():
+            raise UserError(f"given['{name}'] must hold class indices (integers), got {t.dtype}")
+        t = t.to(kind)
+        try:
+            if t.dim() == len(vshape):
+                t = t.expand((n,) + tuple(vshape))
+            return t.expand((n,) + tuple(vshape)).clone()
+        except RuntimeError:
+            raise UserError(f"given['{name}'] should have shape {tuple(vshape)} or ({n}, {', '.join(map(str, vshape))}),"
+                            f" got {tuple(t.shape)}") from None
+
+    def _decode(self, values: dict[str, torch.Tensor], n: int, draw: bool = False) -> dict[str, torch.Tensor]:
+        """Run p in order from ``values`` (n examples); observed nodes take their means."""
+        vals = {k: t.reshape((1,) + tuple(t.shape)) for k, t in values.items()}
+        p_det: dict[str, torch.Tensor] = {}
+        out = {}
+        for name in self.p_order:
+            factor = self._pf[name]
+            parents = self._parents(factor, p_det, vals)
+            if factor.deterministic:
+                p_det[name] = self.decoder[name](parents)
+                continue
+            var = self._vars[name]
+            if name in vals and var.role != "observed":
+                value = vals[name]
+            else:
+                d = self.decoder[name].dist(parents)
+                target = torch.broadcast_shapes(d.batch_shape, (1, n))
+                if var.role == "observed":
+                    value = _mean_or_mode(d.expand(target), var, mean_only=True)
+                else:
+                    value = d.expand(target).sample()
+            vals[name] = value
+            out[name] = value.reshape((n,) + tuple(value.shape[2:]))
+        return out if draw else {v.name: out[v.name] for v in self.spec.observed}
+
+
+def _mean_or_mode(d, var, mean_only: bool = False) -> torch.Tensor:
+    if mean_only or not var.discrete:
+        return d.mean
+    if var.domain == "binary":
+        return (dists.base_of(d).probs > 0.5).to(dists.base_of(d).probs.dtype)
+    return d.mode
+
+
+def _unchecked(spec: Spec, batch) -> CheckedBatch:
+    values, labelled, size = {}, {}, 0
+    for name, t in batch.items():
+        v = spec.variable(name)
+        size = t.shape[0]
+        if v.role == "supervised":
+            if v.domain == "categorical":
+                labelled[name] = (t.reshape(size, -1) >= 0).all(1)
+                t = t.clamp(min=0)
+            else:
+                labelled[name] = ~torch.isnan(t.reshape(size, -1)).any(1)
+                t = torch.nan_to_num(t, nan=0.0)
+        values[name] = t
+    return CheckedBatch(values, labelled, size)

@@ -1,0 +1,193 @@
+"""Networks built from ``Net`` expressions: MLPs, linear maps and parameter heads.
+
+Every tensor flowing between nodes has the layout ``(*lead, B, *value_shape)``:
+``lead`` holds the enumeration dims and the sample dim S (broadcastable, so a node
+that depends only on observed data runs once, not S or K times).
+
+The first layer of a node's network takes its parents directly
+(:class:`ParentsLinear`).  It holds one weight matrix over the concatenated,
+flattened parents -- exactly the parameters of ``nn.Linear(sum of widths, out)`` --
+but applies it per parent and sums, with broadcasting:
+
+* a float parent (continuous values, binary 0/1, a relaxed one-hot sample, a
+  deterministic node) is flattened and multiplied by its block of columns;
+* a categorical parent given as class indices (a label, an enumerated value) is the
+  same as one-hot times the block, computed as a column lookup.
+
+So an encoder ``z | x, y`` over 10 enumerated values of y multiplies x once, not 10
+times, and never materialises the one-hot concatenation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from graphvae.compile import distributions as dists
+from graphvae.spec.ir import Net
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU, "softplus": nn.Softplus, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU, "selu": nn.SELU, "silu": nn.SiLU, "swish": nn.SiLU,
+    "mish": nn.Mish, "identity": nn.Identity, "none": nn.Identity,
+}
+
+
+def activation(name: str) -> nn.Module:
+    try:
+        return ACTIVATIONS[name.lower()]()
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; known: {', '.join(sorted(ACTIVATIONS))}") from None
+
+
+@dataclass(frozen=True)
+class ParentInput:
+    """How one parent enters a network.
+
+    ``shape`` is the parent's full shape (a categorical's includes its K); ``classes``
+    is K for a categorical parent (whose value may arrive as indices), else None."""
+
+    name: str
+    shape: tuple[int, ...]
+    classes: int | None = None
+
+    @property
+    def width(self) -> int:
+        return math.prod(self.shape)
+
+
+class ParentsLinear(nn.Module):
+    """An affine map of the concatenated, flattened (one-hot for indices) parents, applied blockwise."""
+
+    def __init__(self, parents: tuple[ParentInput, ...], out_features: int):
+        super().__init__()
+        self.parents = parents
+        self.in_features = sum(p.width for p in parents)
+        reference = nn.Linear(self.in_features, out_features)  # its initialisation, its parameter shapes
+        self.weight = reference.weight
+        self.bias = reference.bias
+        starts = [0]
+        for p in parents:
+            starts.append(starts[-1] + p.width)
+        self._starts = starts
+
+    @property
+    def out_features(self) -> int:
+        return self.weight.shape[0]
+
+    def forward(self, values: list[torch.Tensor]) -> torch.Tensor:
+        out, bias = None, self.bias  # the bias rides on the first float parent's F.linear, else is added last
+        whole = len(self.parents) == 1
+        for p, value, start in zip(self.parents, values, self._starts):
+            block = self.weight if whole else self.weight[:, start:start + p.width]
+            if value.is_floating_point():
+                flat = value.flatten(value.dim() - len(p.shape)) if p.shape else value.unsqueeze(-1)
+                term, bias = F.linear(flat, block, bias), None
+            else:  # class indices: one-hot(value) @ block.T == a lookup of block's columns
+                k = p.classes
+                n_slots = p.width // k
+                idx = value.reshape(value.shape[:value.dim() - (len(p.shape) - 1)] + (n_slots,))
+                if n_slots > 1:
+                    idx = idx + torch.arange(n_slots, device=idx.device) * k
+                term = block.t()[idx].sum(-2)
+            out = term if out is None else out + term
+        return out if bias is None else out + bias
+
+
+def _widths(net: Net) -> list[int]:
+    return [int(h) for h in net.hidden]
+
+
+class NodeNet(nn.Module):
+    """A network over a node's parents.
+
+    With ``head`` blocks it outputs a dict of unconstrained parameter blocks (one per
+    head parameter, each of the variable's parameter shape); without, it is a
+    deterministic node and outputs its last layer (activated for ``mlp``)."""
+
+    def __init__(self, net: Net, parents: tuple[ParentInput, ...], head: dict[str, tuple[int, ...]] | None):
+        super().__init__()
+        self.kind = net.kind
+        self.head_shapes = dict(head or {})
+        widths = _widths(net)
+        act = net.activation
+        if head is None and not widths:
+            raise ValueError(f"deterministic {net.kind} needs an output width, e.g. {net.kind}(64)")
+        sizes = widths + ([sum(math.prod(s) for s in self.head_shapes.values())] if head is not None else [])
+        activate_last = head is None and net.kind != "linear"
+        self.parents = parents
+        self.free = None
+        layers: list[nn.Module] = []
+        if parents:
+            self.first = ParentsLinear(parents, sizes[0])
+        else:  # no inputs: the first layer's output is a learnt constant
+            self.first = None
+            self.free = nn.Parameter(torch.zeros(sizes[0]))
+        for i in range(1, len(sizes)):
+            if net.kind != "linear":
+                layers.append(activation(act))
+            layers.append(nn.Linear(sizes[i - 1], sizes[i]))
+        if activate_last:
+            layers.append(activation(act))
+        self.rest = nn.Sequential(*layers)
+        self.out_features = sizes[-1]
+
+    def linear_layers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(weight, bias) of each affine layer in order (the first over the concatenated parents)."""
+        first = [(self.first.weight, self.first.bias)] if self.first is not None else []
+        return first + [(m.weight, m.bias) for m in self.rest if isinstance(m, nn.Linear)]
+
+    def forward(self, values: list[torch.Tensor]):
+        h = self.rest(self.first(values) if self.first is not None else self.free)
+        if not self.head_shapes:
+            return h
+        out = {}
+        start = 0
+        lead = h.shape[:-1]
+        for name, shape in self.head_shapes.items():
+            n = math.prod(shape)
+            out[name] = h[..., start:start + n].reshape(lead + tuple(shape))
+            start += n
+        return out
+
+
+class FactorModule(nn.Module):
+    """One stochastic factor: its networks (one per network argument, keyed by the
+    parameters it produces, e.g. ``"loc+scale"``) and its literal parameters (buffers of
+    the variable's parameter shape, so ``.to(device)`` and ``.double()`` move them)."""
+
+    def __init__(self, family: str, shape: tuple[int, ...], literals: dict[str, float],
+                 nets: list[tuple[Net, tuple[str, ...]]], parents: tuple[ParentInput, ...]):
+        super().__init__()
+        self.family = family
+        self.shape = tuple(shape)
+        self.n_event = dists.event_dims(family, self.shape)
+        self.nets = nn.ModuleDict()
+        for net, names in nets:
+            self.nets["+".join(names)] = NodeNet(net, parents, {n: self.shape for n in names})
+        self.literal_names = tuple(literals)
+        for name, value in literals.items():
+            self.register_buffer(f"literal_{name}", torch.full(self.shape, float(value)), persistent=False)
+
+    def params(self, values: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = {}
+        for net in self.nets.values():
+            for name, block in net(values).items():
+                out[name] = dists.constrain(self.family, name, block)
+        for name in self.literal_names:
+            out[name] = getattr(self, f"literal_{name}")
+        return out
+
+    def dist(self, values: list[torch.Tensor]):
+        return dists.build(self.family, self.params(values), self.n_event)
+
+    def forward(self, values: list[torch.Tensor]):
+        return self.dist(values)
+
+
+def parameter_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

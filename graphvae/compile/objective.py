@@ -1,0 +1,226 @@
+r"""The semi-supervised objective of Siddharth et al. (2017), computed from a trace of q and p.
+
+Reference: N. Siddharth, B. Paige, J.-W. van de Meent, A. Desmaison, N. D. Goodman,
+P. Kohli, F. Wood, P. H. S. Torr, "Learning Disentangled Representations with
+Semi-Supervised Deep Generative Models", NIPS 2017 (eq. 4 and section 3); the
+alpha-weighted classifier term follows Kingma, Rezende, Mohamed, Welling,
+"Semi-Supervised Learning with Deep Generative Models", NIPS 2014 (eq. 9).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from graphvae.spec.settings import ObjectiveConfig
+from graphvae.spec.ir import Spec
+
+
+@dataclass
+class Trace:
+    """Every node of one forward pass over a group of examples sharing a labelled pattern.
+
+    Tensors have the layout ``(*lead, B, ...)`` with ``lead = (N_1, ..., N_E, S)``:
+    one dim per enumerated variable (size N_i in its own dim, 1 elsewhere) and the
+    sample dim S.  ``logq``/``logp`` hold one log-density per variable, reduced over
+    its event dims to ``(*lead, B)`` (broadcastable)."""
+
+    n_enum: int
+    batch_size: int
+    values: dict[str, torch.Tensor] = field(default_factory=dict)
+    logq: dict[str, torch.Tensor] = field(default_factory=dict)
+    logp: dict[str, torch.Tensor] = field(default_factory=dict)
+    labelled: frozenset[str] = frozenset()
+    enumerated: list[str] = field(default_factory=list)
+    reinforced: list[str] = field(default_factory=list)
+    relaxed: dict[str, torch.Tensor] = field(default_factory=dict)  # relaxed var -> its log-space sample
+    q_dists: dict[str, object] = field(default_factory=dict)  # q's distribution of each stochastic node
+
+    @property
+    def lead(self) -> int:
+        return self.n_enum + 1
+
+
+@dataclass
+class Estimate:
+    """Per-example results of :meth:`SemiSupervisedELBO.estimate`, each of shape (B,)."""
+
+    objective: torch.Tensor  # the value to maximise
+    surrogate: torch.Tensor  # same value; its gradient is the estimator's (score-function terms added)
+    elbo: torch.Tensor  # bound on log p(x) (unlabelled) or log p(x, y) (labelled), beta = 1
+    parts: dict[str, torch.Tensor]  # "reconstruction", "kl/<v>", "classifier/<y>", "ess/<y>"
+
+
+def _logmeanexp_count(total: torch.Tensor, samples: int) -> torch.Tensor:
+    return total - math.log(samples)
+
+
+class SemiSupervisedELBO:
+    r"""The objective of Siddharth et al. (2017), for any q and p a spec describes.
+
+    Write :math:`x` for the observed variables, :math:`y` for the supervised ones that
+    are labelled in an example, and :math:`z` for every other latent or supervised
+    variable.
+
+    **Unlabelled examples** maximise the ELBO
+
+    .. math:: \mathcal U(x) = \mathbb E_{q(z|x)}\big[\log p(x,z) - \log q(z|x)\big].
+
+    A continuous :math:`z` is reparameterised (``rsample``); a discrete one uses its
+    estimator: ``enumerate`` sums exactly over its values (one tensor dim per
+    enumerated variable, weighted by :math:`q`); ``relax`` draws a Concrete sample at
+    the given temperature and scores it with the relaxed densities under q and p;
+    ``reinforce`` adds the score-function term :math:`(f - b)\nabla\log q(z)` with a
+    leave-one-out baseline :math:`b` over the S samples (over the batch when S = 1),
+    through a surrogate whose value is the objective itself.
+
+    **Labelled examples** maximise (Siddharth et al. 2017, eq. 4)
+
+    .. math:: \mathcal L(x,y) = \mathbb E_{q(z|x,y)}\Big[\log\frac{p(x,y,z)}{q(z,y|x)}\Big]
+              + (1+\alpha)\log q(y|x)
+              = \mathrm{ELBO}(x,y) + \alpha\log q(y|x).
+
+    Neither :math:`q(z|x,y)` nor :math:`q(y|x)` has a closed form when y comes after
+    z in q, so with :math:`z_s \sim q(z|x)`, :math:`s = 1..S` (y clamped to its label
+    where a later node depends on it) and weights :math:`w_s = q(y|z_s, x)`:
+
+    .. math:: \log q(y|x) \approx \log\tfrac1S\textstyle\sum_s w_s \quad\text{(a log-mean-exp)},\qquad
+              \mathbb E_{q(z|x,y)}[f] \approx \textstyle\sum_s \bar w_s f(z_s),\quad
+              \bar w_s = w_s / \sum_{s'} w_{s'},
+
+    with :math:`f(z_s) = \log p(x,y,z_s) - \log q(z_s|x) - \log w_s`.  Enumerated
+    variables enter the weights with their probabilities (the sums run over
+    enumerated values and samples).  When y has no latent ancestor in q (M2, where
+    y depends on x only) every :math:`w_s` equals :math:`q(y|x)`, the estimate is
+    exact and :math:`\mathcal L` reduces to Kingma et al.'s :math:`-\mathcal L(x,y) +
+    \alpha\log q(y|x)`.  Gradients flow through the samples and the weights.
+
+    **KL weights.** ``beta v = b`` multiplies :math:`\log q(v|\cdot) - \log p(v|\cdot)`
+    of latent v in :math:`f` (beta-VAE); the reported ``elbo`` always uses 1.
+
+    **Scaling of alpha.**  ``alpha_scaling = per_example`` adds :math:`\alpha\log q(y|x)`
+    once per labelled example and averages over the batch, as probtorch's ``elbo`` does
+    (the library the paper's experiments were run with, with alpha = 0.1).
+    ``labelled_fraction`` uses :math:`\alpha N/N_\ell` for a batch of N examples of which
+    :math:`N_\ell` are labelled, Kingma et al.'s and Maaløe et al.'s convention (the
+    classifier term weighted as if every example were labelled; with 10 labelled in a
+    batch of 100 that is ten times the per-example weight).  Measured on MNIST with 100
+    labels, 50 epochs, specs/m2.gvae, seed 0: per_example 28.3 % test error,
+    labelled_fraction 21.3 %.  Reaching the paper's 100-label figures needs the stronger
+    weight (or many more epochs); per_example is the default because it is the
+    paper's stated objective.  The loss is the negated objective averaged over the batch.
+    """
+
+    def __init__(self, spec: Spec, config: ObjectiveConfig):
+        self.config = config
+        self.alpha = float(config.alpha)
+        self.observed = tuple(v.name for v in spec.observed)
+        self.supervised = tuple(v.name for v in spec.supervised)
+        stochastic_q = {f.name for f in spec.encoder if not f.deterministic}
+        self.hidden = tuple(v.name for v in spec.variables if v.name in stochastic_q)  # non-observed
+        self.betas = {v: spec.objective.beta(v) for v in self.hidden if spec.variable(v).role == "latent"}
+
+    def alpha_for(self, n_batch: int, n_labelled: int) -> float:
+        """The weight of log q(y|x) per labelled example in a batch of ``n_batch`` with ``n_labelled``."""
+        if self.config.alpha_scaling == "labelled_fraction" and n_labelled > 0:
+            return self.alpha * n_batch / n_labelled
+        return self.alpha
+
+    # -- helpers ----------------------------------------------------------------------
+    @staticmethod
+    def _full_shape(trace: Trace) -> torch.Size:
+        shapes = [t.shape for t in trace.logq.values()] + [t.shape for t in trace.logp.values()]
+        for s in shapes:
+            assert len(s) == trace.lead + 1, f"log-density of rank {len(s)}, expected lead {trace.lead} + batch"
+        full = torch.broadcast_shapes(*shapes)
+        assert full[-1] == trace.batch_size, f"batch dim {full[-1]} != {trace.batch_size}"
+        return full
+
+    @staticmethod
+    def _flat(t: torch.Tensor | float, full: torch.Size, like: torch.Tensor) -> torch.Tensor:
+        if not torch.is_tensor(t):
+            t = like.new_full((), float(t))
+        return t.expand(full).reshape(-1, full[-1])
+
+    @staticmethod
+    def _sum(table: dict[str, torch.Tensor], names) -> torch.Tensor | float:
+        total: torch.Tensor | float = 0.0
+        for n in names:
+            total = total + table[n]
+        return total
+
+    # -- the estimator ----------------------------------------------------------------
+    def estimate(self, trace: Trace, alpha: float) -> Estimate:
+        full = self._full_shape(trace)
+        like = next(iter(trace.logp.values()))
+        flat = lambda t: self._flat(t, full, like)  # noqa: E731  (*lead, B) -> (P, B)
+        n_samples = full[trace.n_enum]
+        kl = {v: trace.logq[v] - trace.logp[v] for v in self.hidden}
+        log_obs = self._sum(trace.logp, self.observed)
+        f_plain = log_obs - self._sum(kl, self.hidden)
+        if all(b == 1.0 for b in self.betas.values()):
+            f_beta = f_plain
+        else:
+            f_beta = log_obs - self._sum({v: self.betas.get(v, 1.0) * kl[v] for v in kl}, self.hidden)
+        lw_enum = self._sum(trace.logq, trace.enumerated)
+        lw = lw_enum + self._sum(trace.logq, sorted(trace.labelled))
+
+        lw_f = flat(lw)
+        log_norm = torch.logsumexp(lw_f, 0)
+        wbar = torch.exp(lw_f - log_norm)
+        expect = lambda t: (wbar * flat(t)).sum(0)  # noqa: E731
+        objective = expect(f_beta)
+        elbo = expect(f_plain)
+        parts = {"reconstruction": expect(log_obs)}
+        for v in self.hidden:
+            parts[f"kl/{v}"] = expect(kl[v])
+        if trace.labelled:
+            log_qy = _logmeanexp_count(log_norm, n_samples)
+            objective = objective + (1.0 + alpha) * log_qy
+            elbo = elbo + log_qy
+            for y in sorted(trace.labelled):
+                lw_y = (lw_enum + trace.logq[y]).expand(full)
+                per_sample = torch.logsumexp(lw_y.flatten(0, trace.n_enum - 1), 0) if trace.n_enum else lw_y
+                parts[f"classifier/{y}"] = _logmeanexp_count(torch.logsumexp(per_sample, 0), n_samples)
+                w = torch.softmax(per_sample, 0)
+                parts[f"ess/{y}"] = 1.0 / (w * w).sum(0)
+        surrogate = objective
+        if trace.reinforced:
+            surrogate = objective + self._score_terms(trace, f_beta, wbar, full, flat)
+        for name, t in parts.items():
+            assert t.shape == (trace.batch_size,), f"{name}: shape {tuple(t.shape)}"
+        assert objective.shape == (trace.batch_size,)
+        return Estimate(objective, surrogate, elbo, parts)
+
+    def _score_terms(self, trace, f_beta, wbar, full, flat) -> torch.Tensor:
+        """Score-function terms with value zero: sum wbar (f - b) log q(r) - (the same, detached)."""
+        f = f_beta.detach().expand(full)
+        s_dim = trace.n_enum
+        n_samples, n_batch = full[s_dim], full[-1]
+        if n_samples > 1:  # leave-one-out over the samples
+            baseline = (f.sum(s_dim, keepdim=True) - f) / (n_samples - 1)
+        elif n_batch > 1:  # leave-one-out over the batch (independent of this example's draw)
+            baseline = (f.sum(-1, keepdim=True) - f) / (n_batch - 1)
+        else:
+            baseline = torch.zeros_like(f)
+        score = self._sum(trace.logq, trace.reinforced)
+        term = (wbar.detach() * flat(f - baseline) * flat(score)).sum(0)
+        return term - term.detach()
+
+    def log_weights(self, trace: Trace) -> torch.Tensor:
+        """IWAE log-weights ``(P, B)``: log p of everything minus log q of what was sampled
+        (enumerated variables' q cancels against their weight; labelled ones are given)."""
+        full = self._full_shape(trace)
+        like = next(iter(trace.logp.values()))
+        sampled = [v for v in self.hidden if v not in trace.labelled and v not in trace.enumerated]
+        lw = self._sum(trace.logp, list(trace.logp)) - self._sum(trace.logq, sampled)
+        return self._flat(lw, full, like), full[trace.n_enum]
+
+    def log_marginal(self, trace: Trace) -> torch.Tensor:
+        """Per-example IWAE estimate: log-mean-exp over samples (sum over enumerated values)."""
+        lw, n_samples = self.log_weights(trace)
+        out = _logmeanexp_count(torch.logsumexp(lw, 0), n_samples)
+        assert out.shape == (trace.batch_size,)
+        return out

@@ -1,0 +1,145 @@
+"""The text ``graphvae compile SPEC`` prints: nodes, networks, factorisation, objective."""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from graphvae.compile import distributions as dists
+from graphvae.spec.graph import encoder_graph
+from graphvae.spec.ir import Factor, Net, Spec
+from graphvae.compile.nets import FactorModule, NodeNet, parameter_count
+
+_METHOD_TEXT = {
+    "enumerate": "exact sum over its {n} values, batched in one tensor dim",
+    "relax": "Concrete/Gumbel-softmax sample at temperature {t:g}, scored with the relaxed densities ({density})",
+    "reinforce": "score function (REINFORCE) with a leave-one-out baseline",
+    "rsample": "reparameterised sample (rsample)",
+    "score": "score function (the family has no rsample)",
+}
+
+
+def _net_text(net: Net) -> str:
+    args = [str(h) for h in net.hidden] + [f"{o.name}={o.value}" for o in net.options]
+    return f"{net.kind}({', '.join(args)})" if args or net.kind != "linear" else net.kind
+
+
+def _cond(name: str, parents) -> str:
+    return f"{name} | {', '.join(parents)}" if parents else name
+
+
+def _value_text(spec: Spec, name: str) -> str:
+    v = spec.variable(name)
+    if v.domain == "categorical":
+        dims = ", ".join(["B"] + [str(d) for d in v.value_shape]) + ("," if not v.value_shape else "")
+        return f"({dims}) class index; one-hot width {v.size} as a network input"
+    return "(" + ", ".join(["B"] + [str(d) for d in v.shape]) + ")"
+
+
+def _table(rows: list[list[str]], indent: str = "  ", numeric_last: bool = False) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for r in rows:
+        last = len(r) - 1
+        cells = [c.rjust(w) if i == last and numeric_last else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        out.append(indent + "  ".join(cells).rstrip())
+    return out
+
+
+def _factorisation(spec: Spec, block: tuple[Factor, ...], letter: str) -> str:
+    observed = [v.name for v in spec.observed]
+    stochastic = [f for f in block if not f.deterministic]
+    defined = {f.name for f in stochastic}
+    names = [v.name for v in spec.variables if v.name in defined and (v.name not in observed or letter == "p")]
+    head = f"{letter}({', '.join(names)}" + (f" | {', '.join(observed)})" if letter == "q" else ")")
+    factors = " ".join(f"{letter}({_cond(f.name, f.parents)})" for f in stochastic)
+    det = [f"{f.name} = {_net_text(f.net)}({', '.join(f.parents)})" for f in block if f.deterministic]
+    return f"{head} = {factors}" + (f",  where {'; '.join(det)}" if det else "")
+
+
+def report(model, seconds: float | None = None) -> str:
+    spec: Spec = model.spec
+    lines = [f"model {spec.name}  ({spec.path})" + (f"  compiled in {seconds:.3f} s" if seconds is not None else ""), ""]
+    lines.append("nodes")
+    rows = [[v.name, v.role, f"{v.domain}[{', '.join(map(str, v.shape))}]", _value_text(spec, v.name)]
+            for v in spec.variables]
+    for block, factors in (("q", spec.encoder), ("p", spec.decoder)):
+        for f in factors:
+            if f.deterministic:
+                rows.append([f.name, f"deterministic in {block}", f"{_net_text(f.net)}",
+                             f"(B, {f.net.hidden[-1] if f.net.hidden else '?'})"])
+    lines += _table(rows) + [""]
+
+    lines.append("networks")
+    rows = [["", "factor", "family", "network -> parameters", "parameters"]]
+    total = 0
+    for letter, block, modules in (("q", spec.encoder, model.encoder), ("p", spec.decoder, model.decoder)):
+        for f in block:
+            module = modules[f.name]
+            n = parameter_count(module)
+            total += n
+            if isinstance(module, NodeNet):
+                rows.append([letter, f"{_cond(f.name, f.parents)} =", "deterministic",
+                             f"{_net_text(f.net)} -> {f.name}[{module.out_features}]", f"{n:,}"])
+                continue
+            assert isinstance(module, FactorModule)
+            parts = []
+            arg_nets = [p.value for p in f.dist.params if isinstance(p.value, Net)]
+            for (key, net), ir_net in zip(module.nets.items(), arg_nets):
+                blocks = ", ".join(f"{p}[{', '.join(map(str, module.shape))}]" for p in key.split("+"))
+                parts.append(f"{_net_text(ir_net)} -> {blocks}")
+            parts += [f"{p} = {getattr(module, f'literal_{p}').flatten()[0].item():g}" for p in module.literal_names]
+            rows.append([letter, f"{_cond(f.name, f.parents)} ~", f.dist.family, "; ".join(parts), f"{n:,}"])
+    rows.append(["", "total", "", "", f"{total:,}"])
+    lines += _table(rows, numeric_last=True) + [""]
+
+    lines.append("factorisation")
+    lines.append("  " + _factorisation(spec, spec.encoder, "q"))
+    lines.append("  " + _factorisation(spec, spec.decoder, "p"))
+    lines.append("")
+    lines += _objective_lines(model)
+    return "\n".join(lines) + "\n"
+
+
+def _objective_lines(model) -> list[str]:
+    spec: Spec = model.spec
+    cfg = model.config
+    x = ", ".join(v.name for v in spec.observed)
+    hidden = list(model.objective.hidden)
+    sup = [v.name for v in spec.supervised]
+    lines = ["objective  (maximised; loss = - mean over the batch)"]
+    all_h = ", ".join(hidden)
+    lines.append(f"  unlabelled:  U({x}) = E_q({all_h} | {x}) [ log p({x}, {all_h}) - log q({all_h} | {x}) ]")
+    g = encoder_graph(spec)
+    stochastic = set(model.methods)
+    for y in sup:
+        rest = ", ".join(h for h in hidden if h != y) or "-"
+        lines.append(f"  labelled {y}:  L({x}, {y}) = E_q({rest} | {x}, {y}) [ log p({x}, {all_h}) - log q({all_h} | {x}) ]"
+                     f" + (1 + alpha) log q({y} | {x})")
+        before = sorted(a for a in nx.ancestors(g, y) if a in stochastic)
+        if before:
+            lines.append(f"      {y} comes after {', '.join(before)} in q: q({y} | {x}) ~= log-mean-exp over S = {cfg.samples}"
+                         f" samples of q({y} | {', '.join(before)}, ...); E_q(. | {x}, {y}) self-normalised by those weights")
+        else:
+            lines.append(f"      {y} has no latent ancestor in q: q({y} | {x}) is exact")
+    scaling = "alpha per labelled example" if cfg.alpha_scaling == "per_example" else "alpha * N / N_labelled"
+    lines.append(f"  alpha = {cfg.alpha:g} ({cfg.alpha_scaling}: {scaling}); S = {cfg.samples} sample(s) per example")
+    betas = {v: b for v, b in model.objective.betas.items() if b != 1.0}
+    if betas:
+        lines.append("  KL weights: " + ", ".join(f"beta {v} = {b:g}" for v, b in betas.items())
+                     + " multiply log q - log p of those latents")
+    lines.append("  estimators")
+    rows = []
+    for name in model.q_order:
+        if name not in model.methods:
+            continue
+        method = model.methods[name]
+        v = spec.variable(name)
+        family = next(f.dist.family for f in spec.encoder if f.name == name)
+        relax = dists.relaxation(family)
+        text = _METHOD_TEXT[method].format(n=dists.support_size(v.domain, v.shape) or 0,
+                                           t=model.temperatures.get(name, 0.0),
+                                           density=relax.density if relax else "")
+        when = " (when unlabelled)" if v.role == "supervised" else ""
+        rows.append([name, method, text + when])
+    lines += _table(rows, indent="    ") if rows else ["    (none)"]
+    return lines

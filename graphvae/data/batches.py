@@ -1,0 +1,291 @@
+"""From training arrays to batches: validation split, the labelled subset, binarizing, batches.
+
+Arrays are dicts ``variable name -> np.ndarray`` with examples first (see :mod:`graphvae.data`).
+Seeds: one run seed drives the validation split and the labelled subset through independent
+numpy streams; batches draw from a torch.Generator (one seed per epoch; the permutations and the
+per-step binarization noise derive from it, so a saved ``state_dict`` resumes exactly).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from graphvae.spec.diagnostics import UserError, did_you_mean
+from graphvae.atomic import atomic_write_bytes
+from graphvae.spec.ir import Spec, Variable
+
+BINARIZE_MODES = ("dynamic", "static", "threshold")
+STATIC_BINARIZE_SEED = 0
+LABELLED_FILE = "labelled.json"
+_VALIDATION_STREAM, _LABELLED_STREAM = 1, 2  # independent random streams drawn from one run seed
+
+
+def count_examples(arrays: dict[str, np.ndarray]) -> int:
+    return len(next(iter(arrays.values()))) if arrays else 0
+
+
+def take_examples(arrays: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: a[idx] for k, a in arrays.items()}
+
+
+def _rng(seed: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed) & 0xFFFFFFFFFFFFFFFF, stream])
+
+
+def split_validation(arrays: dict[str, np.ndarray], fraction: float, seed: int):
+    """``(train, val)``: a seeded random ``fraction`` of the examples held out; both keep data order."""
+    if not 0 <= fraction < 1:
+        raise UserError(f"validation fraction must be in [0, 1), got {fraction}")
+    n = count_examples(arrays)
+    n_val = int(round(fraction * n))
+    if n - n_val < 1:
+        raise UserError(f"holding out {n_val} of {n} examples for validation leaves none to train on")
+    perm = _rng(seed, _VALIDATION_STREAM).permutation(n)
+    return take_examples(arrays, np.sort(perm[n_val:])), take_examples(arrays, np.sort(perm[:n_val]))
+
+
+def _has_label(labels: np.ndarray) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.dtype.kind == "f":
+        return ~np.isnan(labels.reshape(len(labels), -1)).any(axis=1)
+    return labels.reshape(len(labels), -1)[:, 0] >= 0
+
+
+def _balanced_quota(n: int, counts: np.ndarray) -> np.ndarray:
+    """Split n over classes as evenly as their counts allow; the remainder goes to the lowest classes."""
+    quota = np.zeros(len(counts), dtype=np.int64)
+    left = n
+    while left > 0:
+        open_ = np.flatnonzero(quota < counts)
+        share, extra = divmod(left, len(open_))
+        add = np.full(len(open_), share)
+        add[:extra] += 1
+        add = np.minimum(add, counts[open_] - quota[open_])
+        quota[open_] += add
+        left -= int(add.sum())
+    return quota
+
+
+def choose_labelled(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Sorted indices of ``n`` labelled examples (``-1``: all that have a label), balanced per class.
+
+    ``labels``: int class indices (-1 missing) or floats (NaN missing; then a uniform choice)."""
+    labels = np.asarray(labels)
+    available = np.flatnonzero(_has_label(labels))
+    if n == -1:
+        return available.astype(np.int64)
+    if n < 0:
+        raise UserError(f"the number of labelled examples must be >= 0 or -1 for all, got {n}")
+    if n > len(available):
+        raise UserError(f"asked for {n} labelled examples but the training data has only "
+                        f"{len(available)} with a label")
+    rng = _rng(seed, _LABELLED_STREAM)
+    if labels.dtype.kind == "f":
+        return np.sort(rng.choice(available, n, replace=False)).astype(np.int64)
+    classes, counts = np.unique(labels[available], return_counts=True)
+    quota = _balanced_quota(n, counts)
+    chosen = [rng.choice(np.flatnonzero(labels == c), q, replace=False) for c, q in zip(classes, quota)]
+    return np.sort(np.concatenate(chosen)).astype(np.int64) if chosen else np.zeros(0, np.int64)
+
+
+def _labelled_path(run_dir: str | os.PathLike) -> Path:
+    path = Path(run_dir)
+    return path if path.suffix == ".json" else path / LABELLED_FILE
+
+
+def save_labelled(run_dir: str | os.PathLike, indices: np.ndarray) -> Path:
+    """Write the labelled indices to ``run_dir/labelled.json`` atomically; returns the path."""
+    path = _labelled_path(run_dir)
+    idx = [int(i) for i in np.asarray(indices).ravel()]
+    atomic_write_bytes(path, json.dumps({"count": len(idx), "indices": idx}).encode())
+    return path
+
+
+def load_labelled(run_dir: str | os.PathLike, n_examples: int | None = None) -> np.ndarray:
+    """The indices saved by :func:`save_labelled`, checked (and against ``n_examples`` if given)."""
+    path = _labelled_path(run_dir)
+    try:
+        payload = json.loads(path.read_text())
+        idx = payload["indices"]
+        if not isinstance(idx, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in idx):
+            raise ValueError("'indices' is not a list of integers")
+        if payload.get("count", len(idx)) != len(idx):
+            raise ValueError(f"'count' says {payload['count']} but {len(idx)} indices are listed")
+    except FileNotFoundError:
+        raise UserError(f"{path} not found: the run folder has no labelled subset") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{path} is not a valid labelled-subset file: {e}") from None
+    out = np.asarray(idx, dtype=np.int64)
+    if len(np.unique(out)) != len(out) or (out < 0).any() or (n_examples is not None and (out >= n_examples).any()):
+        raise UserError(f"{path}: indices must be distinct and within 0..{(n_examples or 1) - 1}")
+    return np.sort(out)
+
+
+def mask_unlabelled(arrays: dict[str, np.ndarray], spec: Spec, labelled: np.ndarray) -> dict[str, np.ndarray]:
+    """A copy of ``arrays`` whose supervised labels outside ``labelled`` are missing (-1 / NaN)."""
+    keep = np.zeros(count_examples(arrays), dtype=bool)
+    keep[np.asarray(labelled, dtype=np.int64)] = True
+    out = dict(arrays)
+    for v in spec.supervised:
+        if v.name in out:
+            masked = out[v.name].copy()
+            masked[~keep] = -1 if v.domain == "categorical" else np.nan
+            out[v.name] = masked
+    return out
+
+
+def labelled_counts(arrays: dict[str, np.ndarray], spec: Spec) -> dict[str, int]:
+    """Examples with a label, per supervised variable present in ``arrays``."""
+    return {v.name: int(_has_label(arrays[v.name]).sum()) for v in spec.supervised if v.name in arrays}
+
+
+def label_variable(spec: Spec) -> Variable | None:
+    """The supervised variable that defines classes: the first categorical one, else the first."""
+    sup = spec.supervised
+    return next((v for v in sup if v.domain == "categorical"), sup[0] if sup else None)
+
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in BINARIZE_MODES:
+        hint = did_you_mean(mode, BINARIZE_MODES)
+        raise UserError(f"unknown binarize mode '{mode}'" + (f"; {hint}" if hint else "")
+                        + f"; use one of {', '.join(BINARIZE_MODES)}")
+
+
+def binarize(x: torch.Tensor, mode: str = "dynamic", generator: torch.Generator | None = None) -> torch.Tensor:
+    """Grey levels in [0, 1] -> {0., 1.}.  ``dynamic``: a Bernoulli draw from ``generator`` (call it
+    per batch); ``static``: the same draw with the fixed seed STATIC_BINARIZE_SEED when no generator
+    is given (apply it once to a whole array); ``threshold``: x > 0.5."""
+    _check_mode(mode)
+    if mode == "threshold":
+        return (x > 0.5).to(x.dtype)
+    if mode == "static" and generator is None:
+        generator = torch.Generator(device=x.device).manual_seed(STATIC_BINARIZE_SEED)
+    return torch.bernoulli(x, generator=generator)
+
+
+def _binary_names(arrays: dict[str, np.ndarray], spec: Spec) -> list[str]:
+    return [v.name for v in spec.observed if v.domain == "binary" and v.name in arrays]
+
+
+def binarize_arrays(arrays: dict[str, np.ndarray], spec: Spec, mode: str,
+                    seed: int = STATIC_BINARIZE_SEED) -> dict[str, np.ndarray]:
+    """Apply ``static`` (one seeded draw) or ``threshold`` to the binary observed arrays, once.
+    ``dynamic`` returns the arrays unchanged (batches draw per step)."""
+    _check_mode(mode)
+    out = dict(arrays)
+    for i, name in enumerate(_binary_names(arrays, spec)):
+        if mode == "threshold":
+            out[name] = (arrays[name] > 0.5).astype(np.float32)
+        elif mode == "static":
+            noise = _rng(seed, 100 + i).random(arrays[name].shape, dtype=np.float32)
+            out[name] = (noise < arrays[name]).astype(np.float32)
+    return out
+
+
+def evaluation_arrays(arrays: dict[str, np.ndarray], spec: Spec, mode: str) -> dict[str, np.ndarray]:
+    """Validation/test arrays binarized once and for all (a fixed static draw when training is dynamic)."""
+    return binarize_arrays(arrays, spec, "static" if mode == "dynamic" else mode)
+
+
+def to_batch(arrays: dict[str, np.ndarray], idx, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """The examples ``idx`` as the model's batch (keys starting with '_' are left out)."""
+    idx = np.asarray(idx, dtype=np.int64)
+    return {k: torch.from_numpy(np.ascontiguousarray(a[idx])).to(device)
+            for k, a in arrays.items() if not k.startswith("_")}
+
+
+def _missing_like(t: torch.Tensor) -> torch.Tensor:
+    return torch.full_like(t, -1) if not t.is_floating_point() else torch.full_like(t, float("nan"))
+
+
+class SemiSupervisedBatches:
+    """Batches of ``batch_size`` examples, ``labelled_per_batch`` of them from the labelled subset.
+
+    Iterating yields the rest of the current epoch (dicts of tensors in the model's format), then
+    advances ``epoch``.  ``state_dict()`` after a batch describes exactly the batches that follow.
+    The batcher owns ``generator`` (a CPU torch.Generator); each epoch draws one seed from it."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], spec: Spec, labelled, *, batch_size: int = 100,
+                 labelled_per_batch: int = 10, binarize: str = "dynamic",
+                 generator: torch.Generator | None = None, device: str | torch.device = "cpu"):
+        _check_mode(binarize)
+        n = count_examples(arrays)
+        if batch_size < 1:
+            raise UserError(f"batch_size must be at least 1, got {batch_size}")
+        if not 0 <= labelled_per_batch < batch_size:
+            raise UserError(f"labelled_per_batch must be in 0..{batch_size - 1} (batch_size {batch_size} "
+                            f"leaves room for unlabelled examples), got {labelled_per_batch}")
+        if n == 0:
+            raise UserError("no training examples")
+        labelled = np.asarray(labelled, dtype=np.int64).ravel()
+        if len(labelled) and (labelled.min() < 0 or labelled.max() >= n):
+            raise UserError(f"labelled indices must lie in 0..{n - 1}")
+        prepared = binarize_arrays(arrays, spec, binarize)
+        full = {k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in prepared.items() if not k.startswith("_")}
+        supervised = [v.name for v in spec.supervised if v.name in full]
+        self._dynamic = _binary_names(full, spec) if binarize == "dynamic" else []
+        self._labelled = {k: t[torch.from_numpy(labelled)] for k, t in full.items()}
+        self._unlabelled = {k: (_missing_like(t) if k in supervised else t) for k, t in full.items()}
+        self.n_examples, self.n_labelled = n, len(labelled)
+        self.labelled_per_batch = labelled_per_batch if (supervised and len(labelled)) else 0
+        self.unlabelled_per_batch = batch_size - self.labelled_per_batch
+        self.steps = -(-n // self.unlabelled_per_batch)
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.device = device
+        self.epoch, self.step, self._epoch_seed = 0, 0, -1
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def _plan(self, seed: int):
+        g = torch.Generator().manual_seed(seed)
+        order = torch.randperm(self.n_examples, generator=g)
+        need = self.steps * self.labelled_per_batch
+        rounds = -(-need // self.n_labelled) if need else 0
+        stream = torch.cat([torch.randperm(self.n_labelled, generator=g) for _ in range(rounds)] or
+                           [torch.zeros(0, dtype=torch.long)])
+        return order, stream, torch.randint(0, 2**62, (self.steps,), generator=g)
+
+    def _batch(self, plan, step: int) -> dict[str, torch.Tensor]:
+        order, stream, seeds = plan
+        u, l = self.unlabelled_per_batch, self.labelled_per_batch
+        rows = order[step * u:(step + 1) * u]
+        picks = stream[step * l:(step + 1) * l]
+        batch = {k: torch.cat([self._labelled[k][picks], t[rows]]) if l else t[rows]
+                 for k, t in self._unlabelled.items()}
+        if self._dynamic:
+            g = torch.Generator().manual_seed(int(seeds[step]))
+            for k in self._dynamic:
+                batch[k] = torch.bernoulli(batch[k], generator=g)
+        return {k: t.to(self.device) for k, t in batch.items()}
+
+    def __iter__(self):
+        if self._epoch_seed < 0:
+            self._epoch_seed = int(torch.randint(0, 2**62, (1,), generator=self.generator))
+        plan, epoch = self._plan(self._epoch_seed), self.epoch
+        for step in range(self.step, self.steps):
+            batch = self._batch(plan, step)
+            if step + 1 == self.steps:
+                self.epoch, self.step, self._epoch_seed = epoch + 1, 0, -1
+            else:
+                self.step = step + 1
+            yield batch
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "step": self.step, "epoch_seed": self._epoch_seed,
+                "generator": self.generator.get_state(), "steps": self.steps, "n_examples": self.n_examples}
+
+    def load_state_dict(self, state: dict) -> None:
+        if (state.get("steps"), state.get("n_examples")) != (self.steps, self.n_examples):
+            raise UserError(f"the saved batch position is for {state.get('n_examples')} examples in "
+                            f"{state.get('steps')} steps per epoch; this data has {self.n_examples} in "
+                            f"{self.steps}: the data or batch settings changed")
+        self.epoch, self.step, self._epoch_seed = int(state["epoch"]), int(state["step"]), int(state["epoch_seed"])
+        self.generator.set_state(state["generator"])

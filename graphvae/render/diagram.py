@@ -1,0 +1,292 @@
+"""``graphvae render``: the model's graph as a diagram (or its math as LaTeX, see :mod:`graphvae.render.latex`).
+
+Two stages:
+
+1. :func:`describe` turns a :class:`~graphvae.ir.Spec` into a plain :class:`Diagram`
+   (clusters of nodes and edges with their style attributes), which tests assert on.
+2. :func:`to_graphviz` turns the diagram into a :class:`graphviz.Digraph`;
+   :func:`write` writes it atomically in the format of the output suffix.
+
+The picture follows the figures of Siddharth et al. (2017): the encoder q and the
+decoder p side by side as two labelled clusters, each with a plate over the N data
+points; observed variables shaded, supervised ones half-shaded ("observed for some
+examples"), latent ones white, deterministic nodes small boxes; an edge ``a -> b``
+means "b conditions on a".  A discrete variable's gradient estimator is written under
+its node in q, where it is sampled.
+
+Rendering never imports torch; the ``dot`` program is needed only for .svg/.png/.pdf.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from graphvae.atomic import atomic_write_bytes as atomic_write
+from graphvae.spec.diagnostics import UserError
+from graphvae.spec.families import FAMILIES
+from graphvae.spec.ir import Dist, Factor, Net, Spec, Uniform, Variable
+from graphvae.render.latex import Block, describe_call, estimator
+
+FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
+RUN_SPEC_NAMES = ("spec.gvae", "spec.yaml", "spec.yml")
+INSTALL_HINT = (
+    "the Graphviz program 'dot' is needed to write {fmt} files but was not found on PATH; "
+    "install Graphviz (apt-get install graphviz, brew install graphviz or conda install graphviz) "
+    "or write a .dot file instead"
+)
+
+SHADE = "gray72"
+# Style attributes per kind of node (Graphviz names).  A supervised node's fill stops at
+# half width (a two-stop gradient at angle 0): left half shaded, right half white,
+# observed for some examples only.
+STYLES: dict[str, dict[str, str]] = {
+    "observed": {"shape": "ellipse", "style": "filled", "fillcolor": SHADE},
+    "supervised": {"shape": "ellipse", "style": "filled", "fillcolor": f"{SHADE};0.5:white",
+                   "gradientangle": "0"},
+    "latent": {"shape": "ellipse", "style": "filled", "fillcolor": "white"},
+    "deterministic": {"shape": "box", "style": "filled", "fillcolor": "white", "fontsize": "10",
+                      "height": "0.3", "margin": "0.08,0.03"},
+}
+GRAPH_ATTRS = {"rankdir": "TB", "fontname": "Helvetica", "labelloc": "t", "fontsize": "14",
+               "nodesep": "0.3", "ranksep": "0.45", "newrank": "true"}
+NODE_ATTRS = {"fontname": "Helvetica", "fontsize": "12", "penwidth": "1.2"}
+EDGE_ATTRS = {"arrowsize": "0.7", "penwidth": "1.1"}
+CLUSTER_ATTRS = {"style": "rounded", "color": "gray40", "fontsize": "13", "labeljust": "c"}
+PLATE_ATTRS = {"style": "solid", "color": "gray55", "labeljust": "r", "labelloc": "b", "fontsize": "12"}
+
+
+# -- stage 1: a plain description -------------------------------------------------------
+@dataclass(frozen=True)
+class Node:
+    id: str  # unique in the diagram: "q_z", "p_z"
+    name: str  # the variable or deterministic node's name
+    kind: str  # "observed" | "supervised" | "latent" | "deterministic"
+    lines: tuple[str, ...]  # label lines, e.g. ("y ~ Categorical [10]", "enumerate")
+    attrs: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def label(self) -> str:
+        return "\n".join(self.lines)
+
+
+@dataclass(frozen=True)
+class Edge:
+    tail: str  # node id of the parent
+    head: str  # node id of the child (which conditions on the parent)
+
+
+@dataclass
+class Cluster:
+    id: str  # "encoder" | "decoder"
+    label: str  # e.g. "encoder  q(y, z | x)"
+    nodes: list[Node]
+    edges: list[Edge]
+    plate: str = "N"  # label of the plate over the data points around the nodes
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+
+@dataclass
+class Diagram:
+    name: str
+    label: str
+    clusters: list[Cluster]
+
+    def cluster(self, cid: str) -> Cluster:
+        for c in self.clusters:
+            if c.id == cid:
+                return c
+        raise KeyError(cid)
+
+
+def shape_text(var: Variable | None) -> str:
+    return f" [{', '.join(map(str, var.shape))}]" if var is not None and var.shape else ""
+
+
+def _number(value) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def net_text(net: Net) -> str:
+    """``mlp(500)``, ``mlp(256, 128, activation=tanh)``, ``linear``."""
+    args = [str(h) for h in net.hidden] + [f"{o.name}={o.value}" for o in net.options]
+    return f"{net.kind}({', '.join(args)})" if args else net.kind
+
+
+def dist_text(dist: Dist) -> str:
+    """The family, with its arguments when they are all literals: ``Normal(0, 1)``,
+    ``Categorical(uniform)``; positional when they name the family's parameters in order."""
+    if not dist.params or any(isinstance(p.value, Net) for p in dist.params):
+        return dist.family
+    family = FAMILIES.get(dist.family)
+    names = tuple(p.name for p in dist.params)
+    positional = all(n is None for n in names) or (
+        family is not None and names == tuple(family.params[: len(names)]))
+    args = []
+    for p in dist.params:
+        value = "uniform" if isinstance(p.value, Uniform) else _number(p.value)
+        args.append(value if positional or p.name is None else f"{p.name}={value}")
+    return f"{dist.family}({', '.join(args)})"
+
+
+def estimator_text(spec: Spec, name: str) -> str | None:
+    """``enumerate``, ``relax(0.66)``, ``reinforce`` for a discrete variable; ``(default)`` when
+    the objective names none."""
+    found = estimator(spec, name)
+    if found is None:
+        return None
+    call, default = found
+    return describe_call(call) + (" (default)" if default else "")
+
+
+def _factor_node(spec: Spec, factor: Factor, prefix: str, in_q: bool) -> Node:
+    var = spec.variable(factor.name)
+    if factor.deterministic:
+        net = net_text(factor.net) if factor.net else "?"
+        return Node(f"{prefix}_{factor.name}", factor.name, "deterministic", (f"{factor.name} = {net}",),
+                    dict(STYLES["deterministic"]))
+    kind = var.role if var is not None and var.role in STYLES else "latent"
+    lines = [f"{factor.name} ~ {dist_text(factor.dist)}{shape_text(var)}"]
+    est = estimator_text(spec, factor.name) if in_q else None
+    if est:
+        lines.append(est)
+    return Node(f"{prefix}_{factor.name}", factor.name, kind, tuple(lines), dict(STYLES[kind]))
+
+
+def _input_node(spec: Spec, name: str, prefix: str) -> Node:
+    """A variable a block conditions on without a factor for it (x in q)."""
+    var = spec.variable(name)
+    kind = var.role if var is not None and var.role in STYLES else "latent"
+    text = f"{name} : {var.domain}{shape_text(var)}" if var is not None else name
+    return Node(f"{prefix}_{name}", name, kind, (text,), dict(STYLES[kind]))
+
+
+def _cluster(spec: Spec, block: str) -> Cluster:
+    b = Block(spec, block)  # graphvae.spec.graph's DiGraph of the block
+    p = b.letter
+    nodes = [_input_node(spec, n, p) for n in b.inputs()]
+    nodes += [_factor_node(spec, f, p, block == "encoder") for f in b.factors]
+    edges = [Edge(f"{p}_{tail}", f"{p}_{head}") for tail, head in b.graph.edges]
+    given = f" | {', '.join(b.inputs())}" if b.inputs() else ""
+    return Cluster(block, f"{block}  {p}({', '.join(b.variables())}{given})", nodes, edges)
+
+
+def describe(spec: Spec, only: str | None = None) -> Diagram:
+    """The picture of ``spec`` as plain data: encoder and decoder clusters (or one, with ``only``)."""
+    blocks = [b for b in ("encoder", "decoder") if only in (None, b)]
+    settings = []
+    if spec.supervised:
+        settings.append(f"alpha = {_number(spec.objective.get('alpha', 0.1))}")
+    settings.append(f"S = {spec.objective.get('samples', 1)}")
+    settings += [f"beta {b.var} = {_number(b.value)}" for b in spec.objective.betas if float(b.value) != 1.0]
+    label = f"model {spec.name}   ({', '.join(settings)})"
+    return Diagram(spec.name, label, [_cluster(spec, b) for b in blocks])
+
+
+# -- stage 2: graphviz -----------------------------------------------------------------
+def _dot_label(lines: tuple[str, ...]) -> str:
+    # graphviz's "\n" escape centres each line; backslashes in names are escaped first.
+    return "\\n".join(line.replace("\\", "\\\\") for line in lines)
+
+
+def to_graphviz(diagram: Diagram):
+    """A :class:`graphviz.Digraph` of the diagram: one cluster per block, a plate inside each."""
+    import graphviz
+
+    g = graphviz.Digraph(diagram.name, graph_attr={**GRAPH_ATTRS, "label": diagram.label},
+                         node_attr=NODE_ATTRS, edge_attr=EDGE_ATTRS)
+    for cluster in diagram.clusters:
+        with g.subgraph(name=f"cluster_{cluster.id}") as sub:
+            sub.attr(label=cluster.label, **CLUSTER_ATTRS)
+            with sub.subgraph(name=f"cluster_{cluster.id}_plate") as plate:
+                plate.attr(label=cluster.plate, **PLATE_ATTRS)
+                for node in cluster.nodes:
+                    plate.node(node.id, _dot_label(node.lines), **node.attrs)
+            for edge in cluster.edges:
+                sub.edge(edge.tail, edge.head)
+    return g
+
+
+def output_format(out: str | os.PathLike) -> str:
+    """The graphviz format for an output path, from its suffix; UserError for an unknown one."""
+    suffix = Path(out).suffix.lower()
+    if suffix == ".tex":
+        raise UserError(f"cannot write '{out}' as a picture: use --latex to write the math as .tex")
+    if suffix not in FORMATS:
+        known = ", ".join(s for s in FORMATS if s != ".gv")
+        raise UserError(f"cannot write '{out}': unknown output format '{suffix or '(none)'}'; use one of {known}")
+    return FORMATS[suffix]
+
+
+def image_bytes(digraph, fmt: str) -> bytes:
+    """The picture in ``fmt``; DOT source needs no program, other formats run ``dot``."""
+    if fmt == "dot":
+        return digraph.source.encode("utf-8")
+    import graphviz
+
+    try:
+        return digraph.pipe(format=fmt)
+    except graphviz.ExecutableNotFound:
+        raise UserError(INSTALL_HINT.format(fmt=f".{fmt}")) from None
+    except graphviz.CalledProcessError as exc:
+        detail = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
+        raise UserError(f"dot failed to draw .{fmt}: {detail[0] if detail else exc}") from None
+
+
+def write(digraph, out: str | os.PathLike) -> None:
+    """Write the picture to ``out`` in the format of its suffix, atomically."""
+    atomic_write(out, image_bytes(digraph, output_format(out)))
+
+
+# -- input and command -------------------------------------------------------------------
+def spec_path(path: str | os.PathLike) -> Path:
+    """The spec file for ``path``: the file itself, or the one spec file of a run folder."""
+    p = Path(path)
+    if p.is_dir():
+        found = [p / n for n in RUN_SPEC_NAMES if (p / n).is_file()]
+        if len(found) != 1:
+            what = "none" if not found else " and ".join(f.name for f in found)
+            raise UserError(f"run folder '{p}' must hold exactly one of {', '.join(RUN_SPEC_NAMES)}; found {what}")
+        return found[0]
+    if not p.exists():
+        raise UserError(f"no such spec file or run folder: '{p}'")
+    return p
+
+
+def load(path: str | os.PathLike) -> Spec:
+    """Load and validate the spec of a file or run folder (SpecError on errors)."""
+    from graphvae.spec.loader import load_spec
+
+    return load_spec(str(spec_path(path)))
+
+
+def run_render(args) -> int:
+    """``graphvae render SPEC [-o OUT] [--only encoder|decoder] [--latex]``."""
+    out = getattr(args, "out", None)
+    only = getattr(args, "only", None)
+    if getattr(args, "latex", False):
+        if out is not None and Path(out).suffix.lower() != ".tex":
+            raise UserError(f"cannot write '{out}' with --latex: the output must end in .tex")
+        spec = load(args.spec)
+        from graphvae.render.latex import to_latex
+
+        text = to_latex(spec, only)
+        if out is None:
+            sys.stdout.write(text)
+        else:
+            atomic_write(out, text.encode("utf-8"))
+        return 0
+    fmt = output_format(out) if out is not None else "dot"
+    digraph = to_graphviz(describe(load(args.spec), only))
+    if out is None:
+        sys.stdout.write(digraph.source)
+    else:
+        atomic_write(out, image_bytes(digraph, fmt))
+    return 0

@@ -1,0 +1,300 @@
+"""The spec IR: frozen dataclasses that both front ends (DSL and YAML) produce.
+
+Data flows one way: text -> IR -> graph -> modules -> loss.  This module is the
+contract between the front ends, validation, the compiler and the renderer, and
+it imports nothing heavier than the standard library.
+
+Every node carries a source :class:`Span` for diagnostics.  Spans never take part
+in equality, so a spec read from ``m2.gvae`` equals the one read from ``m2.yaml``.
+
+The IR is deliberately *permissive*: front ends only reject what they cannot
+parse.  Unknown families, networks, options, undefined names, duplicates, cycles
+and the like are carried as written and reported by :mod:`graphvae.spec.validate`,
+so that every mistake in a file is reported at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import prod
+from typing import Iterator, Union
+
+ROLES = ("observed", "supervised", "latent")
+DOMAINS = ("real", "positive", "unit", "binary", "categorical", "simplex")
+# Domains whose values are finite and discrete (a latent of such a domain needs an estimator).
+DISCRETE_DOMAINS = ("binary", "categorical")
+
+
+@dataclass(frozen=True, order=True)
+class Span:
+    """A region of a source file.  Lines and columns are 1-based (lark's convention);
+    the YAML loader converts PyYAML's 0-based marks at its boundary."""
+
+    path: str
+    line: int
+    col: int
+    end_line: int = 0
+    end_col: int = 0
+
+
+def _span() -> Span | None:  # a span field that equality and repr ignore
+    return field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Option:
+    """A named option as written, e.g. ``activation = relu`` or ``temperature = 0.66``."""
+
+    name: str
+    value: Union[int, float, str, bool]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Net:
+    """A network expression.
+
+    ``kind`` is ``"mlp"`` or ``"linear"`` once validated (front ends carry any
+    identifier so validation can say "did you mean").  ``hidden`` holds the
+    positional widths: hidden layers for ``mlp``; for ``linear`` used as a
+    deterministic node, its single output width.  A bare identifier such as
+    ``linear`` parses as ``Net("linear")``.
+
+    As a family argument the network ends in an affine head producing the
+    unconstrained parameter blocks.  As a deterministic node (``h | x = mlp(256)``)
+    its value is the last hidden layer (activated), of width ``hidden[-1]``.
+    """
+
+    kind: str
+    hidden: tuple[int, ...] = ()
+    options: tuple[Option, ...] = ()
+    span: Span | None = _span()
+
+    def option(self, name: str, default=None):
+        for opt in self.options:
+            if opt.name == name:
+                return opt.value
+        return default
+
+    @property
+    def activation(self) -> str:
+        return str(self.option("activation", "relu"))
+
+
+@dataclass(frozen=True)
+class Uniform:
+    """The keyword ``uniform`` as a family argument: equal probabilities, e.g. ``Categorical(uniform)``."""
+
+    span: Span | None = _span()
+
+
+ParamValue = Union[int, float, Net, Uniform]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One argument of a family, positional (``name is None``) or named."""
+
+    name: str | None
+    value: ParamValue
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Dist:
+    """A family applied to its arguments as written, e.g. ``Normal(0, 1)`` or ``Normal(loc = mlp(500), scale = 0.1)``."""
+
+    family: str
+    params: tuple[Param, ...] = ()
+    span: Span | None = _span()
+
+    @property
+    def nets(self) -> tuple[Net, ...]:
+        return tuple(p.value for p in self.params if isinstance(p.value, Net))
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One line of an encoder or decoder block.
+
+    Stochastic: ``name | parents ~ dist``.  Deterministic: ``name | parents = net``
+    (then ``dist is None`` and ``net`` is set)."""
+
+    name: str
+    parents: tuple[str, ...] = ()
+    dist: Dist | None = None
+    net: Net | None = None
+    span: Span | None = _span()  # the whole factor
+    name_span: Span | None = _span()  # the defined name
+    parent_spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def deterministic(self) -> bool:
+        return self.dist is None
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A declared variable: ``x : observed binary[784]``.
+
+    ``shape`` is the bracket as written.  For ``categorical[K]`` it is ``(K,)``: the
+    value is a class index in ``0..K-1``, fed to networks one-hot; for ``simplex[K]``
+    it is ``(K,)`` too.  YAML's ``classes: K`` becomes ``shape = (K,)``.
+    """
+
+    name: str
+    role: str
+    domain: str
+    shape: tuple[int, ...] = ()
+    span: Span | None = _span()
+    role_span: Span | None = _span()  # the role word, for diagnostics (None: use span)
+    domain_span: Span | None = _span()  # the domain word
+
+    @property
+    def classes(self) -> int | None:
+        """Number of classes of a categorical variable, else None."""
+        return self.shape[-1] if self.domain == "categorical" and self.shape else None
+
+    @property
+    def discrete(self) -> bool:
+        return self.domain in DISCRETE_DOMAINS
+
+    @property
+    def size(self) -> int:
+        """Width of the flattened value as a network input (one-hot width for categorical)."""
+        return prod(self.shape) if self.shape else 1
+
+    @property
+    def value_shape(self) -> tuple[int, ...]:
+        """Shape of one example's value tensor: class indices drop the last dim."""
+        return self.shape[:-1] if self.domain == "categorical" else self.shape
+
+
+@dataclass(frozen=True)
+class Setting:
+    """``name = value`` in an objective or train block (``alpha = 0.1``, ``epochs = 50``,
+    ``data = mnist``).  Identifiers are carried as strings."""
+
+    name: str
+    value: Union[int, float, str, bool]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Call:
+    """An identifier with options, e.g. ``relax(temperature = 0.66)`` or a bare ``enumerate``."""
+
+    name: str
+    options: tuple[Option, ...] = ()
+    span: Span | None = _span()
+
+    def option(self, name: str, default=None):
+        for opt in self.options:
+            if opt.name == name:
+                return opt.value
+        return default
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """The gradient estimator of one discrete variable: ``y = enumerate``,
+    ``y = relax(temperature = 0.66)`` or ``y = reinforce``."""
+
+    var: str
+    method: Call
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Beta:
+    """A per-latent KL weight: DSL ``beta z = 4``, YAML ``beta: {z: 4}``."""
+
+    var: str
+    value: float
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The objective block.  ``settings`` holds ``alpha``, ``samples`` and the other
+    scalar options (see :mod:`graphvae.settings` for names and defaults)."""
+
+    settings: tuple[Setting, ...] = ()
+    estimators: tuple[Estimator, ...] = ()
+    betas: tuple[Beta, ...] = ()
+    span: Span | None = _span()
+
+    def get(self, name: str, default=None):
+        for s in self.settings:
+            if s.name == name:
+                return s.value
+        return default
+
+    def estimator(self, var: str) -> Estimator | None:
+        for e in self.estimators:
+            if e.var == var:
+                return e
+        return None
+
+    def beta(self, var: str) -> float:
+        for b in self.betas:
+            if b.var == var:
+                return float(b.value)
+        return 1.0
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A whole model spec."""
+
+    name: str
+    variables: tuple[Variable, ...] = ()
+    encoder: tuple[Factor, ...] = ()
+    decoder: tuple[Factor, ...] = ()
+    objective: Objective = field(default_factory=Objective)
+    train: tuple[Setting, ...] = ()
+    span: Span | None = _span()  # the `model NAME` line
+    encoder_span: Span | None = _span()  # the `encoder` keyword / key
+    decoder_span: Span | None = _span()
+    train_span: Span | None = _span()
+    path: str = field(default="<string>", compare=False, repr=False)
+    source: str = field(default="", compare=False, repr=False)
+
+    # -- lookups -----------------------------------------------------------------
+    def variable(self, name: str) -> Variable | None:
+        for v in self.variables:
+            if v.name == name:
+                return v
+        return None
+
+    @property
+    def var_map(self) -> dict[str, Variable]:
+        return {v.name: v for v in self.variables}
+
+    def by_role(self, role: str) -> tuple[Variable, ...]:
+        return tuple(v for v in self.variables if v.role == role)
+
+    @property
+    def observed(self) -> tuple[Variable, ...]:
+        return self.by_role("observed")
+
+    @property
+    def supervised(self) -> tuple[Variable, ...]:
+        return self.by_role("supervised")
+
+    @property
+    def latent(self) -> tuple[Variable, ...]:
+        return self.by_role("latent")
+
+    def factors(self) -> Iterator[tuple[str, Factor]]:
+        """All factors with their block, ``("encoder" | "decoder", factor)``."""
+        for f in self.encoder:
+            yield "encoder", f
+        for f in self.decoder:
+            yield "decoder", f
+
+    def train_setting(self, name: str, default=None):
+        for s in self.train:
+            if s.name == name:
+                return s.value
+        return default

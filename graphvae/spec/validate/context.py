@@ -1,0 +1,87 @@
+"""What every validation rule needs: the spec's names, factors and graphs, computed once (torch-free)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import networkx as nx
+
+from graphvae.spec.graph import block_graph
+from graphvae.spec.ir import Factor, Span, Spec, Variable
+
+BLOCKS = ("encoder", "decoder")
+BLOCK_LETTER = {"encoder": "q", "decoder": "p"}
+
+
+def first_span(*spans: Span | None) -> Span | None:
+    """The first span that is known."""
+    for s in spans:
+        if s is not None:
+            return s
+    return None
+
+
+def head_span(span: Span | None, name: str) -> Span | None:
+    """The part of ``span`` covering the identifier ``name`` it starts with (``Normal`` of ``Normal(0, 1)``)."""
+    if span is None:
+        return None
+    return Span(span.path, span.line, span.col, span.line, span.col + len(name))
+
+
+def parent_span(f: Factor, i: int) -> Span | None:
+    return f.parent_spans[i] if i < len(f.parent_spans) else first_span(f.span, f.name_span)
+
+
+def factor_span(f: Factor) -> Span | None:
+    return first_span(f.name_span, f.span)
+
+
+def describe_factor(block: str, f: Factor) -> str:
+    """``q(z | x, y)`` or ``p(x)``; deterministic nodes read ``h = mlp(x)``-like: ``node 'h'``."""
+    if f.deterministic:
+        return f"deterministic node '{f.name}' in the {block}"
+    given = f" | {', '.join(f.parents)}" if f.parents else ""
+    return f"{BLOCK_LETTER[block]}({f.name}{given})"
+
+
+@dataclass
+class Context:
+    """What every rule needs, computed once.  The first definition of a name wins."""
+
+    spec: Spec
+    variables: dict[str, Variable] = field(default_factory=dict)
+    factors: dict[str, dict[str, Factor]] = field(default_factory=dict)  # block -> name -> factor
+    graphs: dict[str, nx.DiGraph] = field(default_factory=dict)  # block -> graph
+    used: set[str] = field(default_factory=set)  # names appearing in any factor
+
+    @classmethod
+    def build(cls, spec: Spec) -> "Context":
+        ctx = cls(spec)
+        for v in spec.variables:
+            ctx.variables.setdefault(v.name, v)
+        for block in BLOCKS:
+            facs = getattr(spec, block)
+            ctx.factors[block] = {}
+            for f in facs:
+                ctx.factors[block].setdefault(f.name, f)
+                ctx.used.add(f.name)
+                ctx.used.update(f.parents)
+            ctx.graphs[block] = block_graph(spec, facs)
+        return ctx
+
+    def block_factors(self, block: str) -> tuple[Factor, ...]:
+        return getattr(self.spec, block)
+
+    def all_factors(self) -> Iterator[tuple[str, Factor]]:
+        return self.spec.factors()
+
+    def deterministic(self, block: str) -> dict[str, Factor]:
+        return {n: f for n, f in self.factors[block].items() if f.deterministic}
+
+    def stochastic(self, block: str, name: str) -> Factor | None:
+        f = self.factors[block].get(name)
+        return f if f is not None and not f.deterministic else None
+
+    def is_used(self, var: Variable) -> bool:
+        return var.name in self.used

@@ -1,0 +1,290 @@
+"""Validation rules for factors: families, parameters, networks, supports and shapes (torch-free).
+
+Codes:
+
+``unknown-family``      a family not in :data:`graphvae.families.FAMILIES`.
+``unknown-parameter``   a named argument the family does not have (aliases such as ``logits`` count).
+``bad-parameter``       too many positional arguments; ``uniform`` misused; a literal that is not a
+                        number or breaks its constraint (a scale must be > 0, probs in [0, 1]).
+``duplicate``           a parameter given twice (also as an alias: ``probs`` and ``logits``), an option twice.
+``missing-parameter``   a parameter neither given nor produced by a network.
+``ignored-parents``     (warning) a factor with parents whose arguments use no network.
+``unknown-network``     a network other than :data:`NETWORKS`.
+``unknown-option``      a network option other than those in :data:`NET_OPTIONS`.
+``bad-option``          an option value outside its choices (``activation = rleu``).
+``bad-network``         widths that are not positive integers; ``mlp`` without hidden widths; ``linear``
+                        with widths as a family argument, or without exactly one as a deterministic node.
+``network-needs-parent`` a network (or deterministic node) in a factor with no parents.
+``support-mismatch``    the family's support does not fit the variable's domain (see :func:`support_fits`).
+``bad-shape``           a dimension that is not a positive integer; categorical/simplex with other than
+                        one dimension or fewer than 2 classes.
+``shape-mismatch``      the family consumes more trailing dimensions (``event_rank``) than the variable has.
+
+Argument binding (:func:`bind_params`), which the compiler follows:
+
+* ``Family(net)``, a lone positional network, produces every parameter (its head);
+* ``Family(uniform)`` means the family's ``uniform`` parameters, broadcast to the shape;
+* otherwise positional arguments fill ``family.params`` in order and named ones their slot
+  (an alias such as ``logits`` fills the slot of ``probs``); every slot must be filled.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error, warning
+from graphvae.spec.families import FAMILIES, SUPPORT_OF_DOMAIN, Family, literal_ok, support_contains
+from graphvae.spec.ir import DOMAINS, Dist, Factor, Net, Param, Uniform, Variable
+from graphvae.spec.validate.context import Context, describe_factor, factor_span, first_span, head_span
+
+NETWORKS = ("mlp", "linear")
+ACTIVATIONS = ("relu", "softplus", "tanh", "sigmoid", "elu", "leaky_relu", "gelu", "silu", "identity")
+NET_OPTIONS: dict[str, tuple[str, ...]] = {"activation": ACTIVATIONS}  # option -> allowed values
+
+CONSTRAINT_TEXT = {
+    "real": "a finite number", "positive": "> 0", "nonnegative": ">= 0", "unit_interval": "in [0, 1]",
+    "boolean": "0 or 1", "simplex": "on the simplex (non-negative, summing to 1)",
+}
+
+
+def _constraint_text(constraint: str) -> str:
+    base = constraint.removeprefix("independent(").split(",")[0].rstrip(")")
+    return CONSTRAINT_TEXT.get(base, constraint)
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_width(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+# -- argument binding ---------------------------------------------------------------------
+
+def bind_params(dist: Dist, family: Family) -> tuple[dict[str, Param], list[Diagnostic]]:
+    """Map each parameter slot of ``family`` (``family.params``) to the argument filling it.
+
+    A lone network or ``uniform`` fills every slot.  ``Param.name`` tells whether the slot was
+    filled by its own name, an alias (``logits``) or positionally (None)."""
+    args, diags = dist.params, []
+    fam = family.name
+    if len(args) == 1 and args[0].name is None and isinstance(args[0].value, (Net, Uniform)):
+        return {p: args[0] for p in family.params}, diags
+    uniform = [a for a in args if isinstance(a.value, Uniform)]
+    if uniform:
+        return {}, [error("bad-parameter", f"'uniform' must be the only argument of {fam}, as in {fam}(uniform)",
+                          first_span(uniform[0].span, dist.span))]
+    slots: dict[str, Param] = {}
+    for i, arg in enumerate(args):
+        span = first_span(arg.span, dist.span)
+        if arg.name is None:
+            if i >= len(family.params):
+                diags.append(error("bad-parameter", f"{fam} takes at most {len(family.params)} positional "
+                                   f"argument(s) ({', '.join(family.params)}), found {len(args)}", span))
+                continue
+            slot = family.params[i]
+        elif arg.name in family.params:
+            slot = arg.name
+        elif arg.name in family.aliases:
+            slot = family.aliases[arg.name]
+        else:
+            diags.append(error("unknown-parameter", f"{fam} has no parameter '{arg.name}'; its parameters are "
+                               f"{', '.join(family.param_names())}", span,
+                               did_you_mean(arg.name, family.param_names())))
+            continue
+        if slot in slots:
+            given = f" (as '{arg.name}')" if arg.name not in (None, slot) else ""
+            diags.append(error("duplicate", f"parameter '{slot}' of {fam} is given twice{given}", span))
+            continue
+        slots[slot] = arg
+    return slots, diags
+
+
+# -- rules ------------------------------------------------------------------------------
+
+def _stochastic(ctx: Context) -> Iterator[tuple[str, Factor, Family]]:
+    for block, f in ctx.all_factors():
+        if f.dist is not None and f.dist.family in FAMILIES:
+            yield block, f, FAMILIES[f.dist.family]
+
+
+def rule_families(ctx: Context) -> Iterator[Diagnostic]:
+    for block, f in ctx.all_factors():
+        if f.dist is not None and f.dist.family not in FAMILIES:
+            yield error("unknown-family", f"{describe_factor(block, f)} uses unknown family '{f.dist.family}'; "
+                        f"known families: {', '.join(sorted(FAMILIES))}",
+                        head_span(f.dist.span, f.dist.family) or f.span, did_you_mean(f.dist.family, FAMILIES))
+
+
+def rule_parameters(ctx: Context) -> Iterator[Diagnostic]:
+    for block, f, fam in _stochastic(ctx):
+        dist = f.dist
+        where = describe_factor(block, f)
+        if not dist.params:
+            yield error("missing-parameter", f"{where}: {fam.name}() needs arguments: literals for "
+                        f"{', '.join(fam.params)}, a network, or uniform", first_span(dist.span, f.span))
+            continue
+        slots, diags = bind_params(dist, fam)
+        yield from diags
+        lone = len(dist.params) == 1 and dist.params[0].name is None
+        if lone and isinstance(dist.params[0].value, Uniform) and fam.uniform is None:
+            yield error("bad-parameter", f"{where}: {fam.name} has no uniform form; 'uniform' works for "
+                        f"{', '.join(n for n, x in FAMILIES.items() if x.uniform)}",
+                        first_span(dist.params[0].span, dist.span))
+        if lone and isinstance(dist.params[0].value, (Net, Uniform)):
+            continue
+        if not diags:
+            for slot in fam.params:
+                if slot not in slots:
+                    yield error("missing-parameter", f"{where}: {fam.name} needs '{slot}', found only "
+                                f"{', '.join(p.name or '<positional>' for p in dist.params)}; give it a literal "
+                                "or a network", first_span(dist.span, f.span))
+        var = ctx.variables.get(f.name)
+        for slot, arg in slots.items():
+            yield from _check_literal(where, fam, slot, arg, var, dist)
+        if f.parents and not dist.nets:
+            yield warning("ignored-parents", f"{where} has parents but no network uses them; its "
+                          "arguments are all literals", factor_span(f))
+
+
+def _check_literal(where: str, fam: Family, slot: str, arg: Param, var: Variable | None,
+                   dist: Dist) -> Iterator[Diagnostic]:
+    value, span = arg.value, first_span(arg.span, dist.span)
+    if isinstance(value, (Net, Uniform)):
+        return
+    name = arg.name or slot
+    if not is_number(value):
+        yield error("bad-parameter", f"{where}: '{name}' of {fam.name} must be a number, a network or "
+                    f"uniform, found {value!r}", span)
+        return
+    constraint = fam.constraints.get(name, "real")
+    if constraint == "simplex":
+        k = var.shape[-1] if var is not None and var.shape and is_width(var.shape[-1]) else None
+        if k is not None and abs(value * k - 1) <= 1e-9:
+            return
+        yield error("bad-parameter", f"{where}: '{name}' of {fam.name} must be {_constraint_text(constraint)}; "
+                    f"a single number {value!r} is not", span, f"use {fam.name}(uniform) for equal probabilities")
+    elif not literal_ok(constraint, float(value)):
+        yield error("bad-parameter", f"{where}: '{name}' of {fam.name} must be {_constraint_text(constraint)} "
+                    f"({constraint}), found {value!r}", span)
+
+
+def _factor_nets(f: Factor) -> tuple[tuple[Net, bool], ...]:
+    """The networks of a factor with whether each is a deterministic node's."""
+    if f.deterministic:
+        return ((f.net, True),) if f.net is not None else ()
+    return tuple((n, False) for n in f.dist.nets)
+
+
+def rule_networks(ctx: Context) -> Iterator[Diagnostic]:
+    for block, f in ctx.all_factors():
+        for net, node in _factor_nets(f):
+            span = first_span(net.span, f.span)
+            if net.kind not in NETWORKS:
+                span = head_span(net.span, net.kind) or span
+                hint = did_you_mean(net.kind, NETWORKS + ("uniform",))
+                if node and net.kind in FAMILIES:
+                    hint = f"a stochastic factor is written '{f.name} | ... ~ {net.kind}(...)'"
+                yield error("unknown-network", f"{describe_factor(block, f)} uses unknown network '{net.kind}'; "
+                            f"networks are {', '.join(NETWORKS)}", span, hint)
+                continue
+            yield from _check_options(block, f, net)
+            yield from _check_widths(block, f, net, node)
+            if not f.parents:
+                yield error("network-needs-parent", f"{describe_factor(block, f)} uses network '{net.kind}' "
+                            "but has no parents to feed it; a root factor takes literals or uniform", span)
+
+
+def _check_options(block: str, f: Factor, net: Net) -> Iterator[Diagnostic]:
+    seen: set[str] = set()
+    for opt in net.options:
+        span = first_span(opt.span, net.span)
+        if opt.name in seen:
+            yield error("duplicate", f"option '{opt.name}' of {net.kind} is given twice", span)
+        seen.add(opt.name)
+        if opt.name not in NET_OPTIONS:
+            yield error("unknown-option", f"{net.kind} in {describe_factor(block, f)} has no option '{opt.name}'; "
+                        f"options are {', '.join(NET_OPTIONS)}", span, did_you_mean(opt.name, NET_OPTIONS))
+        elif opt.value not in NET_OPTIONS[opt.name] or isinstance(opt.value, bool):
+            choices = NET_OPTIONS[opt.name]
+            yield error("bad-option", f"{opt.name} = {opt.value!r} in {describe_factor(block, f)} is not one of "
+                        f"{', '.join(choices)}", span, did_you_mean(str(opt.value), choices))
+
+
+def _check_widths(block: str, f: Factor, net: Net, node: bool) -> Iterator[Diagnostic]:
+    where, span = describe_factor(block, f), first_span(net.span, f.span)
+    bad = [w for w in net.hidden if not is_width(w)]
+    if bad:
+        yield error("bad-network", f"{net.kind} in {where} has width {bad[0]!r}; widths are positive integers",
+                    span)
+    if net.kind == "mlp" and not net.hidden:
+        yield error("bad-network", f"mlp in {where} needs at least one hidden width, e.g. mlp(256)", span,
+                    None if node else "use 'linear' for an affine map")
+    elif net.kind == "linear" and node and len(net.hidden) != 1:
+        yield error("bad-network", f"linear as {where} needs exactly one output width, e.g. linear(64); "
+                    f"found {len(net.hidden)}", span)
+    elif net.kind == "linear" and not node and net.hidden:
+        yield error("bad-network", f"linear as an argument of {where} takes no width: the family's "
+                    "parameters set its output", span, "write 'linear'")
+
+
+def _same_support(a: str, b: str) -> bool:
+    norm = {"nonnegative": "positive"}
+    return norm.get(a, a) == norm.get(b, b)
+
+
+def support_fits(family: Family, var: Variable, block: str) -> bool:
+    """Whether ``family`` may model ``var`` in ``block``.
+
+    Observed variables, and supervised ones in p, need a support that *contains* the domain's
+    (Normal on grey levels; Bernoulli only on ``binary``).  Latent variables, and supervised ones
+    in q (sampled for unlabelled examples), need the domain's support exactly (nonnegative
+    counts as positive)."""
+    domain = SUPPORT_OF_DOMAIN[var.domain]
+    exact = var.role == "latent" or (var.role == "supervised" and block == "encoder")
+    return _same_support(family.support, domain) if exact else support_contains(family.support, domain)
+
+
+def rule_support(ctx: Context) -> Iterator[Diagnostic]:
+    for block, f, fam in _stochastic(ctx):
+        var = ctx.variables.get(f.name)
+        if var is None or var.domain not in DOMAINS or var.role == "observed" and block == "encoder":
+            continue
+        if support_fits(fam, var, block):
+            continue
+        fits = [n for n, x in FAMILIES.items() if support_fits(x, var, block)]
+        how = "contain" if var.role == "observed" or block == "decoder" and var.role == "supervised" else "match"
+        yield error("support-mismatch", f"{describe_factor(block, f)}: {fam.name} has support {fam.support}, "
+                    f"which does not {how} the domain {var.domain} ({SUPPORT_OF_DOMAIN[var.domain]}) of "
+                    f"{var.role} variable '{var.name}'", first_span(f.dist.span, f.span),
+                    f"families that fit: {', '.join(fits)}" if fits else None)
+
+
+def rule_variable_shapes(ctx: Context) -> Iterator[Diagnostic]:
+    for v in ctx.spec.variables:
+        bad = [d for d in v.shape if not is_width(d)]
+        if bad:
+            yield error("bad-shape", f"variable '{v.name}' has dimension {bad[0]!r}; dimensions are positive "
+                        "integers", v.span)
+        elif v.domain in ("categorical", "simplex"):
+            if len(v.shape) != 1:
+                yield error("bad-shape", f"{v.domain} variable '{v.name}' needs exactly one dimension, the number "
+                            f"of classes K (e.g. {v.domain}[10]); found {len(v.shape)}", v.span)
+            elif v.shape[0] < 2:
+                yield error("bad-shape", f"{v.domain} variable '{v.name}' needs at least 2 classes, found "
+                            f"{v.shape[0]}", v.span)
+
+
+def rule_event_shape(ctx: Context) -> Iterator[Diagnostic]:
+    for block, f, fam in _stochastic(ctx):
+        var = ctx.variables.get(f.name)
+        if var is None or var.domain in ("categorical", "simplex"):
+            continue  # their one dimension is checked by rule_variable_shapes
+        if fam.event_rank > len(var.shape):
+            yield error("shape-mismatch", f"{describe_factor(block, f)}: {fam.name} draws values with "
+                        f"{fam.event_rank} event dimension(s), but '{var.name}' has shape {list(var.shape)}",
+                        first_span(f.dist.span, f.span))
+
+
+RULES = [rule_families, rule_parameters, rule_networks, rule_support, rule_variable_shapes, rule_event_shape]

@@ -1,0 +1,405 @@
+"""The YAML front end: ``.yaml`` text -> :class:`graphvae.ir.Spec` plus diagnostics.
+
+The text is *composed* (parsed to PyYAML's node tree) with the safe loader and
+never constructed as a whole: the walk below reads each node, so every key and
+value keeps its position, and no tag can build a Python object (only the plain
+YAML scalar, sequence and mapping tags are accepted; scalars are converted by
+PyYAML's ``SafeConstructor``).  PyYAML marks are 0-based; they become 1-based
+:class:`~graphvae.ir.Span` objects here, at the boundary.
+
+Structural problems (a missing ``model``, an unknown key such as ``givn``, a
+mapping where a list belongs, a duplicated key) are diagnostics with positions,
+all collected.  Unless the YAML itself does not parse, a best-effort spec is
+returned with them so validation can report the rest at once.
+"""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from graphvae.spec.settings import ObjectiveConfig
+from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error
+from graphvae.spec.ir import (Beta, Call, Dist, Estimator, Factor, Net, Objective, Option, Param, Setting, Spec, Span,
+                 Uniform, Variable)
+from graphvae.spec.parser import canonical_params
+
+__all__ = ["load_yaml", "TOP_KEYS", "VARIABLE_KEYS", "FACTOR_KEYS", "OBJECTIVE_KEYS"]
+
+TOP_KEYS = ("model", "variables", "encoder", "decoder", "objective", "train")
+VARIABLE_KEYS = ("role", "domain", "shape", "classes")
+FACTOR_KEYS = ("given", "dist", "net", "args", "params")
+OBJECTIVE_KEYS = tuple(ObjectiveConfig.__dataclass_fields__) + ("estimators", "beta")
+
+_TAG = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp")}
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WHAT = {ScalarNode: "a single value", SequenceNode: "a list", MappingNode: "a mapping"}
+
+
+class _Walker:
+    """Reads the node tree into IR objects, collecting diagnostics."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.diags: list[Diagnostic] = []
+        self.constructor = yaml.constructor.SafeConstructor()
+
+    # -- positions and reporting ----------------------------------------------------------
+    def span(self, node: Node, end: Node | None = None) -> Span:
+        last = end or node
+        return Span(self.path, node.start_mark.line + 1, node.start_mark.column + 1,
+                    last.end_mark.line + 1, last.end_mark.column + 1)
+
+    def report(self, code: str, message: str, node: Node | None, hint: str | None = None) -> None:
+        span = self.span(node) if node is not None else Span(self.path, 1, 1, 1, 1)
+        self.diags.append(error(code, message, span, hint))
+
+    def wrong(self, node: Node, expected: str, where: str) -> None:
+        found = _WHAT.get(type(node), "something else")
+        if isinstance(node, ScalarNode):
+            found = f"'{node.value}'" if node.value else "nothing"
+        self.report("wrong-type", f"{where}: expected {expected}, found {found}", node)
+
+    # -- typed readers --------------------------------------------------------------------
+    def scalar(self, node: Node, where: str):
+        """A plain value: str, int, float, bool or None; reports and returns ``...`` otherwise."""
+        if not isinstance(node, ScalarNode):
+            self.wrong(node, "a single value", where)
+            return ...
+        if node.tag == _TAG + "timestamp":
+            return node.value
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, TypeError) as exc:
+            self.report("wrong-type", f"{where}: cannot read '{node.value}': {exc}", node)
+            return ...
+
+    def name(self, node: Node, where: str) -> str | None:
+        """An identifier.  Keys read as written, so ``on`` or ``null`` are names here, not truth values."""
+        if not isinstance(node, ScalarNode):
+            self.wrong(node, "a name", where)
+            return None
+        if not _NAME.fullmatch(node.value):
+            self.report("wrong-type", f"{where}: expected a name (a letter or '_', then letters, digits or '_'),"
+                                      f" found '{node.value}'", node)
+            return None
+        return node.value
+
+    def number(self, node: Node, where: str, whole: bool = False):
+        value = self.scalar(node, where)
+        if value is ...:
+            return None
+        ok = isinstance(value, int) if whole else isinstance(value, (int, float))
+        if not ok or isinstance(value, bool):
+            self.wrong(node, "a whole number" if whole else "a number", where)
+            return None
+        return value
+
+    def literal(self, node: Node, where: str):
+        """A setting or option value: number, truth value or string."""
+        value = self.scalar(node, where)
+        if value is None:
+            self.wrong(node, "a value", where)
+            return ...
+        return value
+
+    def pairs(self, node: Node, where: str, allowed: tuple[str, ...] | None = None,
+              duplicates_ok: bool = False) -> list[tuple[str, Node, Node]]:
+        """The ``(key, key node, value node)`` entries of a mapping, in order.
+
+        With ``allowed``, unknown keys are reported (with "did you mean") and left
+        out; a key given twice is reported unless ``duplicates_ok`` (then validation
+        sees both, e.g. two factors of one variable)."""
+        if not isinstance(node, MappingNode):
+            self.wrong(node, "a mapping", where)
+            return []
+        out, seen = [], {}
+        for key_node, value_node in node.value:
+            key = self.name(key_node, where)
+            if key is None:
+                continue
+            if allowed is not None and key not in allowed:
+                self.report("unknown-key", f"{where}: unknown key '{key}' (expected one of {', '.join(allowed)})",
+                            key_node, did_you_mean(key, allowed))
+                continue
+            if key in seen and not duplicates_ok:
+                self.report("duplicate-key", f"{where}: the key '{key}' is given twice (first at line "
+                                             f"{seen[key].start_mark.line + 1})", key_node)
+                continue
+            seen.setdefault(key, key_node)
+            out.append((key, key_node, value_node))
+        return out
+
+    def items(self, node: Node, where: str) -> list[Node]:
+        """The items of a list; a single value stands for a list of one."""
+        if isinstance(node, ScalarNode):
+            return [node]
+        if not isinstance(node, SequenceNode):
+            self.wrong(node, "a list", where)
+            return []
+        return list(node.value)
+
+    # -- variables ------------------------------------------------------------------------
+    def variable(self, name: str, key: Node, node: Node) -> Variable | None:
+        where = f"variable '{name}'"
+        fields = {k: v for k, _, v in self.pairs(node, where, VARIABLE_KEYS)}
+        for required in ("role", "domain"):
+            if required not in fields and isinstance(node, MappingNode):
+                self.report("missing-key", f"{where} has no '{required}'", key)
+        role = self.name(fields["role"], f"the role of {where}") if "role" in fields else None
+        domain = self.name(fields["domain"], f"the domain of {where}") if "domain" in fields else None
+        shape: tuple[int, ...] = ()
+        if "shape" in fields and "classes" in fields:
+            self.report("conflicting-keys", f"{where} gives both 'shape' and 'classes' (classes: K means "
+                                            "shape: [K])", fields["classes"])
+        elif "shape" in fields:
+            dims = [self.number(d, f"the shape of {where}", whole=True) for d in
+                    self.items(fields["shape"], f"the shape of {where}")]
+            shape = tuple(d for d in dims if d is not None)
+        elif "classes" in fields:
+            k = self.number(fields["classes"], f"the classes of {where}", whole=True)
+            shape = (k,) if k is not None else ()
+        if role is None or domain is None:
+            return None
+        return Variable(name, role, domain, shape, self.span(key, node),
+                        self.span(fields["role"]), self.span(fields["domain"]))
+
+    # -- networks and families ------------------------------------------------------------
+    def net(self, node: Node, where: str) -> Net | None:
+        """``linear``, ``{mlp: [500, 500], activation: relu}``, ``{linear: 64}``: the first key names the network."""
+        if isinstance(node, ScalarNode):
+            kind = self.name(node, where)
+            return Net(kind, (), (), self.span(node)) if kind else None
+        entries = self.pairs(node, where)
+        if not entries:
+            if isinstance(node, MappingNode):
+                self.wrong(node, "a network such as 'linear' or {mlp: [500]}", where)
+            return None
+        (kind, _, widths_node), options = entries[0], entries[1:]
+        hidden: list[int] = []
+        if not (isinstance(widths_node, ScalarNode) and self.scalar(widths_node, where) is None):
+            for item in self.items(widths_node, f"the widths of '{kind}' in {where}"):
+                width = self.number(item, f"a width of '{kind}' in {where}", whole=True)
+                if width is not None:
+                    hidden.append(width)
+        opts = []
+        for name, key, value in options:
+            v = self.literal(value, f"option '{name}' of '{kind}' in {where}")
+            if v is not ...:
+                opts.append(Option(name, v, self.span(key, value)))
+        return Net(kind, tuple(hidden), tuple(opts), self.span(node))
+
+    def arg_value(self, node: Node, where: str):
+        """A family argument: a number, ``uniform``, or a network."""
+        if isinstance(node, ScalarNode) and node.tag in (_TAG + "int", _TAG + "float"):
+            value = self.number(node, where)
+            return ... if value is None else value
+        if isinstance(node, ScalarNode) and node.tag in (_TAG + "bool", _TAG + "null"):
+            self.wrong(node, "a number, 'uniform' or a network", where)
+            return ...
+        if isinstance(node, ScalarNode) and node.value == "uniform":
+            return Uniform(self.span(node))
+        net = self.net(node, where)
+        return ... if net is None else net
+
+    def dist(self, family: str, fields: dict[str, tuple[Node, Node]], where: str, span: Span) -> Dist:
+        params: list[Param] = []
+        if "net" in fields:
+            key, node = fields["net"]
+            value = self.net(node, f"the network of {where}")
+            if value is not None:
+                params.append(Param(None, value, self.span(key, node)))
+        for field in ("args", "params"):
+            if field not in fields:
+                continue
+            key, node = fields[field]
+            if isinstance(node, MappingNode) and field == "params":
+                for name, pkey, value in self.pairs(node, f"the parameters of {where}"):
+                    v = self.arg_value(value, f"parameter '{name}' of {where}")
+                    if v is not ...:
+                        params.append(Param(name, v, self.span(pkey, value)))
+                continue
+            for item in self.items(node, f"the {field} of {where}"):
+                v = self.arg_value(item, f"an argument of {where}")
+                if v is not ...:
+                    params.append(Param(None, v, self.span(item)))
+        return Dist(family, canonical_params(family, tuple(params)), span)
+
+    def factor(self, block: str, name: str, key: Node, node: Node) -> Factor | None:
+        where = f"the {block} factor of '{name}'"
+        entries = self.pairs(node, where, FACTOR_KEYS)
+        fields = {k: (kn, v) for k, kn, v in entries}
+        parents, parent_spans = [], []
+        if "given" in fields:
+            for item in self.items(fields["given"][1], f"the parents of {where}"):
+                parent = self.name(item, f"a parent in {where}")
+                if parent is not None:
+                    parents.append(parent)
+                    parent_spans.append(self.span(item))
+        span, name_span = self.span(key, node), self.span(key)
+        if "dist" in fields:
+            family = self.name(fields["dist"][1], f"the family of {where}")
+            if family is None:
+                return None
+            dist = self.dist(family, fields, where, self.span(fields["dist"][1], node))
+            return Factor(name, tuple(parents), dist, None, span, name_span, tuple(parent_spans))
+        for extra in ("args", "params"):
+            if extra in fields:
+                self.report("missing-key", f"{where} has '{extra}' but no 'dist' (a deterministic node has "
+                                           "only 'given' and 'net')", fields[extra][0])
+        if "net" not in fields:
+            if isinstance(node, MappingNode):
+                self.report("missing-key", f"{where} needs 'dist' (a random variable) or 'net' (a deterministic "
+                                           "node)", key)
+            return None
+        net = self.net(fields["net"][1], f"the network of {where}")
+        if net is None:
+            return None
+        return Factor(name, tuple(parents), None, net, span, name_span, tuple(parent_spans))
+
+    def block(self, block: str, node: Node) -> tuple[Factor, ...]:
+        factors = []
+        for name, key, value in self.pairs(node, f"the {block}", duplicates_ok=True):
+            factor = self.factor(block, name, key, value)
+            if factor is not None:
+                factors.append(factor)
+        return tuple(factors)
+
+    # -- objective and train --------------------------------------------------------------
+    def call(self, node: Node, where: str) -> Call | None:
+        """``enumerate`` or ``{relax: {temperature: 0.66}}``."""
+        if isinstance(node, ScalarNode):
+            method = self.name(node, where)
+            return Call(method, (), self.span(node)) if method else None
+        entries = self.pairs(node, where)
+        if len(entries) != 1:
+            if isinstance(node, MappingNode):
+                self.wrong(node, "one method, e.g. enumerate or {relax: {temperature: 0.66}}", where)
+            return None
+        method, _, options_node = entries[0]
+        options = []
+        if not (isinstance(options_node, ScalarNode) and self.scalar(options_node, where) is None):
+            for name, key, value in self.pairs(options_node, f"the options of '{method}' in {where}"):
+                v = self.literal(value, f"option '{name}' in {where}")
+                if v is not ...:
+                    options.append(Option(name, v, self.span(key, value)))
+        return Call(method, tuple(options), self.span(node))
+
+    def objective(self, key: Node, node: Node) -> Objective:
+        settings, estimators, betas = [], [], []
+        for name, k, value in self.pairs(node, "the objective", OBJECTIVE_KEYS):
+            if name == "estimators":
+                for var, vk, vv in self.pairs(value, "the estimators", duplicates_ok=True):
+                    method = self.call(vv, f"the estimator of '{var}'")
+                    if method is not None:
+                        estimators.append(Estimator(var, method, self.span(vk, vv)))
+            elif name == "beta":
+                for var, vk, vv in self.pairs(value, "the KL weights (beta)", duplicates_ok=True):
+                    weight = self.number(vv, f"the KL weight of '{var}'")
+                    if weight is not None:
+                        betas.append(Beta(var, weight, self.span(vk, vv)))
+            else:
+                v = self.literal(value, f"the objective setting '{name}'")
+                if v is not ...:
+                    settings.append(Setting(name, v, self.span(k, value)))
+        return Objective(tuple(sorted(settings, key=lambda s: s.name)), tuple(sorted(estimators, key=lambda e: e.var)),
+                         tuple(sorted(betas, key=lambda b: b.var)), self.span(key))
+
+    def train(self, node: Node) -> tuple[Setting, ...]:
+        settings = []
+        for name, key, value in self.pairs(node, "the train block", duplicates_ok=True):
+            v = self.literal(value, f"the train setting '{name}'")
+            if v is not ...:
+                settings.append(Setting(name, v, self.span(key, value)))
+        return tuple(settings)
+
+    # -- the document ---------------------------------------------------------------------
+    def spec(self, root: Node | None, text: str) -> Spec:
+        top = {}
+        if root is None:
+            self.report("missing-model", "the spec is empty: it needs at least 'model: NAME'", None)
+        else:
+            top = {k: (kn, v) for k, kn, v in self.pairs(root, "the spec", TOP_KEYS)}
+        name, span = "", None
+        if "model" in top:
+            key, node = top["model"]
+            name = self.name(node, "the model name") or ""
+            span = self.span(key, node)
+        elif isinstance(root, MappingNode):
+            self.report("missing-model", "the spec has no 'model: NAME'", root)
+        variables = []
+        if "variables" in top:
+            for vname, key, node in self.pairs(top["variables"][1], "the variables", duplicates_ok=True):
+                var = self.variable(vname, key, node)
+                if var is not None:
+                    variables.append(var)
+        enc = self.block("encoder", top["encoder"][1]) if "encoder" in top else ()
+        dec = self.block("decoder", top["decoder"][1]) if "decoder" in top else ()
+        objective = self.objective(*top["objective"]) if "objective" in top else Objective()
+        train = self.train(top["train"][1]) if "train" in top else ()
+        spans = {k: self.span(top[k][0]) for k in ("encoder", "decoder", "train") if k in top}
+        return Spec(name, tuple(variables), enc, dec, objective, train, span, spans.get("encoder"),
+                    spans.get("decoder"), spans.get("train"), path=self.path, source=text)
+
+
+def _bad_tags(root: Node | None, path: str) -> list[Diagnostic]:
+    """Every node whose tag is not a plain YAML scalar, list or mapping tag.
+
+    Each node is looked at once (aliases share nodes), so anchors cannot blow the walk up."""
+    allowed = {ScalarNode: _SCALAR_TAGS, SequenceNode: {_TAG + "seq"}, MappingNode: {_TAG + "map"}}
+    diags, seen, todo = [], set(), [root] if root is not None else []
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.tag not in allowed.get(type(node), ()):
+            mark = node.start_mark
+            tag = node.tag.replace(_TAG, "!!", 1) if node.tag.startswith(_TAG) else node.tag
+            diags.append(error("yaml-tag", f"the tag '{tag}' is not allowed: a spec holds plain values, "
+                                           "lists and mappings only",
+                               Span(path, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2)))
+        if isinstance(node, SequenceNode):
+            todo.extend(node.value)
+        elif isinstance(node, MappingNode):
+            todo.extend(n for pair in node.value for n in pair)
+    return sorted(diags, key=lambda d: (d.span.line, d.span.col))
+
+
+def _syntax(exc: yaml.YAMLError, path: str) -> Diagnostic:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    message = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
+    span = Span(path, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2) if mark else None
+    return error("syntax", message, span or Span(path, 1, 1, 1, 1))
+
+
+def load_yaml(text: str, path: str = "<string>") -> tuple[Spec | None, list[Diagnostic]]:
+    """Read a YAML spec.  Returns ``(spec, diagnostics)``; the spec is None only when the
+    text is not YAML (``syntax``: one error, or several documents) or uses a tag other
+    than plain values, lists and mappings (``yaml-tag``).  Never raises for bad text."""
+    if not isinstance(text, str):
+        raise TypeError(f"load_yaml expects text (str), not {type(text).__name__}")
+    try:
+        roots = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        return None, [_syntax(exc, path)]
+    except (ValueError, RecursionError) as exc:  # e.g. control characters the reader rejects
+        return None, [error("syntax", f"invalid YAML: {exc}", Span(path, 1, 1, 1, 1))]
+    if len(roots) > 1:
+        return None, [error("syntax", "a spec file holds one YAML document, found several ('---')",
+                            Span(path, roots[1].start_mark.line + 1, 1, roots[1].start_mark.line + 1, 4))]
+    root = roots[0] if roots else None
+    bad = _bad_tags(root, path)
+    if bad:
+        return None, bad
+    walker = _Walker(path)
+    try:
+        spec = walker.spec(root, text)
+    except RecursionError:
+        return None, [error("too-large", "the YAML document nests too deeply", Span(path, 1, 1, 1, 1))]
+    return spec, list(dict.fromkeys(walker.diags))  # an aliased node is reported once

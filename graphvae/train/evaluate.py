@@ -1,0 +1,187 @@
+"""Evaluation: ``graphvae eval RUN`` and the metrics the trainer validates with.
+
+For a split of the data (test by default) it reports, with every label hidden from the model:
+
+- ``error/<y>`` for each supervised variable: the classification error of
+  ``model.predict`` for a categorical one, the root-mean-square error for a continuous one
+  (over the examples that have a label);
+- ``elbo``: the mean evidence lower bound on log p(x) per example (nats);
+- ``iwae``: the mean importance-weighted bound with K samples (``-k K``), tighter than the ELBO;
+- ``examples``: how many examples were evaluated.
+
+Model selection (best.pt) uses :func:`selection_score`: the mean validation error of the
+categorical supervised variables, else of the continuous ones, else the negative ELBO.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import torch
+
+from graphvae.spec.diagnostics import UserError
+from graphvae.train.runfolder import RunFolder
+
+EVAL_BATCH = 250
+
+
+def _n_examples(arrays: dict) -> int:
+    for key, value in arrays.items():
+        if not key.startswith("_"):
+            return len(value)
+    return 0
+
+
+def hide_labels(batch: dict, spec) -> dict:
+    """A copy of ``batch`` with every supervised value missing (-1 or NaN)."""
+    out = dict(batch)
+    for v in spec.supervised:
+        if v.name in out:
+            t = out[v.name]
+            out[v.name] = torch.full_like(t, -1) if v.domain == "categorical" else torch.full_like(t, float("nan"))
+    return out
+
+
+@torch.no_grad()
+def evaluate_arrays(model, spec, arrays: dict, device="cpu", iwae_samples: int = 0,
+                    batch_size: int = EVAL_BATCH) -> dict:
+    """Metrics of ``model`` on ``arrays`` (graphvae.data's dict of numpy arrays, fixed binarization)."""
+    from graphvae.data import to_batch
+
+    n = _n_examples(arrays)
+    if n == 0:
+        raise UserError("no examples to evaluate")
+    was_training = model.training
+    model.eval()
+    sums = {"elbo": 0.0, "iwae": 0.0}
+    errors: dict[str, list[float]] = {v.name: [0.0, 0.0] for v in spec.supervised}  # [sum, count]
+    try:
+        for start in range(0, n, batch_size):
+            idx = list(range(start, min(n, start + batch_size)))
+            batch = {k: v.to(device) for k, v in to_batch(arrays, idx, device="cpu").items()}
+            hidden = hide_labels(batch, spec)
+            _, terms = model.loss(hidden, terms=True)
+            sums["elbo"] += float(terms["elbo"]) * len(idx)
+            if iwae_samples > 0:
+                sums["iwae"] += float(model.log_marginal(hidden, samples=iwae_samples).sum())
+            for v in spec.supervised:
+                if v.name not in batch:
+                    continue
+                truth, pred = batch[v.name], model.predict(hidden, v.name)
+                if v.domain == "categorical":
+                    known = truth >= 0
+                    errors[v.name][0] += float((pred[known] != truth[known]).sum())
+                    errors[v.name][1] += float(known.sum())
+                else:
+                    known = ~torch.isnan(truth).reshape(len(idx), -1).any(dim=1)
+                    diff = (pred[known] - truth[known]).reshape(int(known.sum()), -1)
+                    errors[v.name][0] += float((diff ** 2).mean(dim=1).sum()) if diff.numel() else 0.0
+                    errors[v.name][1] += float(known.sum())
+    finally:
+        model.train(was_training)
+    out: dict = {"examples": n, "elbo": sums["elbo"] / n}
+    if iwae_samples > 0:
+        out["iwae"] = sums["iwae"] / n
+        out["iwae_samples"] = iwae_samples
+    for v in spec.supervised:
+        total, count = errors[v.name]
+        if count:
+            err = total / count
+            out[f"error/{v.name}"] = err if v.domain == "categorical" else math.sqrt(err)
+    return out
+
+
+def validate(model, spec, arrays: dict, device="cpu") -> dict:
+    """The trainer's per-epoch validation: error per supervised variable and the ELBO (no IWAE)."""
+    return evaluate_arrays(model, spec, arrays, device=device)
+
+
+def selection_score(spec, row: dict) -> float:
+    """Lower is better: mean validation error of categorical supervised variables, else of the
+    continuous ones, else -ELBO (validation, or training when there is no validation split)."""
+    for domain_ok in (lambda d: d == "categorical", lambda d: d != "categorical"):
+        keys = [f"val/error/{v.name}" for v in spec.supervised if domain_ok(v.domain)]
+        vals = [row[k] for k in keys if k in row]
+        if vals:
+            return sum(vals) / len(vals)
+    if "val/elbo" in row:
+        return -row["val/elbo"]
+    return -row.get("train/elbo", -row.get("train/loss", math.inf))
+
+
+# -- loading a trained run ----------------------------------------------------------------------
+def load_run(run_path, which: str = "best", device: str = "cpu"):
+    """(spec, config, model) of a run folder, the model holding ``which`` checkpoint's weights."""
+    from graphvae.train.checkpoint import checkpoint_spec_differences, load_checkpoint, state_dict_differences
+    from graphvae.compile.compiler import compile_spec
+    from graphvae.train.loop import load_spec_file, pick_device
+    from graphvae.train import config as trainconfig
+
+    run = RunFolder(run_path).require()
+    run.check_spec_hash()
+    path = run.checkpoint(which)
+    if which == "best" and not path.exists():
+        path = run.checkpoint("last")
+    state = load_checkpoint(path)
+    spec, _, _ = load_spec_file(run.spec_path())
+    if state["spec"] != run.read_spec_text():
+        diffs = checkpoint_spec_differences(state, spec)
+        if diffs:
+            raise UserError(f"{path} was trained on a different spec than {run.spec_path()}: {'; '.join(diffs)}")
+    cfg = trainconfig.from_dict(state["config"], str(path))
+    model = compile_spec(spec)
+    current = model.state_dict()
+    diffs = state_dict_differences(state["model"], current)
+    if diffs:
+        raise UserError(f"{path} does not fit the compiled spec: {'; '.join(diffs)}")
+    model.load_state_dict(state["model"])
+    model.to(pick_device(device))
+    model.eval()
+    return spec, cfg, model, state
+
+
+def evaluate_run(run_path, data: str | None = None, data_dir: str | None = None, samples: int | None = None,
+                 which: str = "best", split: str = "test", device: str | None = None) -> dict:
+    """Load a run and evaluate it on a split of its data (or of ``data``); IWAE with K = ``samples``
+    (default: the run's eval_samples; 0 skips it)."""
+    from graphvae.data import evaluation_arrays, load_labelled, prepare_data
+
+    spec, cfg, model, state = load_run(run_path, which, device or "auto")
+    k = cfg.eval_samples if samples is None else samples
+    if k < 0:
+        raise UserError(f"-k must be at least 1 (0 skips IWAE), got {k}")
+    data_obj = prepare_data(spec, data=data or cfg.data, data_dir=data_dir or cfg.data_dir or None,
+                            validation=cfg.validation, labels=cfg.labels, seed=cfg.seed)
+    arrays = evaluation_arrays(data_obj.test if split == "test" else data_obj.val, spec, cfg.binarize)
+    torch.manual_seed(cfg.seed)
+    out = {"run": str(run_path), "checkpoint": which, "split": split, "data": data or cfg.data,
+           "epoch": int(state.get("epoch", 0)), "step": int(state.get("step", 0))}
+    out.update(evaluate_arrays(model, spec, arrays, device=next(model.parameters()).device, iwae_samples=k))
+    if RunFolder(run_path).labelled_path.exists():
+        out["labelled_examples"] = int(len(load_labelled(run_path)))
+    out["supervised"] = {v.name: v.domain for v in spec.supervised}
+    return out
+
+
+def format_report(res: dict) -> str:
+    lines = [f"{res['run']} ({res['checkpoint']}.pt, epoch {res['epoch']}, step {res['step']}) "
+             f"on {res['data']} {res['split']}: {res['examples']} examples"]
+    for name, domain in res.get("supervised", {}).items():
+        if f"error/{name}" in res:
+            v = res[f"error/{name}"]
+            text = f"{100 * v:.2f}% error" if domain == "categorical" else f"{v:.4f} RMSE"
+            lines.append(f"  {name:<10} {text}")
+    lines.append(f"  ELBO       {res['elbo']:.3f} nats per example")
+    if "iwae" in res:
+        lines.append(f"  IWAE-{res['iwae_samples']:<5} {res['iwae']:.3f} nats per example (a tighter bound on log p(x))")
+    if "labelled_examples" in res and res.get("supervised"):
+        lines.append(f"  trained with {res['labelled_examples']} labelled examples")
+    return "\n".join(lines)
+
+
+def run_eval(args) -> int:
+    res = evaluate_run(args.run, data=args.data, data_dir=args.data_dir, samples=args.samples,
+                       which=args.checkpoint, split=args.split, device=args.device)
+    print(json.dumps(res, indent=2) if args.json else format_report(res))
+    return 0

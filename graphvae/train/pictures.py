@@ -1,0 +1,274 @@
+"""Pictures of a run: ``graphvae plot`` (training curves) and ``graphvae sample`` (PNG grids).
+
+``graphvae sample RUN --out DIR`` writes, for a model with an image-like observed
+variable ``x``:
+
+- ``generation.png``: one row per class of the first categorical supervised
+  variable ``y``, one column per draw of the other latents (the same draw down a column);
+- ``style_transfer.png``: the paper's analogies: the first column shows test
+  images; the others decode the latents encoded from them with every class of ``y``;
+- ``reconstructions.png``: test images and their reconstructions, in row pairs;
+- ``traversals.png``: one row per dimension of a continuous latent ``z``, sweeping it
+  from -3 to 3 with the others at 0 (the most used dimensions, by posterior spread).
+
+Torch is imported lazily: ``graphvae plot`` reads only metrics.jsonl.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from graphvae.spec.diagnostics import UserError
+from graphvae.train.runfolder import RunFolder, atomic_write_bytes
+
+TRAVERSAL_RANGE = 3.0
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | os.PathLike) -> None:
+    """Save a matplotlib figure as PNG atomically and close it."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+# -- graphvae plot ------------------------------------------------------------------------------
+def _curve_groups(rows: list[dict]) -> list[tuple[str, list[str]]]:
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k, v in row.items() if k not in keys and isinstance(v, (int, float)) and not isinstance(v, bool)]
+    objective = [k for k in keys if k in ("train/loss", "train/elbo", "val/elbo")]
+    terms = [k for k in keys if k.startswith("train/") and k not in objective
+             and not k.startswith(("train/ess", "train/n_labelled"))]
+    errors = [k for k in keys if k.startswith("val/error")]
+    speed = [k for k in keys if k == "steps_per_s"]
+    groups = [("objective (nats per example)", objective), ("loss terms", terms),
+              ("validation error", errors), ("throughput (steps/s)", speed)]
+    return [(title, ks) for title, ks in groups if ks]
+
+
+def plot_curves(rows: list[dict], out: str | os.PathLike, title: str = "") -> Path:
+    """Draw the per-epoch curves of metrics.jsonl rows into a PNG; returns its path."""
+    if not rows:
+        raise UserError("no metrics to plot yet (metrics.jsonl is empty: the run has not finished an epoch)")
+    plt = _pyplot()
+    groups = _curve_groups(rows)
+    cols = 2 if len(groups) > 1 else 1
+    nrows = math.ceil(len(groups) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(6 * cols, 3.4 * nrows), squeeze=False)
+    for ax, (group_title, keys) in zip(axes.flat, groups):
+        for key in keys:
+            pts = [(r["epoch"], r[key]) for r in rows if isinstance(r.get(key), (int, float)) and "epoch" in r]
+            if pts:
+                xs, ys = zip(*pts)
+                ax.plot(xs, ys, marker="o" if len(pts) < 30 else None, markersize=3, label=key)
+        ax.set_title(group_title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        if group_title == "validation error":
+            ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:.1f}%"))
+    for ax in list(axes.flat)[len(groups):]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(out)
+    save_figure(fig, out)
+    return out
+
+
+def run_plot(args) -> int:
+    run = RunFolder(args.run).require()
+    out = Path(args.out) if args.out else run.path / "curves.png"
+    if out.suffix.lower() != ".png":
+        raise UserError(f"{out}: plot writes PNG; name the file with .png")
+    if not out.parent.is_dir():
+        raise UserError(f"{out.parent}: no such folder")
+    plot_curves(run.read_metrics(), out, title=str(run.path))
+    print(f"wrote {out}")
+    return 0
+
+
+# -- graphvae sample ----------------------------------------------------------------------------
+def _image_shape(var, data_shape=None) -> tuple[int, ...] | None:
+    """(H, W) or (C, H, W) to draw one value of ``var``, or None when it is not image-like."""
+    from graphvae.data import infer_image_shape
+
+    if data_shape and math.prod(data_shape) == var.size:
+        return tuple(data_shape)
+    return infer_image_shape(tuple(var.shape))
+
+
+def _as_images(values, shape: tuple[int, ...]):
+    """A (N, H, W) or (N, H, W, 3) numpy array in [0, 1] from model output (N, *var.shape)."""
+    import numpy as np
+
+    arr = values.detach().float().cpu().numpy().reshape((values.shape[0],) + tuple(shape))
+    if len(shape) == 3:
+        arr = arr[:, 0] if shape[0] == 1 else np.moveaxis(arr, 1, -1)
+    return np.clip(arr, 0.0, 1.0)
+
+
+def mosaic(images, rows: int, cols: int, pad: int = 1):
+    """One array tiling ``rows * cols`` images row-major with ``pad`` pixels of white between them."""
+    import numpy as np
+
+    h, w = images.shape[1:3]
+    extra = images.shape[3:]
+    out = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad) + extra, dtype=np.float32)
+    for i in range(min(len(images), rows * cols)):
+        r, c = divmod(i, cols)
+        out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = images[i]
+    return out
+
+
+def image_grid(images, rows: int, cols: int, path, row_labels=None, col_labels=None, title: str = "") -> Path:
+    """Draw ``rows * cols`` images (row-major, numpy (N, H, W[, 3]) in [0, 1]) as one PNG."""
+    plt = _pyplot()
+    h, w = images.shape[1:3]
+    cell = max(0.3, min(0.9, 0.032 * max(h, w)))  # inches per image: 28x28 -> 0.9, 8x8 -> 0.3
+    fig, ax = plt.subplots(figsize=(cols * cell + 1.2, rows * cell + 0.8))
+    ax.imshow(mosaic(images, rows, cols), cmap="gray" if images.ndim == 3 else None, vmin=0, vmax=1,
+              interpolation="nearest")
+    ax.set_xticks([1 + c * (w + 1) + (w - 1) / 2 for c in range(cols)] if col_labels else [])
+    ax.set_yticks([1 + r * (h + 1) + (h - 1) / 2 for r in range(rows)] if row_labels else [])
+    if col_labels:
+        ax.set_xticklabels([str(c) for c in col_labels], fontsize=7)
+        ax.xaxis.tick_top()
+    if row_labels:
+        ax.set_yticklabels([str(r) for r in row_labels], fontsize=7)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=9, pad=14 if col_labels else 6)
+    save_figure(fig, path)
+    return Path(path)
+
+
+def _pick_variables(spec):
+    """(x, y, z): the first observed variable, categorical supervised variable and continuous latent."""
+    x = spec.observed[0] if spec.observed else None
+    y = next((v for v in spec.supervised if v.domain == "categorical"), None)
+    z = next((v for v in spec.latent if v.domain in ("real", "positive", "unit")), None)
+    return x, y, z
+
+
+def _decode(model, n, given: dict, x_name: str):
+    return model.sample(n, given=given)[x_name]
+
+
+def sample_pictures(run_path, out_dir, n: int = 8, seed: int = 0, which: str = "best", data: str | None = None,
+                    data_dir: str | None = None, device: str | None = None, log=print) -> list[Path]:
+    """Write the PNG grids of a trained run into ``out_dir``; returns their paths."""
+    import torch
+
+    from graphvae.data import evaluation_arrays, prepare_data, to_batch
+    from graphvae.train.evaluate import hide_labels, load_run
+
+    if n < 1:
+        raise UserError(f"--n must be at least 1, got {n}")
+    spec, cfg, model, _ = load_run(run_path, which, device or "auto")
+    x, y, z = _pick_variables(spec)
+    data_obj = prepare_data(spec, data=data or cfg.data, data_dir=data_dir or cfg.data_dir or None,
+                            validation=cfg.validation, labels=cfg.labels, seed=cfg.seed)
+    shape = _image_shape(x, data_obj.dataset.image_shape) if x is not None else None
+    if shape is None:
+        raise UserError(f"the observed variable {x.name if x else '?'} is not image-like "
+                        f"(shape {list(x.shape) if x else []}); sample draws images only")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = next(model.parameters()).device
+    test = evaluation_arrays(data_obj.test, spec, cfg.binarize)
+    n_test = len(test[x.name])
+    g = torch.Generator().manual_seed(seed)
+    pick = torch.randperm(n_test, generator=g)[: max(2 * n, 16)].sort().values.tolist()
+    batch = {k: v.to(dev) for k, v in to_batch(test, pick).items()}
+    hidden = hide_labels(batch, spec)
+    torch.manual_seed(seed)
+    written: list[Path] = []
+    k = y.classes if y is not None else 0
+    with torch.no_grad():
+        # conditional generation: one row per class, the same draw of the other latents down a column
+        if y is not None:
+            prior = model.sample(n)
+            given = {y.name: torch.arange(k, device=dev).repeat_interleave(n)}
+            if z is not None:
+                given[z.name] = prior[z.name].repeat(k, *([1] * (prior[z.name].dim() - 1)))
+            imgs = _as_images(_decode(model, k * n, given, x.name), shape)
+            written.append(image_grid(imgs, k, n, out / "generation.png", row_labels=[f"{y.name}={c}" for c in range(k)],
+                                      title=f"p({x.name} | {y.name}, {z.name if z else '...'}): one row per class"))
+        else:
+            imgs = _as_images(model.sample(n * n)[x.name], shape)
+            written.append(image_grid(imgs, n, n, out / "generation.png", title=f"samples of {x.name}"))
+        codes = model.encode(hidden)
+        # style transfer: z from test images, decoded with every class
+        if y is not None and z is not None:
+            rows = min(n, len(pick))
+            zs = codes[z.name][:rows]
+            cells = [_as_images(batch[x.name][:rows], shape)]
+            for c in range(k):
+                given = {y.name: torch.full((rows,), c, device=dev, dtype=torch.long), z.name: zs}
+                cells.append(_as_images(_decode(model, rows, given, x.name), shape))
+            import numpy as np
+
+            grid = np.stack(cells, axis=1).reshape((rows * (k + 1),) + cells[0].shape[1:])
+            written.append(image_grid(grid, rows, k + 1, out / "style_transfer.png",
+                                      col_labels=["test"] + [f"{y.name}={c}" for c in range(k)],
+                                      title=f"style transfer: {z.name} encoded from test images, decoded with every {y.name}"))
+        # reconstructions: row pairs of originals and reconstructions
+        recon = model.reconstruct(hidden)[x.name]
+        m = min(len(pick), 2 * n)
+        half = m // n if m >= n else 1
+        cols = n if m >= n else m
+        pairs = []
+        for r in range(half):
+            pairs.append(_as_images(batch[x.name][r * cols:(r + 1) * cols], shape))
+            pairs.append(_as_images(recon[r * cols:(r + 1) * cols], shape))
+        import numpy as np
+
+        labels = ["data", "recon."] * half
+        written.append(image_grid(np.concatenate(pairs), 2 * half, cols, out / "reconstructions.png",
+                                  row_labels=labels, title=f"{x.name} and its reconstruction"))
+        # traversals: the most used latent dimensions, swept from -3 to 3
+        if z is not None:
+            spread = codes[z.name].reshape(len(pick), -1).std(dim=0)
+            dims = spread.argsort(descending=True)[: min(8, spread.numel())].tolist()
+            steps = torch.linspace(-TRAVERSAL_RANGE, TRAVERSAL_RANGE, n, device=dev)
+            base = torch.zeros((len(dims) * n,) + tuple(codes[z.name].shape[1:]), device=dev).reshape(len(dims) * n, -1)
+            for r, d in enumerate(dims):
+                base[r * n:(r + 1) * n, d] = steps
+            given = {z.name: base.reshape((len(dims) * n,) + tuple(codes[z.name].shape[1:]))}
+            fixed = ""
+            if y is not None:
+                cls = int(codes[y.name][0]) if y.name in codes else 0
+                given[y.name] = torch.full((len(dims) * n,), cls, device=dev, dtype=torch.long)
+                fixed = f", {y.name}={cls}"
+            imgs = _as_images(_decode(model, len(dims) * n, given, x.name), shape)
+            written.append(image_grid(imgs, len(dims), n, out / "traversals.png",
+                                      row_labels=[f"{z.name}[{d}]" for d in dims],
+                                      col_labels=[f"{v:+.1f}" for v in steps.tolist()],
+                                      title=f"traversals of single {z.name} dimensions (others 0{fixed})"))
+    for path in written:
+        log(f"wrote {path}")
+    return written
+
+
+def run_sample(args) -> int:
+    sample_pictures(args.run, args.out, n=args.n, seed=args.seed, which=args.checkpoint, data=args.data,
+                    data_dir=args.data_dir, device=args.device)
+    return 0
