@@ -15,7 +15,7 @@ _LAZY = {
     "check_file": ("graphvae.spec.loader", "check_file"),
     "Spec": ("graphvae.spec.ir", "Spec"),
     "SpecError": ("graphvae.spec.diagnostics", "SpecError"),
-    "UserError": ("graphvae.spec.diagnostics", "UserError"),
+    "UserError": ("graphvae.errors", "UserError"),
     "compile_spec": ("graphvae.compile.compiler", "compile_spec"),
     "register_family": ("graphvae.compile.distributions", "register"),
 }

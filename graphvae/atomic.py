@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from graphvae.spec.diagnostics import UserError
+from graphvae.errors import UserError
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from graphvae import atomic
-from graphvae.spec.diagnostics import UserError
+from graphvae.errors import UserError
 
 
 def test_write_replaces_contents_and_keeps_mode(tmp_path):

@@ -14,7 +14,7 @@ import torch
 from graphvae.data.batches import (SemiSupervisedBatches, binarize, binarize_arrays, choose_labelled,
                               evaluation_arrays, labelled_counts, load_labelled, mask_unlabelled,
                               save_labelled, split_validation, to_batch)
-from graphvae.spec.diagnostics import UserError
+from graphvae.errors import UserError
 from graphvae.spec.ir import Spec, Variable
 
 torch.set_num_threads(1)

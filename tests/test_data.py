@@ -9,7 +9,7 @@ import pytest
 
 from graphvae.data import (CLASS_KEY, DATA_ENV, IDX_FILES, fit_variable, infer_image_shape, load_dataset,
                            prepare_data, write_idx)
-from graphvae.spec.diagnostics import UserError
+from graphvae.errors import UserError
 from graphvae.spec.ir import Spec, Variable
 
 MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graphvae.spec.diagnostics import UserError
+from graphvae.errors import UserError
 from graphvae.data.idx import (DATA_ENV, IDX_FILES, data_dirs, find_idx_files, parse_idx, read_idx,
                           read_idx_dataset, write_idx)
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from graphvae.compile.compiler import compile_spec
-from graphvae.spec.diagnostics import UserError
+from graphvae.errors import UserError
 from graphvae.spec.parser import parse_dsl
 
 torch.set_num_threads(1)

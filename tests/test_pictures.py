@@ -7,7 +7,7 @@ import pytest
 from conftest import tiny_m2
 
 from graphvae.cli import main
-from graphvae.spec.diagnostics import UserError
+from graphvae.errors import UserError
 from graphvae.spec.ir import Variable
 from graphvae.train.pictures import _as_images, _image_shape, image_grid, plot_curves
 from graphvae.train.runfolder import RunFolder

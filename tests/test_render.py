@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from graphvae.cli import main
-from graphvae.spec.diagnostics import UserError
+from graphvae.errors import UserError
 from graphvae.spec.parser import parse_dsl
 from graphvae.render.diagram import (INSTALL_HINT, SHADE, STYLES, describe, output_format, spec_path, to_graphviz,
                              write)

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from graphvae.spec.diagnostics import UserError
+from graphvae.errors import UserError
 from graphvae.train.runfolder import RunFolder, atomic_write_bytes, sha256_text
 
 

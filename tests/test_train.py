@@ -16,7 +16,7 @@ from graphvae.train import config as trainconfig
 from graphvae.train.checkpoint import load_checkpoint
 from graphvae.cli import main
 from graphvae.spec.settings import TrainConfig
-from graphvae.spec.diagnostics import UserError
+from graphvae.errors import UserError
 from graphvae.train.runfolder import RunFolder, sha256_text
 from graphvae.train.loop import NonFiniteLoss, lr_factor, train
 

@@ -8,7 +8,7 @@ import pytest
 
 from graphvae.train import config as trainconfig
 from graphvae.spec.settings import TrainConfig
-from graphvae.spec.diagnostics import UserError
+from graphvae.errors import UserError
 from graphvae.spec.ir import Setting, Spec
 
 

@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("train needs a SPEC file (or --resume RUN)")  # a usage error: exit 2, like argparse's own
     module, func = HANDLERS[args.command].split(":")
     handler = getattr(importlib.import_module(module), func)
-    from graphvae.spec.diagnostics import SpecError, UserError, render, summary
+    from graphvae.errors import UserError
+    from graphvae.spec.diagnostics import SpecError, render, summary
 
     try:
         return int(handler(args) or 0)

@@ -7,7 +7,7 @@ A batch is a dict ``variable name -> tensor`` with examples first:
   where the label is missing;
 * other supervised variables: floating-point ``(B, *shape)``, NaN where missing.
 
-Every mistake raises :class:`~graphvae.diagnostics.UserError` with a message that
+Every mistake raises :class:`~graphvae.errors.UserError` with a message that
 names the variable, what was expected and what was found -- never a shape traceback
 from deep inside a network.
 """
@@ -19,7 +19,8 @@ from typing import Mapping
 
 import torch
 
-from graphvae.spec.diagnostics import UserError, did_you_mean
+from graphvae.errors import UserError
+from graphvae.spec.diagnostics import did_you_mean
 from graphvae.spec.ir import Spec, Variable
 
 

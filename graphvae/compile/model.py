@@ -21,7 +21,7 @@ from torch import nn
 from graphvae.compile import distributions as dists
 from graphvae.compile.batch_check import CheckedBatch, check_batch
 from graphvae.spec.settings import ObjectiveConfig
-from graphvae.spec.diagnostics import UserError
+from graphvae.errors import UserError
 from graphvae.spec.ir import Spec
 from graphvae.compile.objective import SemiSupervisedELBO, Trace
 

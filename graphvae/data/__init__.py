@@ -6,7 +6,7 @@ spec; :mod:`graphvae.data.idx` reads the IDX files (MNIST, Fashion-MNIST, KMNIST
 below is importable from ``graphvae.data``.
 
 API (the contract with the trainer; every user mistake raises
-:class:`graphvae.diagnostics.UserError` with one clear line)::
+:class:`graphvae.errors.UserError` with one clear line)::
 
     ds = load_dataset(name, spec, data_dir=None) -> Dataset
         # name: "digits" | "mnist" | "fashion-mnist" | "kmnist" | "path/to/file.npz"
@@ -85,7 +85,8 @@ from graphvae.data.batches import (BINARIZE_MODES, LABELLED_FILE, STATIC_BINARIZ
                       binarize, binarize_arrays, choose_labelled, count_examples, label_variable, take_examples,
                       evaluation_arrays, labelled_counts, load_labelled, mask_unlabelled, save_labelled,
                       split_validation, to_batch)
-from graphvae.spec.diagnostics import UserError, did_you_mean
+from graphvae.errors import UserError
+from graphvae.spec.diagnostics import did_you_mean
 from graphvae.data.idx import (DATA_ENV, DEFAULT_DATA_DIR, IDX_FILES, IMAGE_CLASSES, IMAGE_DATASETS,  # noqa: F401
                   data_dirs, find_idx_files, parse_idx, read_idx, read_idx_dataset, write_idx)
 from graphvae.spec.ir import Spec, Variable

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from graphvae.spec.diagnostics import UserError, did_you_mean
+from graphvae.errors import UserError
+from graphvae.spec.diagnostics import did_you_mean
 from graphvae.atomic import atomic_write_bytes
 from graphvae.spec.ir import Spec, Variable
 

@@ -1,7 +1,7 @@
 """The IDX file format (MNIST, Fashion-MNIST, KMNIST) and where the files are looked up.
 
 Reading is plain numpy + gzip.  Every problem with a file (missing, truncated, corrupt, not IDX,
-wrong rank or type) is a :class:`~graphvae.diagnostics.UserError` naming the file and the fault.
+wrong rank or type) is a :class:`~graphvae.errors.UserError` naming the file and the fault.
 Lookup: ``data_dir`` (``--data-dir``), then ``$GRAPHVAE_DATA``, then ``~/.cache/graphvae/data``;
 in each folder ``F`` the places ``F``, ``F/<name>`` and ``F/<TorchvisionName>/raw`` are tried and
 the first holding all four files wins.  Names: ``train-images-idx3-ubyte`` (or
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from graphvae.atomic import atomic_write_bytes
-from graphvae.spec.diagnostics import UserError
+from graphvae.errors import UserError
 
 IMAGE_DATASETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}  # -> torchvision folder
 IMAGE_CLASSES = 10  # all three IDX sets have ten classes

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from graphvae.atomic import atomic_write_bytes as atomic_write
-from graphvae.spec.diagnostics import UserError
+from graphvae.errors import UserError
 from graphvae.spec.families import FAMILIES
 from graphvae.spec.ir import Dist, Factor, Net, Spec, Uniform, Variable
 from graphvae.render.latex import Block, describe_call, estimator

@@ -115,9 +115,3 @@ class SpecError(Exception):
         self.sources = dict(sources or {})
         super().__init__(render([d for d in self.diagnostics if d.is_error] or self.diagnostics, self.sources))
 
-
-class UserError(Exception):
-    """A user mistake outside a spec (bad data, flags, checkpoint, run folder).
-
-    The CLI prints its message as one line, ``graphvae: error: ...``, and exits 1;
-    never a traceback."""

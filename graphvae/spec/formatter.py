@@ -16,7 +16,8 @@ from pathlib import Path
 import yaml
 
 from graphvae.atomic import atomic_write_text
-from graphvae.spec.diagnostics import UserError, render, summary
+from graphvae.errors import UserError
+from graphvae.spec.diagnostics import render, summary
 from graphvae.spec.families import FAMILIES
 from graphvae.spec.ir import Dist, Net, Option, Param, Spec, Uniform
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from graphvae.spec.diagnostics import UserError
+from graphvae.errors import UserError
 from graphvae.train.runfolder import atomic_write_bytes
 
 CHECKPOINT_FORMAT = 1

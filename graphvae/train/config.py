@@ -3,7 +3,7 @@
 Torch-free.  :class:`graphvae.config.TrainConfig` holds the names, types and
 defaults; this module layers a spec's ``train`` block and command-line overrides
 (named flags and ``--set key=value``) on top, checking each value's type and range.
-A bad value is a one-line :class:`~graphvae.diagnostics.UserError`.
+A bad value is a one-line :class:`~graphvae.errors.UserError`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import re
 from typing import Any, Iterable, Mapping
 
 from graphvae.spec.settings import TrainConfig, schema
-from graphvae.spec.diagnostics import UserError, did_you_mean
+from graphvae.errors import UserError
+from graphvae.spec.diagnostics import did_you_mean
 
 # Settings with a closed set of values (``data`` may also be a path to a .npz file).
 CHOICES: dict[str, tuple[str, ...]] = {

@@ -20,7 +20,7 @@ import math
 
 import torch
 
-from graphvae.spec.diagnostics import UserError
+from graphvae.errors import UserError
 from graphvae.train.runfolder import RunFolder
 
 EVAL_BATCH = 250

@@ -29,7 +29,7 @@ from graphvae.train import config as trainconfig
 from graphvae.train.checkpoint import (capture_rng, checkpoint_spec_differences, load_checkpoint, restore_rng, save_checkpoint,
                          spec_differences, state_dict_differences)
 from graphvae.spec.settings import TrainConfig
-from graphvae.spec.diagnostics import UserError
+from graphvae.errors import UserError
 from graphvae.train.runfolder import RunFolder
 
 

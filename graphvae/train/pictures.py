@@ -20,7 +20,7 @@ import math
 import os
 from pathlib import Path
 
-from graphvae.spec.diagnostics import UserError
+from graphvae.errors import UserError
 from graphvae.train.runfolder import RunFolder, atomic_write_bytes
 
 TRAVERSAL_RANGE = 3.0

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from graphvae.atomic import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
-from graphvae.spec.diagnostics import UserError
+from graphvae.errors import UserError
 
 SPEC_NAMES = ("spec.gvae", "spec.yaml")
 
