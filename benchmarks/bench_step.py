@@ -25,7 +25,6 @@ import sys
 import time
 
 import torch
-
 from handwritten_m2 import m2_like  # benchmarks/ is on sys.path when this script runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -53,9 +53,9 @@ MNIST_DIR = ROOT.parent / "shared" / "data" / "mnist"
 def test_compiled_m2_equals_the_benchmark_m2_on_an_mnist_batch(monkeypatch):
     """Same seed -> same initial weights; with the same noise the loss is equal and the gradients
     agree to float32 rounding, on a real training batch of the MNIST comparison."""
+    import handwritten_m2
     import torch
 
-    import handwritten_m2
     from graphvae.compile.compiler import compile_spec
     from graphvae.data import SemiSupervisedBatches, prepare_data
     from graphvae.spec.loader import load_spec

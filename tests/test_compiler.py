@@ -11,10 +11,10 @@ import torch
 
 from graphvae import cli
 from graphvae.compile.compiler import compile_spec, objective_config, plan_params
-from graphvae.spec.settings import ObjectiveConfig
 from graphvae.spec.diagnostics import SpecError
 from graphvae.spec.ir import Dist, Factor, Net, Param, Uniform
 from graphvae.spec.parser import parse_dsl
+from graphvae.spec.settings import ObjectiveConfig
 
 torch.set_num_threads(1)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -7,8 +7,8 @@ import torch
 from torch.distributions import constraints
 
 from graphvae.compile import distributions as dists
-from graphvae.spec import families
 from graphvae.compile.compiler import compile_spec
+from graphvae.spec import families
 from graphvae.spec.parser import parse_dsl
 
 torch.set_num_threads(1)

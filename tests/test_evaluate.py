@@ -6,14 +6,14 @@ import json
 import math
 
 import pytest
-from conftest import tiny_m2
 import torch
+from conftest import tiny_m2
 
 from graphvae.cli import main
-from graphvae.train.evaluate import evaluate_run, hide_labels, selection_score
 from graphvae.spec.ir import Spec, Variable
-from graphvae.train.loop import train
 from graphvae.train import config as trainconfig
+from graphvae.train.evaluate import evaluate_run, hide_labels, selection_score
+from graphvae.train.loop import train
 
 torch.set_num_threads(1)
 
@@ -26,7 +26,7 @@ SPEC = tiny_m2(objective="y = enumerate", train="""  epochs = 1
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from graphvae.train.loop import load_spec_file
+    from graphvae.spec.loader import load_spec_file
 
     root = tmp_path_factory.mktemp("eval")
     path = root / "tiny.gvae"

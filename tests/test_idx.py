@@ -9,9 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from graphvae.data.idx import (
+    DATA_ENV,
+    IDX_FILES,
+    data_dirs,
+    find_idx_files,
+    parse_idx,
+    read_idx,
+    read_idx_dataset,
+    write_idx,
+)
 from graphvae.errors import UserError
-from graphvae.data.idx import (DATA_ENV, IDX_FILES, data_dirs, find_idx_files, parse_idx, read_idx,
-                          read_idx_dataset, write_idx)
 
 MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]

@@ -7,8 +7,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from graphvae.compile.nets import (
+    ACTIVATIONS,
+    FactorModule,
+    NodeNet,
+    ParentInput,
+    ParentsLinear,
+    activation,
+    parameter_count,
+)
 from graphvae.spec.ir import Net, Option
-from graphvae.compile.nets import ACTIVATIONS, FactorModule, NodeNet, ParentInput, ParentsLinear, activation, parameter_count
 
 torch.set_num_threads(1)
 

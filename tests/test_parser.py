@@ -8,8 +8,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graphvae.spec.ir import (Beta, Call, Dist, Estimator, Factor, Net, Objective, Option, Param, Setting, Span,
-                         Uniform, Variable)
+from graphvae.spec.ir import (
+    Beta,
+    Call,
+    Dist,
+    Estimator,
+    Factor,
+    Net,
+    Objective,
+    Option,
+    Param,
+    Setting,
+    Span,
+    Uniform,
+    Variable,
+)
 from graphvae.spec.parser import canonical_params, grammar_path, parse_dsl
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
@@ -254,8 +267,8 @@ def test_mutations_never_raise(edits):
 def test_language_reference_covers_families_and_settings():
     from dataclasses import fields
 
-    from graphvae.spec.settings import ObjectiveConfig, TrainConfig
     from graphvae.spec.families import FAMILIES
+    from graphvae.spec.settings import ObjectiveConfig, TrainConfig
 
     doc = (SPECS.parent / "docs" / "language.md").read_text()
     names = list(FAMILIES) + [f.name for f in fields(ObjectiveConfig)] + [f.name for f in fields(TrainConfig)]

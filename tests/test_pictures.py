@@ -110,8 +110,9 @@ SPEC = tiny_m2(z=3, train="""  epochs = 1
 def trained(tmp_path_factory):
     import torch
 
+    from graphvae.spec.loader import load_spec_file
     from graphvae.train import config as trainconfig
-    from graphvae.train.loop import load_spec_file, train
+    from graphvae.train.loop import train
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("pictures")

@@ -12,9 +12,9 @@ import pytest
 
 from graphvae.cli import main
 from graphvae.errors import UserError
+from graphvae.render.diagram import INSTALL_HINT, SHADE, STYLES, describe, output_format, to_graphviz, write
 from graphvae.spec.parser import parse_dsl
-from graphvae.render.diagram import (INSTALL_HINT, SHADE, STYLES, describe, output_format, spec_path, to_graphviz,
-                             write)
+from graphvae.train.runfolder import spec_path
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"

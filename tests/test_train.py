@@ -9,16 +9,16 @@ import json
 import signal
 
 import pytest
-from conftest import tiny_m2
 import torch
+from conftest import tiny_m2
 
+from graphvae.cli import main
+from graphvae.errors import UserError
+from graphvae.spec.settings import TrainConfig
 from graphvae.train import config as trainconfig
 from graphvae.train.checkpoint import load_checkpoint
-from graphvae.cli import main
-from graphvae.spec.settings import TrainConfig
-from graphvae.errors import UserError
-from graphvae.train.runfolder import RunFolder, sha256_text
 from graphvae.train.loop import NonFiniteLoss, lr_factor, train
+from graphvae.train.runfolder import RunFolder, sha256_text
 
 torch.set_num_threads(1)
 
@@ -39,7 +39,7 @@ def spec_path(tmp_path):
 
 
 def _cfg(spec_path, **over) -> TrainConfig:
-    from graphvae.train.loop import load_spec_file
+    from graphvae.spec.loader import load_spec_file
 
     return trainconfig.resolve(load_spec_file(spec_path)[0], {"device": "cpu", **over})
 

@@ -6,10 +6,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from graphvae.train import config as trainconfig
-from graphvae.spec.settings import TrainConfig
 from graphvae.errors import UserError
 from graphvae.spec.ir import Setting, Spec
+from graphvae.spec.settings import TrainConfig
+from graphvae.train import config as trainconfig
 
 
 def _spec(**train) -> Spec:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from graphvae.spec.ir import Dist, Estimator, Call, Factor, Net, Objective, Param, Setting, Spec, Uniform, Variable
+from graphvae.spec.ir import Call, Dist, Estimator, Factor, Net, Objective, Param, Setting, Spec, Uniform, Variable
 from graphvae.spec.loader import check_file
 from graphvae.spec.validate import RULES, default_estimator, estimator_method, has_errors, validate
 

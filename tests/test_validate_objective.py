@@ -8,9 +8,23 @@ from dataclasses import fields
 import pytest
 
 from graphvae.spec import settings as config
-from graphvae.spec.settings import ObjectiveConfig, TrainConfig
 from graphvae.spec.families import FAMILIES, Family, register_family
-from graphvae.spec.ir import Beta, Call, Dist, Estimator, Factor, Net, Objective, Option, Param, Setting, Spec, Uniform, Variable
+from graphvae.spec.ir import (
+    Beta,
+    Call,
+    Dist,
+    Estimator,
+    Factor,
+    Net,
+    Objective,
+    Option,
+    Param,
+    Setting,
+    Spec,
+    Uniform,
+    Variable,
+)
+from graphvae.spec.settings import ObjectiveConfig, TrainConfig
 from graphvae.spec.validate import validate
 from graphvae.spec.validate.objective import CHOICES, DATASETS, ENUMERATE_LIMIT, RANGES, enumeration_size
 

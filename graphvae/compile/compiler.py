@@ -14,20 +14,18 @@
 from __future__ import annotations
 
 import os
-import sys
-import time
 from dataclasses import dataclass, fields, replace
 
 import networkx as nx
 from torch import nn
 
 from graphvae.compile import distributions as dists
-from graphvae.spec.settings import ObjectiveConfig
+from graphvae.compile.model import CompiledModel
+from graphvae.compile.nets import FactorModule, NodeNet, ParentInput
 from graphvae.spec.diagnostics import SpecError, error
 from graphvae.spec.graph import decoder_graph, encoder_graph, topological_order
 from graphvae.spec.ir import Factor, Net, Spec, Uniform
-from graphvae.compile.model import CompiledModel
-from graphvae.compile.nets import FactorModule, NodeNet, ParentInput
+from graphvae.spec.settings import ObjectiveConfig
 
 DEFAULT_TEMPERATURE = 2 / 3  # relax without a temperature (Maddison et al. 2017 suggest 2/3)
 
@@ -166,14 +164,3 @@ def compile_spec(spec_or_path, **overrides) -> CompiledModel:
     p_order = _order(spec, decoder_graph(spec), spec.decoder)
     methods, temps = estimator_methods(spec)
     return CompiledModel(spec, config, encoder, decoder, q_order, p_order, methods, temps)
-
-
-def run_compile(args) -> int:
-    """``graphvae compile SPEC``: compile and print the report."""
-    from graphvae.compile.report import report
-
-    t0 = time.perf_counter()
-    model = compile_spec(args.spec)
-    elapsed = time.perf_counter() - t0
-    sys.stdout.write(report(model, elapsed))
-    return 0

@@ -20,10 +20,10 @@ from torch import nn
 
 from graphvae.compile import distributions as dists
 from graphvae.compile.batch_check import CheckedBatch, check_batch
-from graphvae.spec.settings import ObjectiveConfig
+from graphvae.compile.objective import SemiSupervisedELBO, Trace
 from graphvae.errors import UserError
 from graphvae.spec.ir import Spec
-from graphvae.compile.objective import SemiSupervisedELBO, Trace
+from graphvae.spec.settings import ObjectiveConfig
 
 PREDICT_SAMPLES = 32  # least number of latent draws predict() averages q(y|z,x) over, when y follows latents in q
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from graphvae.spec.settings import ObjectiveConfig
 from graphvae.spec.ir import Spec
+from graphvae.spec.settings import ObjectiveConfig
 
 
 @dataclass

@@ -5,9 +5,9 @@ from __future__ import annotations
 import networkx as nx
 
 from graphvae.compile import distributions as dists
+from graphvae.compile.nets import FactorModule, NodeNet, parameter_count
 from graphvae.spec.graph import encoder_graph
 from graphvae.spec.ir import Factor, Net, Spec
-from graphvae.compile.nets import FactorModule, NodeNet, parameter_count
 
 _METHOD_TEXT = {
     "enumerate": "exact sum over its {n} values, batched in one tensor dim",

@@ -81,14 +81,40 @@ from pathlib import Path
 
 import numpy as np
 
-from graphvae.data.batches import (BINARIZE_MODES, LABELLED_FILE, STATIC_BINARIZE_SEED, SemiSupervisedBatches,  # noqa: F401
-                      binarize, binarize_arrays, choose_labelled, count_examples, label_variable, take_examples,
-                      evaluation_arrays, labelled_counts, load_labelled, mask_unlabelled, save_labelled,
-                      split_validation, to_batch)
+from graphvae.data.batches import (  # noqa: F401
+    BINARIZE_MODES,
+    LABELLED_FILE,
+    STATIC_BINARIZE_SEED,
+    SemiSupervisedBatches,
+    binarize,
+    binarize_arrays,
+    choose_labelled,
+    count_examples,
+    evaluation_arrays,
+    label_variable,
+    labelled_counts,
+    load_labelled,
+    mask_unlabelled,
+    save_labelled,
+    split_validation,
+    take_examples,
+    to_batch,
+)
+from graphvae.data.idx import (  # noqa: F401
+    DATA_ENV,
+    DEFAULT_DATA_DIR,
+    IDX_FILES,
+    IMAGE_CLASSES,
+    IMAGE_DATASETS,
+    data_dirs,
+    find_idx_files,
+    parse_idx,
+    read_idx,
+    read_idx_dataset,
+    write_idx,
+)
 from graphvae.errors import UserError
 from graphvae.spec.diagnostics import did_you_mean
-from graphvae.data.idx import (DATA_ENV, DEFAULT_DATA_DIR, IDX_FILES, IMAGE_CLASSES, IMAGE_DATASETS,  # noqa: F401
-                  data_dirs, find_idx_files, parse_idx, read_idx, read_idx_dataset, write_idx)
 from graphvae.spec.ir import Spec, Variable
 
 DATASETS = ("digits", *IMAGE_DATASETS)

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from graphvae.atomic import atomic_write_bytes
 from graphvae.errors import UserError
 from graphvae.spec.diagnostics import did_you_mean
-from graphvae.atomic import atomic_write_bytes
 from graphvae.spec.ir import Spec, Variable
 
 BINARIZE_MODES = ("dynamic", "static", "threshold")

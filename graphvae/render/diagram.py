@@ -20,18 +20,16 @@ Rendering never imports torch; the ``dot`` program is needed only for .svg/.png/
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from graphvae.atomic import atomic_write_bytes as atomic_write
 from graphvae.errors import UserError
+from graphvae.render.latex import Block, describe_call, estimator
 from graphvae.spec.families import FAMILIES
 from graphvae.spec.ir import Dist, Factor, Net, Spec, Uniform, Variable
-from graphvae.render.latex import Block, describe_call, estimator
 
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
-RUN_SPEC_NAMES = ("spec.gvae", "spec.yaml", "spec.yml")
 INSTALL_HINT = (
     "the Graphviz program 'dot' is needed to write {fmt} files but was not found on PATH; "
     "install Graphviz (apt-get install graphviz, brew install graphviz or conda install graphviz) "
@@ -243,50 +241,3 @@ def image_bytes(digraph, fmt: str) -> bytes:
 def write(digraph, out: str | os.PathLike) -> None:
     """Write the picture to ``out`` in the format of its suffix, atomically."""
     atomic_write(out, image_bytes(digraph, output_format(out)))
-
-
-# -- input and command -------------------------------------------------------------------
-def spec_path(path: str | os.PathLike) -> Path:
-    """The spec file for ``path``: the file itself, or the one spec file of a run folder."""
-    p = Path(path)
-    if p.is_dir():
-        found = [p / n for n in RUN_SPEC_NAMES if (p / n).is_file()]
-        if len(found) != 1:
-            what = "none" if not found else " and ".join(f.name for f in found)
-            raise UserError(f"run folder '{p}' must hold exactly one of {', '.join(RUN_SPEC_NAMES)}; found {what}")
-        return found[0]
-    if not p.exists():
-        raise UserError(f"no such spec file or run folder: '{p}'")
-    return p
-
-
-def load(path: str | os.PathLike) -> Spec:
-    """Load and validate the spec of a file or run folder (SpecError on errors)."""
-    from graphvae.spec.loader import load_spec
-
-    return load_spec(str(spec_path(path)))
-
-
-def run_render(args) -> int:
-    """``graphvae render SPEC [-o OUT] [--only encoder|decoder] [--latex]``."""
-    out = getattr(args, "out", None)
-    only = getattr(args, "only", None)
-    if getattr(args, "latex", False):
-        if out is not None and Path(out).suffix.lower() != ".tex":
-            raise UserError(f"cannot write '{out}' with --latex: the output must end in .tex")
-        spec = load(args.spec)
-        from graphvae.render.latex import to_latex
-
-        text = to_latex(spec, only)
-        if out is None:
-            sys.stdout.write(text)
-        else:
-            atomic_write(out, text.encode("utf-8"))
-        return 0
-    fmt = output_format(out) if out is not None else "dot"
-    digraph = to_graphviz(describe(load(args.spec), only))
-    if out is None:
-        sys.stdout.write(digraph.source)
-    else:
-        atomic_write(out, image_bytes(digraph, fmt))
-    return 0

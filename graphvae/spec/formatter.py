@@ -10,14 +10,9 @@ languages write with ``#``.
 from __future__ import annotations
 
 import re
-import sys
-from pathlib import Path
 
 import yaml
 
-from graphvae.atomic import atomic_write_text
-from graphvae.errors import UserError
-from graphvae.spec.diagnostics import render, summary
 from graphvae.spec.families import FAMILIES
 from graphvae.spec.ir import Dist, Net, Option, Param, Spec, Uniform
 
@@ -233,15 +228,6 @@ def to_yaml(spec: Spec, header: bool = True) -> str:
     return (header_comment(spec.source) if header else "") + "\n".join(lines) + "\n"
 
 
-# -- graphvae fmt ---------------------------------------------------------------------------
-
-def _language(path: str) -> str:
-    language = _LANGUAGES.get(Path(path).suffix.lower())
-    if language is None:
-        raise UserError(f"cannot tell the language of '{path}': spec files end in {', '.join(_LANGUAGES)}")
-    return language
-
-
 def format_text(text: str, path: str, language: str, to: str | None = None):
     """``(formatted text or None, diagnostics)``: None when the text has front-end errors."""
     if language == "dsl":
@@ -252,41 +238,3 @@ def format_text(text: str, path: str, language: str, to: str | None = None):
     if spec is None or any(d.is_error for d in diags):
         return None, diags
     return (to_dsl if (to or language) == "dsl" else to_yaml)(spec), diags
-
-
-def run_fmt(args) -> int:
-    """``graphvae fmt FILE [--to dsl|yaml] [--check] [--in-place]``."""
-    path = args.file
-    language = _language(path)
-    to = args.to or language
-    if (args.check or args.in_place) and to != language:
-        flag = "--check" if args.check else "--in-place"
-        raise UserError(f"{flag} keeps '{path}' in its own language ({language}); to convert, run "
-                        f"'graphvae fmt {path} --to {to}' and redirect the output")
-    try:
-        with open(path, encoding="utf-8", newline="") as fh:
-            text = fh.read()
-    except UnicodeDecodeError as exc:
-        raise UserError(f"'{path}' is not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise UserError(f"cannot read '{path}': {exc.strerror or exc}") from None
-    formatted, diags = format_text(text, path, language, to)
-    if formatted is None:
-        print(render(diags, {path: text}), file=sys.stderr)
-        print(f"graphvae: {summary(diags)}; '{path}' was not formatted", file=sys.stderr)
-        return 1
-    if args.check:
-        if formatted != text:
-            print(f"would reformat {path}", file=sys.stderr)
-            return 1
-        return 0
-    if args.in_place:
-        if formatted != text:
-            try:
-                atomic_write_text(path, formatted)
-            except OSError as exc:
-                raise UserError(f"cannot write '{path}': {exc.strerror or exc}") from None
-            print(f"reformatted {path}", file=sys.stderr)
-        return 0
-    sys.stdout.write(formatted)
-    return 0

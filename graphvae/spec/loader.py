@@ -1,21 +1,21 @@
-"""Read a spec file, parse it by extension, validate it; and the ``graphvae check`` command (torch-free).
+"""Read a spec file, parse it by extension, validate it (torch-free).
 
 * :func:`check_file` returns the spec (or None) and every diagnostic; it never raises for bad input.
-* :func:`load_spec` returns a valid :class:`~graphvae.ir.Spec` or raises
-  :class:`~graphvae.diagnostics.SpecError` carrying every diagnostic (warnings are allowed).
-* :func:`run_check` is ``graphvae check FILE... [--format text|json]``: exit 0 when no file has
-  errors (warnings allowed), 1 otherwise.
+* :func:`load_spec` returns a valid :class:`~graphvae.spec.ir.Spec` or raises
+  :class:`~graphvae.spec.diagnostics.SpecError` carrying every diagnostic (warnings are allowed).
+* :func:`load_spec_file` also returns the file's text and suffix, for a run folder to store.
+
+The DSL parser (and lark) is imported only for ``.gvae`` text, the YAML loader only for YAML.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from pathlib import Path
 from typing import Callable
 
-from graphvae.spec.diagnostics import Diagnostic, SpecError, error, render, sort_key, summary
+from graphvae.errors import UserError
+from graphvae.spec.diagnostics import Diagnostic, SpecError, error, sort_key
 from graphvae.spec.ir import Span, Spec
 
 EXTENSIONS = {".gvae": "dsl", ".yaml": "yaml", ".yml": "yaml"}
@@ -42,11 +42,22 @@ def check_text(text: str, path: str, language: str) -> tuple[Spec | None, list[D
     return spec, sorted(diags, key=sort_key)
 
 
+def _unknown_extension(path: str) -> str:
+    return f"cannot tell the language of '{path}': spec files end in {', '.join(EXTENSIONS)}"
+
+
+def language_of(path: str | os.PathLike) -> str:
+    """``"dsl"`` or ``"yaml"`` by the file's extension; a UserError for any other."""
+    language = EXTENSIONS.get(Path(path).suffix.lower())
+    if language is None:
+        raise UserError(_unknown_extension(os.fspath(path)))
+    return language
+
+
 def _read(path: str) -> tuple[str | None, list[Diagnostic]]:
     at = Span(path, 1, 1)
     if Path(path).suffix.lower() not in EXTENSIONS:
-        return None, [error("unknown-extension", f"cannot tell the language of '{path}': spec files end in "
-                            f"{', '.join(EXTENSIONS)}", at)]
+        return None, [error("unknown-extension", _unknown_extension(path), at)]
     try:
         with open(path, encoding="utf-8") as fh:
             return fh.read(), []
@@ -56,7 +67,8 @@ def _read(path: str) -> tuple[str | None, list[Diagnostic]]:
         return None, [error("unreadable-file", f"cannot read '{path}': {exc.strerror or exc}", at)]
 
 
-def _check(path: str) -> tuple[Spec | None, list[Diagnostic], str]:
+def read_and_check(path: str) -> tuple[Spec | None, list[Diagnostic], str]:
+    """:func:`check_file` that also returns the text read (``""`` when unreadable), for reports."""
     text, diags = _read(path)
     if text is None:
         return None, diags, ""
@@ -68,7 +80,7 @@ def check_file(path: str | os.PathLike) -> tuple[Spec | None, list[Diagnostic]]:
     """Read, parse (``.gvae``: DSL; ``.yaml``/``.yml``: YAML) and validate one file.
 
     Returns the spec (None when it could not be read or parsed) and all diagnostics, sorted."""
-    spec, diags, _ = _check(os.fspath(path))
+    spec, diags, _ = read_and_check(os.fspath(path))
     return spec, diags
 
 
@@ -83,48 +95,16 @@ def load_spec(path_or_spec: str | os.PathLike | Spec) -> Spec:
         path = spec.path
     else:
         path = os.fspath(path_or_spec)
-        spec, diags, text = _check(path)
+        spec, diags, text = read_and_check(path)
     if spec is None or any(d.is_error for d in diags):
         raise SpecError(diags, {path: text})
     return spec
 
 
-# -- graphvae check -------------------------------------------------------------------
-
-def _file_report(path: str, diags: list[Diagnostic]) -> dict:
-    return {
-        "path": path,
-        "errors": sum(d.is_error for d in diags),
-        "warnings": sum(d.severity == "warning" for d in diags),
-        "diagnostics": [d.to_json() for d in diags],
-    }
-
-
-def run_check(args) -> int:
-    """``graphvae check FILE... [--format text|json]``: every diagnostic of every file; 0 clean, 1 errors."""
-    results = []
-    for path in args.files:
-        _, diags, text = _check(path)
-        results.append((path, diags, text))
-    all_diags = [d for _, diags, _ in results for d in diags]
-    failed = any(d.is_error for d in all_diags)
-    if getattr(args, "format", "text") == "json":
-        report = {
-            "ok": not failed,
-            "errors": sum(d.is_error for d in all_diags),
-            "warnings": sum(d.severity == "warning" for d in all_diags),
-            "files": [_file_report(path, diags) for path, diags, _ in results],
-        }
-        print(json.dumps(report, indent=2))
-    else:
-        for path, diags, text in results:
-            if diags:
-                print(render(diags, {path: text}))
-        with_issues = sum(1 for _, diags, _ in results if diags)
-        n = len(results)
-        files = f"{n} file{'s' if n != 1 else ''}"
-        if all_diags:
-            print(f"{summary(all_diags)} in {with_issues} of {files}", file=sys.stdout)
-        else:
-            print(f"ok: {files} checked, no issues")
-    return 1 if failed else 0
+def load_spec_file(path: str | os.PathLike) -> tuple[Spec, str, str]:
+    """``(spec, text, suffix)`` of a valid spec file; a UserError when there is no such file,
+    a SpecError when the spec has errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such spec file")
+    return load_spec(str(path)), path.read_text(encoding="utf-8"), path.suffix.lower()

@@ -23,11 +23,25 @@ from pathlib import Path
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import LarkError, UnexpectedInput
 
-from graphvae.spec.settings import ObjectiveConfig
 from graphvae.spec.diagnostics import Diagnostic, error
 from graphvae.spec.families import FAMILIES
-from graphvae.spec.ir import (Beta, Call, Dist, Estimator, Factor, Net, Objective, Option, Param, Setting, Spec, Span,
-                 Uniform, Variable)
+from graphvae.spec.ir import (
+    Beta,
+    Call,
+    Dist,
+    Estimator,
+    Factor,
+    Net,
+    Objective,
+    Option,
+    Param,
+    Setting,
+    Span,
+    Spec,
+    Uniform,
+    Variable,
+)
+from graphvae.spec.settings import ObjectiveConfig
 from graphvae.spec.syntax_errors import blank_line, syntax_diagnostic
 
 __all__ = ["parse_dsl", "canonical_params", "grammar_path", "OBJECTIVE_SETTINGS", "MAX_SYNTAX_ERRORS"]

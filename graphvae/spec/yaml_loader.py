@@ -20,11 +20,25 @@ import re
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from graphvae.spec.settings import ObjectiveConfig
 from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error
-from graphvae.spec.ir import (Beta, Call, Dist, Estimator, Factor, Net, Objective, Option, Param, Setting, Spec, Span,
-                 Uniform, Variable)
+from graphvae.spec.ir import (
+    Beta,
+    Call,
+    Dist,
+    Estimator,
+    Factor,
+    Net,
+    Objective,
+    Option,
+    Param,
+    Setting,
+    Span,
+    Spec,
+    Uniform,
+    Variable,
+)
 from graphvae.spec.parser import canonical_params
+from graphvae.spec.settings import ObjectiveConfig
 
 __all__ = ["load_yaml", "TOP_KEYS", "VARIABLE_KEYS", "FACTOR_KEYS", "OBJECTIVE_KEYS"]
 

@@ -12,9 +12,9 @@ import dataclasses
 import re
 from typing import Any, Iterable, Mapping
 
-from graphvae.spec.settings import TrainConfig, schema
 from graphvae.errors import UserError
 from graphvae.spec.diagnostics import did_you_mean
+from graphvae.spec.settings import TrainConfig, schema
 
 # Settings with a closed set of values (``data`` may also be a path to a .npz file).
 CHOICES: dict[str, tuple[str, ...]] = {

@@ -15,7 +15,6 @@ categorical supervised variables, else of the continuous ones, else the negative
 
 from __future__ import annotations
 
-import json
 import math
 
 import torch
@@ -113,10 +112,11 @@ def selection_score(spec, row: dict) -> float:
 # -- loading a trained run ----------------------------------------------------------------------
 def load_run(run_path, which: str = "best", device: str = "cpu"):
     """(spec, config, model) of a run folder, the model holding ``which`` checkpoint's weights."""
-    from graphvae.train.checkpoint import checkpoint_spec_differences, load_checkpoint, state_dict_differences
     from graphvae.compile.compiler import compile_spec
-    from graphvae.train.loop import load_spec_file, pick_device
+    from graphvae.spec.loader import load_spec_file
     from graphvae.train import config as trainconfig
+    from graphvae.train.checkpoint import checkpoint_spec_differences, load_checkpoint, state_dict_differences
+    from graphvae.train.device import pick_device
 
     run = RunFolder(run_path).require()
     run.check_spec_hash()
@@ -162,26 +162,3 @@ def evaluate_run(run_path, data: str | None = None, data_dir: str | None = None,
         out["labelled_examples"] = int(len(load_labelled(run_path)))
     out["supervised"] = {v.name: v.domain for v in spec.supervised}
     return out
-
-
-def format_report(res: dict) -> str:
-    lines = [f"{res['run']} ({res['checkpoint']}.pt, epoch {res['epoch']}, step {res['step']}) "
-             f"on {res['data']} {res['split']}: {res['examples']} examples"]
-    for name, domain in res.get("supervised", {}).items():
-        if f"error/{name}" in res:
-            v = res[f"error/{name}"]
-            text = f"{100 * v:.2f}% error" if domain == "categorical" else f"{v:.4f} RMSE"
-            lines.append(f"  {name:<10} {text}")
-    lines.append(f"  ELBO       {res['elbo']:.3f} nats per example")
-    if "iwae" in res:
-        lines.append(f"  IWAE-{res['iwae_samples']:<5} {res['iwae']:.3f} nats per example (a tighter bound on log p(x))")
-    if "labelled_examples" in res and res.get("supervised"):
-        lines.append(f"  trained with {res['labelled_examples']} labelled examples")
-    return "\n".join(lines)
-
-
-def run_eval(args) -> int:
-    res = evaluate_run(args.run, data=args.data, data_dir=args.data_dir, samples=args.samples,
-                       which=args.checkpoint, split=args.split, device=args.device)
-    print(json.dumps(res, indent=2) if args.json else format_report(res))
-    return 0

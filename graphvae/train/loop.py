@@ -15,21 +15,28 @@ last good checkpoint in place.
 from __future__ import annotations
 
 import math
-import random
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from graphvae.train import config as trainconfig
-from graphvae.train.checkpoint import (capture_rng, checkpoint_spec_differences, load_checkpoint, restore_rng, save_checkpoint,
-                         spec_differences, state_dict_differences)
-from graphvae.spec.settings import TrainConfig
 from graphvae.errors import UserError
+from graphvae.spec.loader import load_spec_file
+from graphvae.spec.settings import TrainConfig
+from graphvae.train import config as trainconfig
+from graphvae.train.checkpoint import (
+    capture_rng,
+    checkpoint_spec_differences,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+    spec_differences,
+    state_dict_differences,
+)
+from graphvae.train.device import pick_device, seed_everything
 from graphvae.train.runfolder import RunFolder
 
 
@@ -48,23 +55,6 @@ class TrainResult:
 
 
 # -- setup helpers ----------------------------------------------------------------------------
-def pick_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU; an unavailable device is a UserError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {name}: CUDA is not available on this machine; use --device cpu or auto")
-    if name == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise UserError("device mps: not available on this machine; use --device cpu or auto")
-    return torch.device(name)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
              "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}
@@ -93,16 +83,6 @@ def build_scheduler(opt, cfg: TrainConfig, total_steps: int):
         return None
     schedule = cfg.schedule
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(schedule, step, total_steps))
-
-
-def load_spec_file(path: str | Path):
-    """(Spec, text, suffix) of a spec file; spec errors raise SpecError."""
-    from graphvae.spec.loader import load_spec
-
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such spec file")
-    return load_spec(str(path)), path.read_text(encoding="utf-8"), path.suffix.lower()
 
 
 def _spec_and_text(spec):
@@ -156,8 +136,14 @@ def train(spec, config: TrainConfig | None = None, out_dir=None, *, resume: bool
     steps in all, saving ``last.pt`` as Ctrl-C does.  Returns a :class:`TrainResult`.
     """
     from graphvae.compile.compiler import compile_spec
-    from graphvae.data import (SemiSupervisedBatches, count_examples, evaluation_arrays, load_labelled, prepare_data,
-                       save_labelled)
+    from graphvae.data import (
+        SemiSupervisedBatches,
+        count_examples,
+        evaluation_arrays,
+        load_labelled,
+        prepare_data,
+        save_labelled,
+    )
     from graphvae.train.evaluate import selection_score, validate
 
     if out_dir is None:
@@ -339,47 +325,3 @@ def _epoch_line(row: dict, epochs: int) -> str:
     parts += [f"val {k.split('/', 1)[1]} {100 * v:.2f}%" for k, v in row.items() if k.startswith("val/error/")]
     parts.append(f"{row['steps_per_s']:.1f} steps/s")
     return "  ".join(parts)
-
-
-# -- the command --------------------------------------------------------------------------------
-def _default_out(spec) -> Path:
-    base = Path("runs") / (spec.name or "run")
-    out, n = base, 1
-    while RunFolder(out).has_checkpoint():
-        n += 1
-        out = base.with_name(f"{base.name}-{n}")
-    return out
-
-
-def run_train(args) -> int:
-    overrides = trainconfig.flag_overrides(args)
-    if args.resume:
-        run = RunFolder(args.resume).require()
-        saved = trainconfig.from_dict(load_checkpoint(run.checkpoint("last"))["config"], f"{run.checkpoint('last')}")
-        cfg = trainconfig.resume_overrides(saved, overrides)
-        if args.out and Path(args.out).resolve() != run.path.resolve():
-            raise UserError("--out and --resume name different folders; a resumed run stays in its folder")
-        result = train(args.spec, cfg, run.path, resume=True, progress=not args.no_progress)
-    else:
-        if not args.spec:
-            raise UserError("train needs a SPEC file (or --resume RUN)")
-        spec, _, _ = load_spec_file(args.spec)
-        cfg = trainconfig.resolve(spec, overrides)
-        out = Path(args.out) if args.out else _default_out(spec)
-        result = train(args.spec, cfg, out, progress=not args.no_progress)
-    if result.interrupted:
-        return 130
-    from graphvae.train.evaluate import evaluate_run
-
-    report = evaluate_run(result.run, samples=0, which="best", split="test", device=cfg.device)
-    errors = [f"{name} {_error_text(report[f'error/{name}'], domain)}" for name, domain in report["supervised"].items()
-              if f"error/{name}" in report]
-    print(f"trained {result.epoch} epochs ({result.step} steps) into {result.run}")
-    print(f"test ({report['examples']} examples, best.pt from epoch {report['epoch']}): "
-          + (f"error {', '.join(errors)}; " if errors else "") + f"ELBO {report['elbo']:.3f} nats")
-    print(f"more with: graphvae eval {result.run}; graphvae sample {result.run} --out figs; graphvae plot {result.run}")
-    return 0
-
-
-def _error_text(value: float, domain: str) -> str:
-    return f"{100 * value:.2f}%" if domain == "categorical" else f"{value:.4f} RMSE"

@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 
 from graphvae.errors import UserError
-from graphvae.train.runfolder import RunFolder, atomic_write_bytes
+from graphvae.train.runfolder import atomic_write_bytes
 
 TRAVERSAL_RANGE = 3.0
 
@@ -89,18 +89,6 @@ def plot_curves(rows: list[dict], out: str | os.PathLike, title: str = "") -> Pa
     out = Path(out)
     save_figure(fig, out)
     return out
-
-
-def run_plot(args) -> int:
-    run = RunFolder(args.run).require()
-    out = Path(args.out) if args.out else run.path / "curves.png"
-    if out.suffix.lower() != ".png":
-        raise UserError(f"{out}: plot writes PNG; name the file with .png")
-    if not out.parent.is_dir():
-        raise UserError(f"{out.parent}: no such folder")
-    plot_curves(run.read_metrics(), out, title=str(run.path))
-    print(f"wrote {out}")
-    return 0
 
 
 # -- graphvae sample ----------------------------------------------------------------------------
@@ -173,7 +161,7 @@ def _decode(model, n, given: dict, x_name: str):
 
 
 def sample_pictures(run_path, out_dir, n: int = 8, seed: int = 0, which: str = "best", data: str | None = None,
-                    data_dir: str | None = None, device: str | None = None, log=print) -> list[Path]:
+                    data_dir: str | None = None, device: str | None = None, log=None) -> list[Path]:
     """Write the PNG grids of a trained run into ``out_dir``; returns their paths."""
     import torch
 
@@ -263,12 +251,6 @@ def sample_pictures(run_path, out_dir, n: int = 8, seed: int = 0, which: str = "
                                       row_labels=[f"{z.name}[{d}]" for d in dims],
                                       col_labels=[f"{v:+.1f}" for v in steps.tolist()],
                                       title=f"traversals of single {z.name} dimensions (others 0{fixed})"))
-    for path in written:
+    for path in written if log is not None else ():
         log(f"wrote {path}")
     return written
-
-
-def run_sample(args) -> int:
-    sample_pictures(args.run, args.out, n=args.n, seed=args.seed, which=args.checkpoint, data=args.data,
-                    data_dir=args.data_dir, device=args.device)
-    return 0

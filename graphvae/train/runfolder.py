@@ -25,7 +25,7 @@ from typing import Any
 from graphvae.atomic import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
 from graphvae.errors import UserError
 
-SPEC_NAMES = ("spec.gvae", "spec.yaml")
+SPEC_NAMES = ("spec.gvae", "spec.yaml", "spec.yml")  # graphvae writes the first two
 
 
 def sha256_text(text: str) -> str:
@@ -154,3 +154,17 @@ class RunFolder:
             if want and want != sha256_text(text):
                 raise UserError(f"{self.spec_path()}: edited after training (its sha256 differs from "
                                 f"{self.sha_path.name}); the checkpoints belong to the original spec")
+
+
+def spec_path(path: str | os.PathLike) -> Path:
+    """The spec file for ``path``: the file itself, or the one spec file of a run folder."""
+    p = Path(path)
+    if p.is_dir():
+        found = [p / n for n in SPEC_NAMES if (p / n).is_file()]
+        if len(found) != 1:
+            what = "none" if not found else " and ".join(f.name for f in found)
+            raise UserError(f"run folder '{p}' must hold exactly one of {', '.join(SPEC_NAMES)}; found {what}")
+        return found[0]
+    if not p.exists():
+        raise UserError(f"no such spec file or run folder: '{p}'")
+    return p

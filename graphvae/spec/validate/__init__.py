@@ -39,13 +39,12 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Iterator
 
-from graphvae.spec.validate import factors as validate_factors
-from graphvae.spec.validate import objective as validate_objective
 from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error, sort_key, warning
 from graphvae.spec.graph import all_cycles, format_cycle
 from graphvae.spec.ir import DOMAINS, ROLES, Spec
-from graphvae.spec.validate.context import (BLOCK_LETTER, BLOCKS, Context, describe_factor, factor_span,
-                               parent_span)
+from graphvae.spec.validate import factors as validate_factors
+from graphvae.spec.validate import objective as validate_objective
+from graphvae.spec.validate.context import BLOCK_LETTER, BLOCKS, Context, describe_factor, factor_span, parent_span
 from graphvae.spec.validate.objective import ENUMERATE_LIMIT, default_estimator, enumeration_size, estimator_method
 
 __all__ = ["validate", "has_errors", "default_estimator", "estimator_method", "enumeration_size",

@@ -26,10 +26,10 @@ from dataclasses import fields
 from math import isfinite, log2, prod
 from typing import Callable, Iterator
 
-from graphvae.spec.settings import ObjectiveConfig, TrainConfig, schema
 from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error, warning
 from graphvae.spec.families import FAMILIES
 from graphvae.spec.ir import Setting, Spec, Variable
+from graphvae.spec.settings import ObjectiveConfig, TrainConfig, schema
 from graphvae.spec.validate.context import Context, first_span
 
 ENUMERATE_LIMIT = 1024  # joint values summed over per example before enumeration is "large"

@@ -1,0 +1,34 @@
+"""``graphvae eval RUN``: test error per supervised variable, ELBO and IWAE-K of a trained run."""
+
+from __future__ import annotations
+
+import json
+
+from graphvae.train.evaluate import evaluate_run
+
+
+def error_text(value: float, domain: str) -> str:
+    """A supervised variable's error: a percentage for a categorical one, an RMSE otherwise."""
+    return f"{100 * value:.2f}%" if domain == "categorical" else f"{value:.4f} RMSE"
+
+
+def format_report(res: dict) -> str:
+    lines = [f"{res['run']} ({res['checkpoint']}.pt, epoch {res['epoch']}, step {res['step']}) "
+             f"on {res['data']} {res['split']}: {res['examples']} examples"]
+    for name, domain in res.get("supervised", {}).items():
+        if f"error/{name}" in res:
+            text = error_text(res[f"error/{name}"], domain) + (" error" if domain == "categorical" else "")
+            lines.append(f"  {name:<10} {text}")
+    lines.append(f"  ELBO       {res['elbo']:.3f} nats per example")
+    if "iwae" in res:
+        lines.append(f"  IWAE-{res['iwae_samples']:<5} {res['iwae']:.3f} nats per example (a tighter bound on log p(x))")
+    if "labelled_examples" in res and res.get("supervised"):
+        lines.append(f"  trained with {res['labelled_examples']} labelled examples")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    res = evaluate_run(args.run, data=args.data, data_dir=args.data_dir, samples=args.samples,
+                       which=args.checkpoint, split=args.split, device=args.device)
+    print(json.dumps(res, indent=2) if args.json else format_report(res))
+    return 0

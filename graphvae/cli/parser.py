@@ -1,0 +1,97 @@
+"""The argument parser of ``graphvae``: one sub-parser per command (torch-free)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _add_check(sub):
+    p = sub.add_parser("check", help="validate spec files and report every diagnostic")
+    p.add_argument("files", nargs="+", metavar="FILE", help="spec files (.gvae DSL or .yaml)")
+    p.add_argument("--format", choices=["text", "json"], default="text", help="diagnostic format")
+
+
+def _add_fmt(sub):
+    p = sub.add_parser("fmt", help="print a spec in canonical layout, or convert DSL <-> YAML")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--to", choices=["dsl", "yaml"], default=None, help="output language (default: the input's)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--check", action="store_true", help="exit 1 if the file is not canonically formatted")
+    g.add_argument("--in-place", "-i", action="store_true", help="rewrite the file (atomically)")
+
+
+def _add_compile(sub):
+    p = sub.add_parser("compile", help="compile a spec and print the modules, factorisation and objective")
+    p.add_argument("spec", metavar="SPEC")
+
+
+def _add_data_flags(p):
+    p.add_argument("--data", default=None, help="digits | mnist | fashion-mnist | kmnist | FILE.npz")
+    p.add_argument("--data-dir", default=None, help="folder holding the IDX files (else $GRAPHVAE_DATA)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
+
+
+def _add_train(sub):
+    p = sub.add_parser("train", help="train a spec; the spec's train block gives defaults, flags override")
+    p.add_argument("spec", metavar="SPEC", nargs="?", help="spec file (not needed with --resume)")
+    _add_data_flags(p)
+    p.add_argument("--labels", type=int, default=None, help="number of labelled training examples (-1: all)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--labelled-per-batch", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--binarize", choices=["dynamic", "static", "threshold"], default=None)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any train setting")
+    p.add_argument("--out", default=None, help="run folder (default: runs/<model>)")
+    p.add_argument("--resume", default=None, metavar="RUN", help="continue the run in this folder exactly")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_eval(sub):
+    p = sub.add_parser("eval", help="test error per supervised variable, ELBO and IWAE-K of a run")
+    p.add_argument("run", metavar="RUN")
+    _add_data_flags(p)
+    p.add_argument("--samples", "-k", type=int, default=None, help="K of the IWAE bound")
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    p.add_argument("--split", choices=["test", "validation"], default="test")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _add_sample(sub):
+    p = sub.add_parser("sample", help="write PNG grids: generation per class, style transfer, reconstructions, traversals")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--out", required=True, help="folder for the PNG files")
+    _add_data_flags(p)
+    p.add_argument("--n", type=int, default=8, help="columns per grid")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+
+
+def _add_plot(sub):
+    p = sub.add_parser("plot", help="draw the training curves of a run")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("-o", "--out", default=None, help="image file (default: RUN/curves.png)")
+
+
+def _add_render(sub):
+    p = sub.add_parser("render", help="draw the model graph, or print its math as LaTeX")
+    p.add_argument("spec", metavar="SPEC", help="spec file or run folder")
+    p.add_argument("-o", "--out", default=None, help="output file: .svg .png .pdf .dot")
+    p.add_argument("--only", choices=["encoder", "decoder"], default=None)
+    p.add_argument("--latex", action="store_true", help="print the factorisation and objective in LaTeX")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from graphvae import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="graphvae",
+        description="Compile declarative semi-supervised VAE specs to PyTorch, train, evaluate and render them.",
+    )
+    parser.add_argument("--version", action="version", version=f"graphvae {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for add in (_add_check, _add_fmt, _add_compile, _add_train, _add_eval, _add_sample, _add_plot, _add_render):
+        add(sub)
+    return parser

@@ -1,0 +1,50 @@
+"""``graphvae train SPEC`` / ``graphvae train --resume RUN``: train, then report the test error of best.pt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from graphvae.cli.eval import error_text
+from graphvae.errors import UserError
+from graphvae.spec.loader import load_spec_file
+from graphvae.train import config as trainconfig
+from graphvae.train.checkpoint import load_checkpoint
+from graphvae.train.evaluate import evaluate_run
+from graphvae.train.loop import train
+from graphvae.train.runfolder import RunFolder
+
+
+def _default_out(spec) -> Path:
+    base = Path("runs") / (spec.name or "run")
+    out, n = base, 1
+    while RunFolder(out).has_checkpoint():
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out
+
+
+def run(args) -> int:
+    overrides = trainconfig.flag_overrides(args)
+    if args.resume:
+        folder = RunFolder(args.resume).require()
+        last = folder.checkpoint("last")
+        saved = trainconfig.from_dict(load_checkpoint(last)["config"], f"{last}")
+        cfg = trainconfig.resume_overrides(saved, overrides)
+        if args.out and Path(args.out).resolve() != folder.path.resolve():
+            raise UserError("--out and --resume name different folders; a resumed run stays in its folder")
+        result = train(args.spec, cfg, folder.path, resume=True, progress=not args.no_progress)
+    else:
+        spec, _, _ = load_spec_file(args.spec)
+        cfg = trainconfig.resolve(spec, overrides)
+        out = Path(args.out) if args.out else _default_out(spec)
+        result = train(args.spec, cfg, out, progress=not args.no_progress)
+    if result.interrupted:
+        return 130
+    report = evaluate_run(result.run, samples=0, which="best", split="test", device=cfg.device)
+    errors = [f"{name} {error_text(report[f'error/{name}'], domain)}" for name, domain in report["supervised"].items()
+              if f"error/{name}" in report]
+    print(f"trained {result.epoch} epochs ({result.step} steps) into {result.run}")
+    print(f"test ({report['examples']} examples, best.pt from epoch {report['epoch']}): "
+          + (f"error {', '.join(errors)}; " if errors else "") + f"ELBO {report['elbo']:.3f} nats")
+    print(f"more with: graphvae eval {result.run}; graphvae sample {result.run} --out figs; graphvae plot {result.run}")
+    return 0
