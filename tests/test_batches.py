@@ -264,8 +264,8 @@ def test_resume_gives_identical_batches(stop, domain):
 
 @pytest.mark.parametrize("kw, fragment", [
     ({"batch_size": 0}, "batch_size must be at least 1"),
-    ({"lpb": 10}, r"labelled_per_batch must be in 0\.\.9"),
-    ({"lpb": -1}, r"labelled_per_batch must be in 0\.\.9"),
+    ({"lpb": 10}, r"labelled_per_batch \(10\) equals batch_size \(10\)"),
+    ({"lpb": -1}, "labelled_per_batch must be non-negative"),
     ({"labelled": (0, 50)}, r"labelled indices must lie in 0\.\.49"),
     ({"binarize": "dynamc"}, "did you mean 'dynamic'"),
 ])

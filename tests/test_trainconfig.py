@@ -51,7 +51,7 @@ def test_resolve_layers(train, overrides, field, expected):
     ({}, {"schedule": "linear"}, "schedule must be one of"),
     ({}, {"data": "minst"}, "did you mean 'mnist'"),
     ({}, {"device": "gpu"}, "device must be"),
-    ({}, {"labelled_per_batch": "200"}, "labelled_per_batch must be between"),
+    ({}, {"labelled_per_batch": "200"}, "labelled_per_batch (200) exceeds batch_size (100)"),
     ({}, {"validation": "1.5"}, "validation must be a fraction"),
     ({"epoch": 3}, {}, "did you mean 'epochs'"),
     ({}, {"flush_denormal": "maybe"}, "flush_denormal must be true or false"),

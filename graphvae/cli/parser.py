@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from graphvae.spec.settings import FLAGS, SETTINGS
+
+TRAIN = SETTINGS["train"]
+
 
 def _add_check(sub):
     p = sub.add_parser("check", help="validate spec files and report every diagnostic")
@@ -25,24 +29,28 @@ def _add_compile(sub):
     p.add_argument("spec", metavar="SPEC")
 
 
+def _add_setting_flags(p, names, default: str) -> None:
+    """A ``--flag`` per train setting: its type, choices and help from the settings table
+    (graphvae.spec.settings); ``default`` says where the value comes from without the flag."""
+    for name in names:
+        row = TRAIN[name]
+        kind = {int: int, float: float}.get(row.type)
+        choices = list(row.constraint.choices) if row.constraint.closed else None
+        help_text = f"{row.help} (default: {default.format(row.default)})".replace("%", "%%")
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, choices=choices, default=None,
+                       help=help_text)
+
+
 def _add_data_flags(p):
-    p.add_argument("--data", default=None, help="digits | mnist | fashion-mnist | kmnist | FILE.npz")
-    p.add_argument("--data-dir", default=None, help="folder holding the IDX files (else $GRAPHVAE_DATA)")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
+    _add_setting_flags(p, ("data", "data_dir", "device"), "the run's")
 
 
 def _add_train(sub):
     p = sub.add_parser("train", help="train a spec; the spec's train block gives defaults, flags override")
     p.add_argument("spec", metavar="SPEC", nargs="?", help="spec file (not needed with --resume)")
-    _add_data_flags(p)
-    p.add_argument("--labels", type=int, default=None, help="number of labelled training examples (-1: all)")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--labelled-per-batch", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--binarize", choices=["dynamic", "static", "threshold"], default=None)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any train setting")
+    _add_setting_flags(p, FLAGS, "the spec's train block, else {!r}")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"override any train setting: {', '.join(TRAIN)}")
     p.add_argument("--out", default=None, help="run folder (default: runs/<model>)")
     p.add_argument("--resume", default=None, metavar="RUN", help="continue the run in this folder exactly")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import networkx as nx
 from torch import nn
@@ -25,7 +25,7 @@ from graphvae.compile.nets import FactorModule, NodeNet, ParentInput
 from graphvae.spec.diagnostics import SpecError, error
 from graphvae.spec.graph import decoder_graph, encoder_graph, topological_order
 from graphvae.spec.ir import Factor, Net, Spec, Uniform
-from graphvae.spec.settings import ObjectiveConfig
+from graphvae.spec.settings import SETTINGS, ObjectiveConfig, problems
 
 DEFAULT_TEMPERATURE = 2 / 3  # relax without a temperature (Maddison et al. 2017 suggest 2/3)
 
@@ -133,17 +133,19 @@ def estimator_methods(spec: Spec) -> tuple[dict[str, str], dict[str, float]]:
 
 
 def objective_config(spec: Spec, **overrides) -> ObjectiveConfig:
-    """The spec's objective settings over the defaults, then ``overrides``."""
-    names = {f.name: f.type for f in fields(ObjectiveConfig)}
-    unknown = [k for k in overrides if k not in names]
+    """The spec's objective settings over the defaults, then ``overrides`` (checked against the
+    same table as the spec: an unknown name is a TypeError, a bad value a ValueError)."""
+    rows = SETTINGS["objective"]
+    unknown = [k for k in overrides if k not in rows]
     if unknown:
-        raise TypeError(f"unknown objective setting(s) {', '.join(unknown)}; known: {', '.join(names)}")
-    cfg = ObjectiveConfig()
-    values = {s.name: s.value for s in spec.objective.settings if s.name in names}
+        raise TypeError(f"unknown objective setting(s) {', '.join(unknown)}; known: {', '.join(rows)}")
+    values = {s.name: s.value for s in spec.objective.settings if s.name in rows}
     values.update(overrides)
-    cast = {"float": float, "int": int, "str": str}
-    typed = {k: cast.get(str(names[k]), lambda x: x)(v) for k, v in values.items()}
-    return replace(cfg, **typed)
+    typed = {k: rows[k].type(v) for k, v in values.items()}
+    found = problems("objective", typed)
+    if found:
+        raise ValueError(found[0])
+    return replace(ObjectiveConfig(), **typed)
 
 
 def load(spec_or_path) -> Spec:

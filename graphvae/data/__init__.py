@@ -116,8 +116,8 @@ from graphvae.data.idx import (  # noqa: F401
 from graphvae.errors import UserError
 from graphvae.spec.diagnostics import did_you_mean
 from graphvae.spec.ir import Spec, Variable
+from graphvae.spec.settings import DATASETS  # the names the settings table accepts: digits and IMAGE_DATASETS
 
-DATASETS = ("digits", *IMAGE_DATASETS)
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0
 NPZ_TEST_FRACTION = 0.2

@@ -17,10 +17,10 @@ import torch
 
 from graphvae.atomic import atomic_write_bytes
 from graphvae.errors import UserError
-from graphvae.spec.diagnostics import did_you_mean
 from graphvae.spec.ir import Spec, Variable
+from graphvae.spec.settings import SETTINGS, problems
 
-BINARIZE_MODES = ("dynamic", "static", "threshold")
+BINARIZE_MODES = SETTINGS["train"]["binarize"].constraint.choices
 STATIC_BINARIZE_SEED = 0
 LABELLED_FILE = "labelled.json"
 _VALIDATION_STREAM, _LABELLED_STREAM = 1, 2  # independent random streams drawn from one run seed
@@ -152,18 +152,18 @@ def label_variable(spec: Spec) -> Variable | None:
 
 
 
-def _check_mode(mode: str) -> None:
-    if mode not in BINARIZE_MODES:
-        hint = did_you_mean(mode, BINARIZE_MODES)
-        raise UserError(f"unknown binarize mode '{mode}'" + (f"; {hint}" if hint else "")
-                        + f"; use one of {', '.join(BINARIZE_MODES)}")
+def _check_settings(**values) -> None:
+    """The train settings' table (graphvae.spec.settings) checks batch settings given from Python too."""
+    found = problems("train", values)
+    if found:
+        raise UserError(found[0])
 
 
 def binarize(x: torch.Tensor, mode: str = "dynamic", generator: torch.Generator | None = None) -> torch.Tensor:
     """Grey levels in [0, 1] -> {0., 1.}.  ``dynamic``: a Bernoulli draw from ``generator`` (call it
     per batch); ``static``: the same draw with the fixed seed STATIC_BINARIZE_SEED when no generator
     is given (apply it once to a whole array); ``threshold``: x > 0.5."""
-    _check_mode(mode)
+    _check_settings(binarize=mode)
     if mode == "threshold":
         return (x > 0.5).to(x.dtype)
     if mode == "static" and generator is None:
@@ -179,7 +179,7 @@ def binarize_arrays(arrays: dict[str, np.ndarray], spec: Spec, mode: str,
                     seed: int = STATIC_BINARIZE_SEED) -> dict[str, np.ndarray]:
     """Apply ``static`` (one seeded draw) or ``threshold`` to the binary observed arrays, once.
     ``dynamic`` returns the arrays unchanged (batches draw per step)."""
-    _check_mode(mode)
+    _check_settings(binarize=mode)
     out = dict(arrays)
     for i, name in enumerate(_binary_names(arrays, spec)):
         if mode == "threshold":
@@ -216,13 +216,8 @@ class SemiSupervisedBatches:
     def __init__(self, arrays: dict[str, np.ndarray], spec: Spec, labelled, *, batch_size: int = 100,
                  labelled_per_batch: int = 10, binarize: str = "dynamic",
                  generator: torch.Generator | None = None, device: str | torch.device = "cpu"):
-        _check_mode(binarize)
+        _check_settings(batch_size=batch_size, labelled_per_batch=labelled_per_batch, binarize=binarize)
         n = count_examples(arrays)
-        if batch_size < 1:
-            raise UserError(f"batch_size must be at least 1, got {batch_size}")
-        if not 0 <= labelled_per_batch < batch_size:
-            raise UserError(f"labelled_per_batch must be in 0..{batch_size - 1} (batch_size {batch_size} "
-                            f"leaves room for unlabelled examples), got {labelled_per_batch}")
         if n == 0:
             raise UserError("no training examples")
         labelled = np.asarray(labelled, dtype=np.int64).ravel()

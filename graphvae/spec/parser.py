@@ -41,13 +41,13 @@ from graphvae.spec.ir import (
     Uniform,
     Variable,
 )
-from graphvae.spec.settings import ObjectiveConfig
+from graphvae.spec.settings import SETTINGS
 from graphvae.spec.syntax_errors import blank_line, syntax_diagnostic
 
 __all__ = ["parse_dsl", "canonical_params", "grammar_path", "OBJECTIVE_SETTINGS", "MAX_SYNTAX_ERRORS"]
 
 # Names in an objective block that are settings; any other ``NAME = method`` is an estimator.
-OBJECTIVE_SETTINGS = frozenset(ObjectiveConfig.__dataclass_fields__)
+OBJECTIVE_SETTINGS = frozenset(SETTINGS["objective"])
 MAX_SYNTAX_ERRORS = 20
 BLOCKS = ("encoder", "decoder", "objective", "train")
 
@@ -257,7 +257,7 @@ class _ToIR(Transformer):
 
     @v_args(meta=True)
     def objective_block(self, meta, children):
-        # `NAME = value`: a setting when NAME is an ObjectiveConfig field or the value is a literal
+        # `NAME = value`: a setting when NAME is an objective setting or the value is a literal
         # number or truth value; otherwise an estimator for the variable NAME (`y = enumerate`).
         items = []
         for item in children[1:]:

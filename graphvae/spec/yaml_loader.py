@@ -38,14 +38,14 @@ from graphvae.spec.ir import (
     Variable,
 )
 from graphvae.spec.parser import canonical_params
-from graphvae.spec.settings import ObjectiveConfig
+from graphvae.spec.settings import SETTINGS
 
 __all__ = ["load_yaml", "TOP_KEYS", "VARIABLE_KEYS", "FACTOR_KEYS", "OBJECTIVE_KEYS"]
 
 TOP_KEYS = ("model", "variables", "encoder", "decoder", "objective", "train")
 VARIABLE_KEYS = ("role", "domain", "shape", "classes")
 FACTOR_KEYS = ("given", "dist", "net", "args", "params")
-OBJECTIVE_KEYS = tuple(ObjectiveConfig.__dataclass_fields__) + ("estimators", "beta")
+OBJECTIVE_KEYS = tuple(SETTINGS["objective"]) + ("estimators", "beta")
 
 _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp")}

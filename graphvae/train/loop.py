@@ -37,6 +37,7 @@ from graphvae.train.checkpoint import (
     state_dict_differences,
 )
 from graphvae.train.device import pick_device, seed_everything
+from graphvae.train.optim import build_optimizer, build_scheduler
 from graphvae.train.runfolder import RunFolder
 
 
@@ -52,37 +53,6 @@ class TrainResult:
     metrics: list[dict] = field(default_factory=list)  # metrics.jsonl rows
     best_score: float = math.inf  # model-selection score of best.pt (lower is better)
     interrupted: bool = False  # stopped early (Ctrl-C or max_steps); last.pt holds the state
-
-
-# -- setup helpers ----------------------------------------------------------------------------
-def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
-    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
-             "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}
-    return kinds[cfg.optimizer](params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def lr_factor(schedule: str, step: int, total_steps: int) -> float:
-    """The learning rate at optimiser step ``step`` of ``total_steps``, as a fraction of ``lr``.
-    cosine: from 1 to 0 over the run; step: x0.1 at 50% and again at 75% of the run;
-    exponential: to 1% by the end; constant: 1."""
-    total = max(1, total_steps)
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
-    if schedule == "step":
-        return 0.1 ** ((step >= total // 2) + (step >= (3 * total) // 4))
-    if schedule == "exponential":
-        return 0.01 ** (min(step, total) / total)
-    return 1.0
-
-
-def build_scheduler(opt, cfg: TrainConfig, total_steps: int):
-    """A LambdaLR stepped once per optimiser step (None for a constant rate).  The rate is a
-    function of (step, planned total) only, so a resumed run that adds epochs re-plans the
-    schedule over the new total from the step it has reached."""
-    if cfg.schedule == "constant":
-        return None
-    schedule = cfg.schedule
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(schedule, step, total_steps))
 
 
 def _spec_and_text(spec):

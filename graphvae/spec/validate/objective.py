@@ -21,15 +21,13 @@ Codes:
 
 from __future__ import annotations
 
-import re
-from dataclasses import fields
 from math import isfinite, log2, prod
-from typing import Callable, Iterator
+from typing import Iterator
 
 from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error, warning
 from graphvae.spec.families import FAMILIES
-from graphvae.spec.ir import Setting, Spec, Variable
-from graphvae.spec.settings import ObjectiveConfig, TrainConfig, schema
+from graphvae.spec.ir import Setting, Span, Spec, Variable
+from graphvae.spec.settings import SETTINGS, cross_problems, literal_ok, type_text
 from graphvae.spec.validate.context import Context, first_span
 
 ENUMERATE_LIMIT = 1024  # joint values summed over per example before enumeration is "large"
@@ -40,32 +38,6 @@ ESTIMATORS: dict[str, dict[str, str]] = {  # method -> option -> constraint
     "reinforce": {},
 }
 RELAXABLE = ("Categorical", "Bernoulli")  # families with a relaxed (Concrete) form
-
-# String settings with a fixed set of values (kept in sync with the comments in config.py by a test).
-CHOICES: dict[str, tuple[str, ...]] = {
-    "alpha_scaling": ("per_example", "labelled_fraction"),
-    "optimizer": ("adam", "adamw", "sgd", "rmsprop"),
-    "schedule": ("constant", "cosine", "step", "exponential"),
-    "binarize": ("dynamic", "static", "threshold"),
-}
-DATASETS = ("digits", "mnist", "fashion-mnist", "kmnist")  # or a path ending in .npz
-_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
-
-RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
-    "alpha": (lambda v: v >= 0, ">= 0"),
-    "samples": (lambda v: v >= 1, ">= 1"),
-    "labels": (lambda v: v >= -1, ">= 0, or -1 for all"),
-    "epochs": (lambda v: v >= 1, ">= 1"),
-    "batch_size": (lambda v: v >= 1, ">= 1"),
-    "labelled_per_batch": (lambda v: v >= 0, ">= 0"),
-    "lr": (lambda v: v > 0, "> 0"),
-    "weight_decay": (lambda v: v >= 0, ">= 0"),
-    "validation": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "seed": (lambda v: v >= 0, ">= 0"),
-    "eval_samples": (lambda v: v >= 1, ">= 1"),
-    "grad_clip": (lambda v: v >= 0, ">= 0 (0 disables)"),
-}
-
 
 # -- estimators -------------------------------------------------------------------------
 
@@ -139,7 +111,7 @@ def rule_estimators(ctx: Context) -> Iterator[Diagnostic]:
         seen.add(est.var)
         var = ctx.variables.get(est.var)
         if var is None:
-            names = list(ctx.variables) + [f.name for f in fields(ObjectiveConfig)]
+            names = list(ctx.variables) + list(SETTINGS['objective'])
             yield error("undefined-name", f"estimator for '{est.var}', which is not a declared variable "
                         "(nor an objective setting)", span, did_you_mean(est.var, names))
             continue
@@ -230,66 +202,47 @@ def rule_betas(ctx: Context) -> Iterator[Diagnostic]:
 
 # -- settings ---------------------------------------------------------------------------
 
-def _type_ok(typ: type, value) -> bool:
-    if typ is bool:
-        return isinstance(value, bool)
-    if isinstance(value, bool):
-        return False
-    if typ is float:
-        return isinstance(value, (int, float)) and isfinite(value)
-    return isinstance(value, typ)
+def _setting_problem(row, value) -> str | None:
+    """Why a spec literal is not valid for the setting ``row``, worded for a diagnostic, or None."""
+    if not literal_ok(row.type, value):
+        return f"must be {type_text(row.type, spec=True)}"
+    return None if row.constraint.check(value) else f"must be {row.constraint.math}"
 
 
-def _value_problem(name: str, typ: type, value) -> str | None:
-    """Why ``value`` is not valid for setting ``name`` of type ``typ``, or None."""
-    if not _type_ok(typ, value):
-        wanted = {float: "a finite number", int: "an integer", bool: "true or false", str: "a word or a string"}
-        return f"must be {wanted.get(typ, typ.__name__)}"
-    if name in CHOICES and value not in CHOICES[name]:
-        return f"must be one of {', '.join(CHOICES[name])}"
-    if name == "device" and not _DEVICE.fullmatch(value):
-        return "must be auto, cpu, cuda or cuda:N"
-    if name == "data" and value not in DATASETS and not value.endswith(".npz"):
-        return f"must be one of {', '.join(DATASETS)} or a path to an .npz file"
-    if name in RANGES and not RANGES[name][0](value):
-        return f"must be {RANGES[name][1]}"
-    return None
-
-
-def check_settings(settings: tuple[Setting, ...], cls: type, block: str,
+def check_settings(settings: tuple[Setting, ...], block: str, span: Span | None = None,
                    extra_names: tuple[str, ...] = ()) -> Iterator[Diagnostic]:
-    """Names, types, choices and ranges of ``settings`` against the config dataclass ``cls``."""
-    types, seen = schema(cls), set()
+    """Names, types and constraints of ``settings`` against :data:`graphvae.spec.settings.SETTINGS`,
+    then the block's cross rules over the given values (defaults for the others)."""
+    rows, seen, valid, spans = SETTINGS[block], set(), {}, {}
     for s in settings:
         if s.name in seen:
             yield error("duplicate", f"setting '{s.name}' is given twice in the {block} block", s.span)
             continue
         seen.add(s.name)
-        if s.name not in types:
+        if s.name not in rows:
             yield error("unknown-setting", f"unknown {block} setting '{s.name}'; settings are "
-                        f"{', '.join(types)}", s.span, did_you_mean(s.name, list(types) + list(extra_names)))
+                        f"{', '.join(rows)}", s.span, did_you_mean(s.name, list(rows) + list(extra_names)))
             continue
-        problem = _value_problem(s.name, types[s.name], s.value)
+        problem = _setting_problem(rows[s.name], s.value)
         if problem:
+            choices = rows[s.name].constraint.choices
             yield error("bad-setting", f"{block} setting {s.name} {problem}, found {s.value!r}", s.span,
-                        did_you_mean(s.value, CHOICES.get(s.name, ())) if isinstance(s.value, str) else None)
+                        did_you_mean(s.value, choices) if isinstance(s.value, str) and choices else None)
+        else:
+            valid[s.name], spans[s.name] = s.value, s.span
+    values = {name: valid.get(name, row.default) for name, row in rows.items() if name in valid or name not in seen}
+    for rule, message in cross_problems(block, values):
+        at = next((spans[n] for n in rule.names if n in spans), None)
+        yield error("bad-setting", f"{block} setting {message}", first_span(at, span))
 
 
 def rule_objective_settings(ctx: Context) -> Iterator[Diagnostic]:
-    yield from check_settings(ctx.spec.objective.settings, ObjectiveConfig, "objective", ("beta", "estimators"))
+    yield from check_settings(ctx.spec.objective.settings, "objective", ctx.spec.objective.span,
+                              ("beta", "estimators"))
 
 
 def rule_train_settings(ctx: Context) -> Iterator[Diagnostic]:
-    train = ctx.spec.train
-    yield from check_settings(train, TrainConfig, "train")
-    given = {s.name: s for s in train}
-    lpb, bs = ctx.spec.train_setting("labelled_per_batch"), ctx.spec.train_setting("batch_size")
-    lpb = TrainConfig.labelled_per_batch if lpb is None else lpb
-    bs = TrainConfig.batch_size if bs is None else bs
-    if all(_type_ok(int, v) for v in (lpb, bs)) and lpb > bs >= 1:
-        s = given.get("labelled_per_batch") or given.get("batch_size")
-        yield error("bad-setting", f"train setting labelled_per_batch ({lpb}) exceeds batch_size ({bs})",
-                    first_span(s.span if s else None, ctx.spec.train_span))
+    yield from check_settings(ctx.spec.train, "train", ctx.spec.train_span)
 
 
 RULES = [rule_estimators, rule_missing_estimators, rule_large_enumeration, rule_betas,
