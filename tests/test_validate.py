@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from graphvae.spec.estimators import default_estimator, estimator_method
 from graphvae.spec.ir import Call, Dist, Estimator, Factor, Net, Objective, Param, Setting, Spec, Uniform, Variable
 from graphvae.spec.loader import check_file
-from graphvae.spec.validate import RULES, default_estimator, estimator_method, has_errors, validate
+from graphvae.spec.validate import RULES, has_errors, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = sorted((ROOT / "tests" / "golden").glob("*.*"))

@@ -6,6 +6,7 @@ from dataclasses import fields
 
 import pytest
 
+from graphvae.spec.estimators import ENUMERATE_LIMIT, support_size
 from graphvae.spec.families import FAMILIES, Family, register_family
 from graphvae.spec.ir import (
     Beta,
@@ -24,7 +25,6 @@ from graphvae.spec.ir import (
 )
 from graphvae.spec.settings import ObjectiveConfig, TrainConfig
 from graphvae.spec.validate import validate
-from graphvae.spec.validate.objective import ENUMERATE_LIMIT, enumeration_size
 
 X = Variable("x", "observed", "binary", (4,))
 Y = Variable("y", "supervised", "categorical", (3,))
@@ -133,7 +133,7 @@ def test_large_enumeration_counts_defaults():
     (Variable("y", "latent", "categorical", ("ten",)), None),
 ])
 def test_enumeration_size(var, size):
-    assert enumeration_size(var) == size
+    assert support_size(var) == size
 
 
 def test_huge_binary_latent_defaults_to_reinforce_and_warns_when_enumerated():

@@ -20,14 +20,14 @@ import networkx as nx
 from torch import nn
 
 from graphvae.compile import distributions as dists
+from graphvae.compile.estimators import QNode
 from graphvae.compile.model import CompiledModel
 from graphvae.compile.nets import FactorModule, NodeNet, ParentInput
 from graphvae.spec.diagnostics import SpecError, error
+from graphvae.spec.estimators import ESTIMATORS, estimator_call
 from graphvae.spec.graph import decoder_graph, encoder_graph, topological_order
 from graphvae.spec.ir import Factor, Net, Spec, Uniform
 from graphvae.spec.settings import SETTINGS, ObjectiveConfig, problems
-
-DEFAULT_TEMPERATURE = 2 / 3  # relax without a temperature (Maddison et al. 2017 suggest 2/3)
 
 
 @dataclass(frozen=True)
@@ -111,25 +111,22 @@ def _order(spec: Spec, graph: nx.DiGraph, factors: tuple[Factor, ...]) -> list[s
     return [n for n in topological_order(graph) if n in names]
 
 
-def estimator_methods(spec: Spec) -> tuple[dict[str, str], dict[str, float]]:
-    """Per stochastic q variable: its method (enumerate | relax | reinforce for discrete,
-    rsample | score for continuous) and, for relax, its temperature."""
-    from graphvae.spec.validate import estimator_method
-
-    methods, temps = {}, {}
+def q_nodes(spec: Spec) -> dict[str, QNode]:
+    """Every stochastic q variable with its estimator and the estimator's options: the spec's
+    (or the default) for a discrete one; ``rsample`` for a continuous one whose family has a
+    reparameterised sample, else ``score``."""
+    nodes = {}
     for f in spec.encoder:
         if f.deterministic:
             continue
         v = spec.variable(f.name)
         if v.discrete:
-            methods[f.name] = estimator_method(spec, f.name)
-            est = spec.objective.estimator(f.name)
-            if methods[f.name] == "relax":
-                t = est.method.option("temperature", DEFAULT_TEMPERATURE) if est else DEFAULT_TEMPERATURE
-                temps[f.name] = float(t)
+            call, _ = estimator_call(spec, f.name)
+            name = call.name
         else:
-            methods[f.name] = "rsample" if dists.torch_class(f.dist.family).has_rsample else "score"
-    return methods, temps
+            call, name = None, "rsample" if dists.torch_class(f.dist.family).has_rsample else "score"
+        nodes[f.name] = QNode(f.name, v, f.dist.family, name, ESTIMATORS[name].resolved(call))
+    return nodes
 
 
 def objective_config(spec: Spec, **overrides) -> ObjectiveConfig:
@@ -164,5 +161,4 @@ def compile_spec(spec_or_path, **overrides) -> CompiledModel:
     decoder = _block_modules(spec, spec.decoder)
     q_order = _order(spec, encoder_graph(spec), spec.encoder)
     p_order = _order(spec, decoder_graph(spec), spec.decoder)
-    methods, temps = estimator_methods(spec)
-    return CompiledModel(spec, config, encoder, decoder, q_order, p_order, methods, temps)
+    return CompiledModel(spec, config, encoder, decoder, q_order, p_order, q_nodes(spec))

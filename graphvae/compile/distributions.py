@@ -128,20 +128,6 @@ def build_relaxed(family_name: str, d: Distribution, temperature: float) -> Dist
 
 
 # -- enumeration --------------------------------------------------------------------------
-def support_size(domain: str, shape: tuple[int, ...]) -> int | None:
-    """Number of joint values of a finite discrete variable, else None."""
-    n = 1
-    if domain == "categorical":
-        for d in shape[:-1]:
-            n *= d
-        return shape[-1] ** n
-    if domain == "binary":
-        for s in shape:
-            n *= s
-        return 2 ** n
-    return None
-
-
 def support_values(domain: str, shape: tuple[int, ...], dtype=torch.float32, device=None) -> torch.Tensor:
     """Every joint value of a finite discrete variable, shape ``(N, *value_shape)``.
 

@@ -20,29 +20,24 @@ from torch import nn
 
 from graphvae.compile import distributions as dists
 from graphvae.compile.batch_check import CheckedBatch, check_batch
+from graphvae.compile.estimators import QNode, draw, mean_or_mode
 from graphvae.compile.objective import SemiSupervisedELBO, Trace
 from graphvae.errors import UserError
+from graphvae.spec.estimators import ESTIMATORS
 from graphvae.spec.ir import Spec
 from graphvae.spec.settings import ObjectiveConfig
 
 PREDICT_SAMPLES = 32  # least number of latent draws predict() averages q(y|z,x) over, when y follows latents in q
 
-# How a non-labelled stochastic q node is handled, per mode of running the model.
-_MODE_METHODS = {
-    "train": {},  # the declared estimators
-    "iwae": {"relax": "sample", "reinforce": "sample", "score": "sample"},  # exact discrete draws, no relaxation
-    "mean": {"enumerate": "mean", "relax": "mean", "reinforce": "mean", "score": "mean", "rsample": "mean"},
-}
-
-
 class CompiledModel(nn.Module):
     """A spec compiled to networks, with the semi-supervised objective as :meth:`loss`.
 
-    ``methods`` maps every stochastic q variable to ``enumerate | relax | reinforce``
-    (discrete) or ``rsample | score`` (continuous, reparameterised or not)."""
+    ``nodes`` holds every stochastic q variable with its estimator (see
+    :mod:`graphvae.spec.estimators`): ``enumerate | relax | reinforce`` for a discrete one,
+    ``rsample | score`` for a continuous one (reparameterised or not)."""
 
     def __init__(self, spec: Spec, config: ObjectiveConfig, encoder: nn.ModuleDict, decoder: nn.ModuleDict,
-                 q_order: list[str], p_order: list[str], methods: dict[str, str], temperatures: dict[str, float]):
+                 q_order: list[str], p_order: list[str], nodes: dict[str, QNode]):
         super().__init__()
         self.spec = spec
         self.config = config
@@ -50,8 +45,8 @@ class CompiledModel(nn.Module):
         self.decoder = decoder
         self.q_order = tuple(q_order)
         self.p_order = tuple(p_order)
-        self.methods = dict(methods)
-        self.temperatures = dict(temperatures)
+        self.nodes = dict(nodes)
+        self.methods = {name: node.estimator for name, node in self.nodes.items()}  # variable -> estimator
         self.objective = SemiSupervisedELBO(spec, config)
         self.check_inputs = True  # set False to skip batch checks in a tight loop
         self._qf = {f.name: f for f in spec.encoder}
@@ -86,8 +81,12 @@ class CompiledModel(nn.Module):
         return self.loss(batch, terms=terms)
 
     def _method(self, name: str, mode: str) -> str:
-        m = self.methods[name]
-        return _MODE_METHODS[mode].get(m, m)
+        """The estimator of q node ``name`` when running in ``mode``: its own in training, the one
+        evaluation uses in its place for ``iwae`` (exact draws), the mean or mode for ``mean``."""
+        own = self.methods[name]
+        if mode == "mean":
+            return "mean"
+        return (ESTIMATORS[own].evaluation or own) if mode == "iwae" else own
 
     @staticmethod
     def _parents(factor, *tables) -> list[torch.Tensor]:
@@ -104,8 +103,9 @@ class CompiledModel(nn.Module):
                mode: str = "train", run_p: bool = True, stop_at: str | None = None) -> Trace:
         order = self.q_order if stop_at is None else self.q_order[:self.q_order.index(stop_at) + 1]
         enumerated = [n for n in order if not self._qf[n].deterministic and n not in labelled and n != stop_at
-                      and self._method(n, mode) == "enumerate"]
-        trace = Trace(len(enumerated), size, labelled=labelled, enumerated=enumerated)
+                      and ESTIMATORS[self._method(n, mode)].enumerates]
+        trace = Trace(len(enumerated), size, labelled=labelled, enumerated=enumerated, dtype=self.dtype,
+                      device=self.device)
         ones = (1,) * trace.lead
         for name, t in values.items():
             trace.values[name] = t.reshape(ones + tuple(t.shape))
@@ -126,35 +126,10 @@ class CompiledModel(nn.Module):
         return trace
 
     def _q_node(self, trace: Trace, name: str, d, mode: str, samples: int) -> None:
-        var = self._vars[name]
         if name in trace.labelled:
-            trace.logq[name] = self._reduced(d.log_prob(trace.values[name]), trace, name)
-            return
-        method = self._method(name, mode)
-        lead = trace.lead
-        if method == "enumerate":
-            i = trace.enumerated.index(name)
-            sup = dists.support_values(var.domain, var.shape, self.dtype, self.device)
-            value = sup.reshape((1,) * i + (sup.shape[0],) + (1,) * (lead - i) + tuple(sup.shape[1:]))
+            trace.logq[name] = trace.checked(d.log_prob(trace.values[name]), name)
         else:
-            target = torch.broadcast_shapes(d.batch_shape, (1,) * (lead - 1) + (samples, trace.batch_size))
-            if method == "mean":
-                trace.values[name] = _mean_or_mode(d.expand(target), var)
-                return
-            if method == "relax":
-                family = self._qf[name].dist.family
-                relaxed = dists.build_relaxed(family, d, self.temperatures[name]).expand(target)
-                log_space = relaxed.rsample()
-                trace.relaxed[name] = log_space
-                trace.values[name] = dists.relaxation(family).to_value(log_space)
-                trace.logq[name] = self._reduced(relaxed.log_prob(log_space), trace, name)
-                return
-            draw = d.expand(target)
-            value = draw.rsample() if method == "rsample" else draw.sample()
-            if method in ("reinforce", "score"):
-                trace.reinforced.append(name)
-        trace.values[name] = value
-        trace.logq[name] = self._reduced(d.log_prob(value), trace, name)
+            draw(self.nodes[name], self._method(name, mode), d, trace, samples)
 
     def _p_pass(self, trace: Trace) -> None:
         p_det: dict[str, torch.Tensor] = {}
@@ -165,18 +140,12 @@ class CompiledModel(nn.Module):
                 p_det[name] = self.decoder[name](parents)
                 continue
             d = self.decoder[name].dist(parents)
-            if name in trace.relaxed:
-                relaxed = dists.build_relaxed(factor.dist.family, d, self.temperatures[name])
-                trace.logp[name] = self._reduced(relaxed.log_prob(trace.relaxed[name]), trace, name)
+            if name in trace.relaxed:  # scored in the log space of its relaxation, as under q
+                log_space, temperature = trace.relaxed[name]
+                relaxed = dists.build_relaxed(factor.dist.family, d, temperature)
+                trace.logp[name] = trace.checked(relaxed.log_prob(log_space), name)
             else:
-                trace.logp[name] = self._reduced(d.log_prob(trace.values[name]), trace, name)
-
-    @staticmethod
-    def _reduced(t: torch.Tensor, trace: Trace, name: str) -> torch.Tensor:
-        if t.dim() != trace.lead + 1 or t.shape[-1] not in (1, trace.batch_size):
-            raise AssertionError(f"log-density of '{name}' has shape {tuple(t.shape)}; expected "
-                                 f"{trace.lead} lead dims and the batch ({trace.batch_size})")
-        return t
+                trace.logp[name] = trace.checked(d.log_prob(trace.values[name]), name)
 
     # -- grouping by labelled pattern -------------------------------------------------
     def _groups(self, cb: CheckedBatch):
@@ -376,20 +345,12 @@ class CompiledModel(nn.Module):
                 d = self.decoder[name].dist(parents)
                 target = torch.broadcast_shapes(d.batch_shape, (1, n))
                 if var.role == "observed":
-                    value = _mean_or_mode(d.expand(target), var, mean_only=True)
+                    value = mean_or_mode(d.expand(target), var, mean_only=True)
                 else:
                     value = d.expand(target).sample()
             vals[name] = value
             out[name] = value.reshape((n,) + tuple(value.shape[2:]))
         return out if draw else {v.name: out[v.name] for v in self.spec.observed}
-
-
-def _mean_or_mode(d, var, mean_only: bool = False) -> torch.Tensor:
-    if mean_only or not var.discrete:
-        return d.mean
-    if var.domain == "binary":
-        return (dists.base_of(d).probs > 0.5).to(dists.base_of(d).probs.dtype)
-    return d.mode
 
 
 def _unchecked(spec: Spec, batch) -> CheckedBatch:

@@ -35,12 +35,21 @@ class Trace:
     labelled: frozenset[str] = frozenset()
     enumerated: list[str] = field(default_factory=list)
     reinforced: list[str] = field(default_factory=list)
-    relaxed: dict[str, torch.Tensor] = field(default_factory=dict)  # relaxed var -> its log-space sample
+    relaxed: dict[str, tuple[torch.Tensor, float]] = field(default_factory=dict)  # var -> (log-space sample, temperature)
     q_dists: dict[str, object] = field(default_factory=dict)  # q's distribution of each stochastic node
+    dtype: torch.dtype = torch.float32  # the model's, for values made from scratch (enumerated supports)
+    device: torch.device | None = None
 
     @property
     def lead(self) -> int:
         return self.n_enum + 1
+
+    def checked(self, t: torch.Tensor, name: str) -> torch.Tensor:
+        """``t``, a log-density of node ``name``, after asserting its layout ``(*lead, B)`` (broadcastable)."""
+        if t.dim() != self.lead + 1 or t.shape[-1] not in (1, self.batch_size):
+            raise AssertionError(f"log-density of '{name}' has shape {tuple(t.shape)}; expected "
+                                 f"{self.lead} lead dims and the batch ({self.batch_size})")
+        return t
 
 
 @dataclass

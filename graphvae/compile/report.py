@@ -6,16 +6,9 @@ import networkx as nx
 
 from graphvae.compile import distributions as dists
 from graphvae.compile.nets import FactorModule, NodeNet, parameter_count
+from graphvae.spec.estimators import ESTIMATORS, support_size
 from graphvae.spec.graph import encoder_graph
 from graphvae.spec.ir import Factor, Net, Spec
-
-_METHOD_TEXT = {
-    "enumerate": "exact sum over its {n} values, batched in one tensor dim",
-    "relax": "Concrete/Gumbel-softmax sample at temperature {t:g}, scored with the relaxed densities ({density})",
-    "reinforce": "score function (REINFORCE) with a leave-one-out baseline",
-    "rsample": "reparameterised sample (rsample)",
-    "score": "score function (the family has no rsample)",
-}
 
 
 def _net_text(net: Net) -> str:
@@ -132,13 +125,11 @@ def _objective_lines(model) -> list[str]:
     for name in model.q_order:
         if name not in model.methods:
             continue
-        method = model.methods[name]
-        v = spec.variable(name)
-        family = next(f.dist.family for f in spec.encoder if f.name == name)
-        relax = dists.relaxation(family)
-        text = _METHOD_TEXT[method].format(n=dists.support_size(v.domain, v.shape) or 0,
-                                           t=model.temperatures.get(name, 0.0),
-                                           density=relax.density if relax else "")
+        node = model.nodes[name]
+        v = node.var
+        relax = dists.relaxation(node.family)
+        text = ESTIMATORS[node.estimator].describe(support_size(v), relax.density if relax else "", node.options)
+        method = node.estimator
         when = " (when unlabelled)" if v.role == "supervised" else ""
         rows.append([name, method, text + when])
     lines += _table(rows, indent="    ") if rows else ["    (none)"]

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from graphvae.atomic import atomic_write_bytes as atomic_write
 from graphvae.errors import UserError
-from graphvae.render.latex import Block, describe_call, estimator
+from graphvae.render.latex import Block, describe_call
+from graphvae.spec.estimators import estimator_call
 from graphvae.spec.families import FAMILIES
 from graphvae.spec.ir import Dist, Factor, Net, Spec, Uniform, Variable
 
@@ -137,7 +138,7 @@ def dist_text(dist: Dist) -> str:
 def estimator_text(spec: Spec, name: str) -> str | None:
     """``enumerate``, ``relax(0.66)``, ``reinforce`` for a discrete variable; ``(default)`` when
     the objective names none."""
-    found = estimator(spec, name)
+    found = estimator_call(spec, name)
     if found is None:
         return None
     call, default = found

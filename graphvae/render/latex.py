@@ -27,9 +27,9 @@ import re
 
 import networkx as nx
 
+from graphvae.spec.estimators import ESTIMATORS, estimator_call
 from graphvae.spec.graph import decoder_graph, encoder_graph, topological_order
 from graphvae.spec.ir import Call, Factor, Spec
-from graphvae.spec.validate import default_estimator
 
 HEADER = (
     "% Needs only \\usepackage{amsmath}.  Deterministic nodes are folded into the\n"
@@ -179,18 +179,6 @@ def describe_call(call: Call) -> str:
     return call.name + "(" + ", ".join(f"{o.name}={o.value}" for o in call.options) + ")"
 
 
-def estimator(spec: Spec, name: str) -> tuple[Call, bool] | None:
-    """The estimator of a discrete latent or supervised variable and whether it is the
-    default (:func:`graphvae.validate.default_estimator`); None for other variables."""
-    var = spec.variable(name)
-    if var is None or var.role == "observed" or not var.discrete:
-        return None
-    est = spec.objective.estimator(name)
-    if est is not None:
-        return est.method, False
-    return Call(default_estimator(spec, var)), True
-
-
 def net_text(factor: Factor) -> str:
     return f"\\mathrm{{{tex_text(factor.net.kind if factor.net else 'f')}}}"
 
@@ -273,20 +261,13 @@ def _supervised(spec: Spec, q: Block, p: Block) -> tuple[list[str], bool]:
 def _estimator_items(spec: Spec, q: Block) -> list[str]:
     items = []
     for name in q.variables():
-        found = estimator(spec, name)
+        found = estimator_call(spec, name)
         if found is None:
             continue
         (method, default), v = found, tex_name(name)
-        if method.name == "enumerate":
-            how = (f"enumerated, $\\mathrm{{E}}_{{{q.term(name)}}}[f] = "
-                   f"\\sum_{{{v}}} {q.term(name)}\\, f({v})$")
-        elif method.name == "relax":
-            tau = method.option("temperature")
-            how = "relaxed: a Concrete (Gumbel-softmax) sample, scored with relaxed densities"
-            if tau is not None:
-                how += f", temperature $\\tau = {tex_number(tau)}$"
-        elif method.name == "reinforce":
-            how = "score-function (REINFORCE) gradient with a leave-one-out baseline"
+        est = ESTIMATORS.get(method.name)
+        if est is not None:
+            how = est.describe_latex(q.term(name), v, method, tex_number)
         else:
             how = "\\texttt{" + tex_text(describe_call(method)) + "}"
         if default:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator, Mapping
 
 import networkx as nx
 
+from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error
 from graphvae.spec.graph import block_graph
-from graphvae.spec.ir import Factor, Span, Spec, Variable
+from graphvae.spec.ir import Factor, Option, Span, Spec, Variable
+from graphvae.spec.settings import Constraint, OneOf, literal_ok
 
 BLOCKS = ("encoder", "decoder")
 BLOCK_LETTER = {"encoder": "q", "decoder": "p"}
@@ -85,3 +87,31 @@ class Context:
 
     def is_used(self, var: Variable) -> bool:
         return var.name in self.used
+
+
+def option_ok(constraint: Constraint, value) -> bool:
+    """Whether an option's literal meets its constraint: a word for a choice, else a finite number."""
+    if isinstance(constraint, OneOf):
+        return isinstance(value, str) and constraint.check(value)
+    return literal_ok(float, value) and constraint.check(value)
+
+
+def check_options(options: tuple[Option, ...], allowed: Mapping[str, Constraint], owner: str, unknown: str,
+                  span: Span | None, bad: Callable[[Option, Constraint], tuple[str, str | None]]
+                  ) -> Iterator[Diagnostic]:
+    """The options of a network or an estimator: none twice (``duplicate``), each one ``allowed``
+    (``unknown-option``, naming ``unknown``), each value meeting its constraint (``bad-option``,
+    worded by ``bad``, which returns the message and a hint)."""
+    seen: set[str] = set()
+    for opt in options:
+        ospan = first_span(opt.span, span)
+        if opt.name in seen:
+            yield error("duplicate", f"option '{opt.name}' of {owner} is given twice", ospan)
+        seen.add(opt.name)
+        if opt.name not in allowed:
+            yield error("unknown-option", f"{unknown} has no option '{opt.name}'"
+                        + (f"; options are {', '.join(allowed)}" if allowed else ""), ospan,
+                        did_you_mean(opt.name, allowed))
+        elif not option_ok(allowed[opt.name], opt.value):
+            message, hint = bad(opt, allowed[opt.name])
+            yield error("bad-option", message, ospan, hint)

@@ -1,25 +1,5 @@
 """Validation rules for factors: families, parameters, networks, supports and shapes (torch-free).
 
-Codes:
-
-``unknown-family``      a family not in :data:`graphvae.families.FAMILIES`.
-``unknown-parameter``   a named argument the family does not have (aliases such as ``logits`` count).
-``bad-parameter``       too many positional arguments; ``uniform`` misused; a literal that is not a
-                        number or breaks its constraint (a scale must be > 0, probs in [0, 1]).
-``duplicate``           a parameter given twice (also as an alias: ``probs`` and ``logits``), an option twice.
-``missing-parameter``   a parameter neither given nor produced by a network.
-``ignored-parents``     (warning) a factor with parents whose arguments use no network.
-``unknown-network``     a network other than :data:`NETWORKS`.
-``unknown-option``      a network option other than those in :data:`NET_OPTIONS`.
-``bad-option``          an option value outside its choices (``activation = rleu``).
-``bad-network``         widths that are not positive integers; ``mlp`` without hidden widths; ``linear``
-                        with widths as a family argument, or without exactly one as a deterministic node.
-``network-needs-parent`` a network (or deterministic node) in a factor with no parents.
-``support-mismatch``    the family's support does not fit the variable's domain (see :func:`support_fits`).
-``bad-shape``           a dimension that is not a positive integer; categorical/simplex with other than
-                        one dimension or fewer than 2 classes.
-``shape-mismatch``      the family consumes more trailing dimensions (``event_rank``) than the variable has.
-
 Argument binding (:func:`bind_params`), which the compiler follows:
 
 * ``Family(net)``, a lone positional network, produces every parameter (its head);
@@ -35,11 +15,12 @@ from typing import Iterator
 from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error, warning
 from graphvae.spec.families import FAMILIES, SUPPORT_OF_DOMAIN, Family, literal_ok, support_contains
 from graphvae.spec.ir import DOMAINS, Dist, Factor, Net, Param, Uniform, Variable
-from graphvae.spec.validate.context import Context, describe_factor, factor_span, first_span, head_span
+from graphvae.spec.settings import OneOf
+from graphvae.spec.validate.context import Context, check_options, describe_factor, factor_span, first_span, head_span
 
 NETWORKS = ("mlp", "linear")
 ACTIVATIONS = ("relu", "softplus", "tanh", "sigmoid", "elu", "leaky_relu", "gelu", "silu", "identity")
-NET_OPTIONS: dict[str, tuple[str, ...]] = {"activation": ACTIVATIONS}  # option -> allowed values
+NET_OPTIONS: dict[str, OneOf] = {"activation": OneOf(ACTIVATIONS)}  # option -> its constraint
 
 CONSTRAINT_TEXT = {
     "real": "a finite number", "positive": "> 0", "nonnegative": ">= 0", "unit_interval": "in [0, 1]",
@@ -197,19 +178,10 @@ def rule_networks(ctx: Context) -> Iterator[Diagnostic]:
 
 
 def _check_options(block: str, f: Factor, net: Net) -> Iterator[Diagnostic]:
-    seen: set[str] = set()
-    for opt in net.options:
-        span = first_span(opt.span, net.span)
-        if opt.name in seen:
-            yield error("duplicate", f"option '{opt.name}' of {net.kind} is given twice", span)
-        seen.add(opt.name)
-        if opt.name not in NET_OPTIONS:
-            yield error("unknown-option", f"{net.kind} in {describe_factor(block, f)} has no option '{opt.name}'; "
-                        f"options are {', '.join(NET_OPTIONS)}", span, did_you_mean(opt.name, NET_OPTIONS))
-        elif opt.value not in NET_OPTIONS[opt.name] or isinstance(opt.value, bool):
-            choices = NET_OPTIONS[opt.name]
-            yield error("bad-option", f"{opt.name} = {opt.value!r} in {describe_factor(block, f)} is not one of "
-                        f"{', '.join(choices)}", span, did_you_mean(str(opt.value), choices))
+    where = describe_factor(block, f)
+    yield from check_options(net.options, NET_OPTIONS, net.kind, f"{net.kind} in {where}", net.span,
+                             lambda opt, c: (f"{opt.name} = {opt.value!r} in {where} is not one of "
+                                             f"{', '.join(c.choices)}", did_you_mean(str(opt.value), c.choices)))
 
 
 def _check_widths(block: str, f: Factor, net: Net, node: bool) -> Iterator[Diagnostic]:

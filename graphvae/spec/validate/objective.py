@@ -1,104 +1,30 @@
-"""Validation rules for the objective and train blocks, and the default estimator (torch-free).
+"""Validation rules for the objective and train blocks (torch-free).
 
-Codes:
-
-``unknown-setting``     a name that is not a field of :class:`~graphvae.config.ObjectiveConfig`
-                        (objective) or :class:`~graphvae.config.TrainConfig` (train).
-``bad-setting``         a value of the wrong type, out of range, or not one of the choices
-                        (:data:`CHOICES`, :data:`RANGES`); ``labelled_per_batch`` above ``batch_size``.
-``duplicate``           a setting, estimator, beta or estimator option given twice.
-``undefined-name``      an estimator or beta for an undeclared variable.
-``unknown-estimator``   a method other than those in :data:`ESTIMATORS`.
-``unknown-option``, ``bad-option``   estimator options (``relax(temperature = t)``, t > 0).
-``bad-estimator``       an estimator for an observed or continuous variable; ``relax`` for a
-                        family without a relaxed form (:data:`RELAXABLE`).
-``missing-estimator``   (warning) a discrete latent or supervised variable without an estimator;
-                        it gets :func:`default_estimator`.
-``large-enumeration``   (warning) the enumerated variables have more than :data:`ENUMERATE_LIMIT`
-                        joint values.
-``bad-beta``            a KL weight for a variable that is not latent, or a weight < 0.
+The estimators a spec may declare, their options and where they apply come from the
+registry :mod:`graphvae.spec.estimators`; the settings from :mod:`graphvae.spec.settings`.
+Each rule's codes are in :mod:`graphvae.spec.errorcodes`.
 """
 
 from __future__ import annotations
 
-from math import isfinite, log2, prod
+from math import prod
 from typing import Iterator
 
 from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error, warning
+from graphvae.spec.estimators import (
+    DECLARABLE,
+    ENUMERATE_LIMIT,
+    ESTIMATORS,
+    default_estimator,
+    estimator_method,
+    size_text,
+    support_log2,
+    support_size,
+)
 from graphvae.spec.families import FAMILIES
-from graphvae.spec.ir import Setting, Span, Spec, Variable
+from graphvae.spec.ir import Setting, Span, Variable
 from graphvae.spec.settings import SETTINGS, cross_problems, literal_ok, type_text
-from graphvae.spec.validate.context import Context, first_span
-
-ENUMERATE_LIMIT = 1024  # joint values summed over per example before enumeration is "large"
-MAX_COUNTED_BITS = 4096  # enumeration_size counts exactly up to 2**this many values
-ESTIMATORS: dict[str, dict[str, str]] = {  # method -> option -> constraint
-    "enumerate": {},
-    "relax": {"temperature": "positive"},
-    "reinforce": {},
-}
-RELAXABLE = ("Categorical", "Bernoulli")  # families with a relaxed (Concrete) form
-
-# -- estimators -------------------------------------------------------------------------
-
-def _entries(var: Variable) -> int | None:
-    """Number of binary entries, or None when the shape is not a tuple of positive integers."""
-    if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in var.shape):
-        return None
-    return prod(var.shape)
-
-
-def enumeration_log2(var: Variable) -> float | None:
-    """log2 of the number of values of a discrete variable (cheap for any shape), else None."""
-    if var.domain == "categorical":
-        k = var.shape[-1] if len(var.shape) == 1 else None
-        return log2(k) if isinstance(k, int) and not isinstance(k, bool) and k > 0 else None
-    if var.domain == "binary":
-        return _entries(var)
-    return None
-
-
-def enumeration_size(var: Variable) -> int | None:
-    """Number of values of a discrete variable: K for categorical[K], 2**n for binary with n entries;
-    None for other domains, malformed shapes, or more than 2**MAX_COUNTED_BITS values."""
-    bits = enumeration_log2(var)
-    if bits is None or bits > MAX_COUNTED_BITS:
-        return None
-    return var.shape[-1] if var.domain == "categorical" else 2 ** _entries(var)
-
-
-def _size_text(var: Variable) -> str:
-    bits = enumeration_log2(var)
-    if var.domain == "binary" and bits is not None and bits > 10:
-        return f"2^{int(bits)}"
-    return str(enumeration_size(var))
-
-
-def default_estimator(spec: Spec, var: str | Variable) -> str:
-    """The estimator of a discrete latent or supervised variable the objective names none for:
-    ``"enumerate"`` when it has at most :data:`ENUMERATE_LIMIT` values, else ``"reinforce"``.
-    Raises ValueError for an undeclared, observed or continuous variable."""
-    v = spec.variable(var) if isinstance(var, str) else var
-    if v is None or v.role == "observed" or not v.discrete:
-        raise ValueError(f"no estimator applies to {var if isinstance(var, str) else var.name!r}")
-    bits = enumeration_log2(v)
-    return "enumerate" if bits is not None and bits <= log2(ENUMERATE_LIMIT) else "reinforce"
-
-
-def estimator_method(spec: Spec, name: str) -> str | None:
-    """The method the objective uses for variable ``name``: the spec's estimator, else the
-    default for a discrete latent or supervised variable, else None."""
-    est = spec.objective.estimator(name)
-    if est is not None:
-        return est.method.name
-    v = spec.variable(name)
-    if v is None or v.role == "observed" or not v.discrete:
-        return None
-    return default_estimator(spec, v)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+from graphvae.spec.validate.context import Context, check_options, first_span
 
 
 def rule_estimators(ctx: Context) -> Iterator[Diagnostic]:
@@ -119,33 +45,25 @@ def rule_estimators(ctx: Context) -> Iterator[Diagnostic]:
 
 
 def _check_method(ctx: Context, name: str, var: Variable, method, span) -> Iterator[Diagnostic]:
-    if method.name not in ESTIMATORS:
+    est = ESTIMATORS.get(method.name)
+    if est is None or not est.declarable:
         yield error("unknown-estimator", f"unknown estimator '{method.name}' for '{name}'; estimators are "
-                    f"{', '.join(ESTIMATORS)}", first_span(method.span, span), did_you_mean(method.name, ESTIMATORS))
+                    f"{', '.join(DECLARABLE)}", first_span(method.span, span), did_you_mean(method.name, DECLARABLE))
         return
-    allowed, seen = ESTIMATORS[method.name], set()
-    for opt in method.options:
-        ospan = first_span(opt.span, method.span, span)
-        if opt.name in seen:
-            yield error("duplicate", f"option '{opt.name}' of {method.name} is given twice", ospan)
-        seen.add(opt.name)
-        if opt.name not in allowed:
-            yield error("unknown-option", f"estimator {method.name} has no option '{opt.name}'"
-                        + (f"; options are {', '.join(allowed)}" if allowed else ""), ospan,
-                        did_you_mean(opt.name, allowed))
-        elif not (_is_number(opt.value) and isfinite(opt.value) and opt.value > 0):
-            yield error("bad-option", f"{opt.name} of {method.name} must be a number > 0, found {opt.value!r}",
-                        ospan)
+    yield from check_options(method.options, {o.name: o.constraint for o in est.options}, method.name,
+                             f"estimator {method.name}", first_span(method.span, span),
+                             lambda opt, c: (f"{opt.name} of {method.name} must be a number {c.math}, found "
+                                             f"{opt.value!r}", None))
     if var.role == "observed":
         yield error("bad-estimator", f"'{name}' is observed and always given; estimators are for discrete "
                     "latent or supervised variables", span)
     elif not var.discrete:
         yield error("bad-estimator", f"'{name}' is {var.domain}, not discrete; estimators are for binary or "
                     "categorical variables (continuous ones are reparameterized)", span)
-    elif method.name == "relax":
+    elif est.families is not None:
         q = ctx.stochastic("encoder", name)
-        if q is not None and q.dist.family in FAMILIES and q.dist.family not in RELAXABLE:
-            yield error("bad-estimator", f"relax needs a family with a relaxed form ({', '.join(RELAXABLE)}); "
+        if q is not None and q.dist.family in FAMILIES and q.dist.family not in est.families:
+            yield error("bad-estimator", f"{est.name} needs a family with a relaxed form ({', '.join(est.families)}); "
                         f"q({name}) uses {q.dist.family}", span)
 
 
@@ -153,21 +71,21 @@ def rule_missing_estimators(ctx: Context) -> Iterator[Diagnostic]:
     for v in ctx.spec.variables:
         if (ctx.variables[v.name] is v and v.role in ("latent", "supervised") and v.discrete
                 and ctx.stochastic("encoder", v.name) is not None and ctx.spec.objective.estimator(v.name) is None
-                and enumeration_log2(v) is not None):
+                and support_log2(v) is not None):
             method = default_estimator(ctx.spec, v)
             yield warning("missing-estimator", f"discrete {v.role} variable '{v.name}' has no estimator in the "
-                          f"objective; it defaults to {method} ({_size_text(v)} values)", v.span,
+                          f"objective; it defaults to {method} ({size_text(v)} values)", v.span,
                           f"write '{v.name} = {method}' to make it explicit")
 
 
 def rule_large_enumeration(ctx: Context) -> Iterator[Diagnostic]:
     enumerated = [v for v in ctx.variables.values()
-                  if v.role in ("latent", "supervised") and enumeration_log2(v) is not None
+                  if v.role in ("latent", "supervised") and support_log2(v) is not None
                   and ctx.stochastic("encoder", v.name) is not None
                   and estimator_method(ctx.spec, v.name) == "enumerate"]
-    bits = sum(enumeration_log2(v) for v in enumerated)
+    bits = sum(support_log2(v) for v in enumerated)
     if bits <= 64:  # small enough to count exactly
-        count = prod(enumeration_size(v) for v in enumerated)
+        count = prod(support_size(v) for v in enumerated)
         if count <= ENUMERATE_LIMIT:
             return
         total = str(count)
@@ -175,7 +93,7 @@ def rule_large_enumeration(ctx: Context) -> Iterator[Diagnostic]:
         total = f"about 2^{round(bits)}"
     explicit = [e for e in ctx.spec.objective.estimators if e.method.name == "enumerate"]
     span = first_span(*(e.span for e in explicit), ctx.spec.objective.span, *(v.span for v in enumerated))
-    listed = ", ".join(f"{v.name} ({_size_text(v)})" for v in enumerated)
+    listed = ", ".join(f"{v.name} ({size_text(v)})" for v in enumerated)
     yield warning("large-enumeration", f"enumerating {listed} sums over {total} joint values per unlabelled "
                   f"example (limit {ENUMERATE_LIMIT})", span, "consider relax or reinforce")
 
@@ -196,7 +114,7 @@ def rule_betas(ctx: Context) -> Iterator[Diagnostic]:
         elif var.role != "latent":
             yield error("bad-beta", f"beta weights the KL term of a latent variable; '{b.var}' is {var.role}",
                         b.span)
-        if not (_is_number(b.value) and isfinite(b.value) and b.value >= 0):
+        if not (literal_ok(float, b.value) and b.value >= 0):
             yield error("bad-beta", f"beta {b.var} must be a number >= 0, found {b.value!r}", b.span)
 
 
