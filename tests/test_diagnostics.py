@@ -41,8 +41,8 @@ def test_render_sorts_by_position_and_tolerates_missing_source():
 
 @pytest.mark.parametrize("diags, expected", [
     ([], "no issues"),
-    ([error("a", "m")], "1 error"),
-    ([error("a", "m"), error("b", "m"), warning("c", "m")], "2 errors, 1 warning"),
+    ([error("syntax", "m")], "1 error"),
+    ([error("syntax", "m"), error("cycle", "m"), warning("unused", "m")], "2 errors, 1 warning"),
 ])
 def test_summary(diags, expected):
     assert summary(diags) == expected
@@ -58,3 +58,10 @@ def test_spec_error_message_lists_errors_only():
     exc = SpecError([warning("unused", "w"), error("cycle", "c", Span("s.gvae", 1, 1))], {"s.gvae": "model s\n"})
     assert "error: c [cycle]" in str(exc) and "unused" not in str(exc)
     assert len(exc.diagnostics) == 2
+
+
+def test_only_registered_codes_make_diagnostics():
+    with pytest.raises(TypeError, match="registered in graphvae.spec.errorcodes"):
+        error("no-such-code", "m")
+    with pytest.raises(ValueError, match="registered as warning"):
+        error("unused", "m")

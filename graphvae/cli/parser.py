@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from graphvae.spec.settings import FLAGS, SETTINGS
+from graphvae.spec.settings import FLAGS, SETTINGS, Anything
 
 TRAIN = SETTINGS["train"]
 
@@ -36,7 +36,8 @@ def _add_setting_flags(p, names, default: str) -> None:
         row = TRAIN[name]
         kind = {int: int, float: float}.get(row.type)
         choices = list(row.constraint.choices) if row.constraint.closed else None
-        help_text = f"{row.help} (default: {default.format(row.default)})".replace("%", "%%")
+        says = "" if row.constraint.closed or isinstance(row.constraint, Anything) else f"; {row.constraint.words}"
+        help_text = f"{row.help}{says} (default: {default.format(row.default)})".replace("%", "%%")
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, choices=choices, default=None,
                        help=help_text)
 

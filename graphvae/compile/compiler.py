@@ -23,6 +23,7 @@ from graphvae.compile import distributions as dists
 from graphvae.compile.estimators import QNode
 from graphvae.compile.model import CompiledModel
 from graphvae.compile.nets import FactorModule, NodeNet, ParentInput
+from graphvae.spec import errorcodes as codes
 from graphvae.spec.diagnostics import SpecError, error
 from graphvae.spec.estimators import ESTIMATORS, estimator_call
 from graphvae.spec.graph import decoder_graph, encoder_graph, topological_order
@@ -101,7 +102,7 @@ def _block_modules(spec: Spec, factors: tuple[Factor, ...]) -> nn.ModuleDict:
                 modules[f.name] = FactorModule(f.dist.family, tuple(v.shape) or (), plan.literals, list(plan.nets),
                                                parents)
         except (ValueError, KeyError) as exc:
-            raise SpecError([error("compile", f"cannot compile factor '{f.name}': {exc}", f.span)],
+            raise SpecError([error(codes.COMPILE, f"cannot compile factor '{f.name}': {exc}", f.span)],
                             {spec.path: spec.source}) from None
     return modules
 

@@ -11,17 +11,16 @@ import json
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from graphvae.spec.errorcodes import CODES, ERROR, WARNING, ErrorCode
 from graphvae.spec.ir import Span
 
-ERROR = "error"
-WARNING = "warning"
 NOTE = "note"
 
 
 @dataclass(frozen=True)
 class Diagnostic:
     severity: str  # "error" | "warning" | "note"
-    code: str  # short kebab-case rule name, e.g. "undefined-name"
+    code: str  # a code of graphvae.spec.errorcodes, e.g. "undefined-name"
     message: str
     span: Span | None = None
     hint: str | None = None  # e.g. "did you mean 'Normal'?"
@@ -49,12 +48,23 @@ class Diagnostic:
         return d
 
 
-def error(code: str, message: str, span: Span | None = None, hint: str | None = None) -> Diagnostic:
-    return Diagnostic(ERROR, code, message, span, hint)
+def _make(severity: str, code: ErrorCode | str, message: str, span: Span | None, hint: str | None) -> Diagnostic:
+    """A diagnostic with a registered code (an ErrorCode, or a registered code's name)."""
+    registered = CODES.get(code) if isinstance(code, str) else code
+    if not isinstance(registered, ErrorCode) or CODES.get(registered.code) is not registered:
+        raise TypeError(f"diagnostics take a code registered in graphvae.spec.errorcodes, not {code!r}")
+    code = registered
+    if code.severity != severity:
+        raise ValueError(f"[{code.code}] is registered as {code.severity}, reported as {severity}")
+    return Diagnostic(severity, code.code, message, span, hint)
 
 
-def warning(code: str, message: str, span: Span | None = None, hint: str | None = None) -> Diagnostic:
-    return Diagnostic(WARNING, code, message, span, hint)
+def error(code: ErrorCode | str, message: str, span: Span | None = None, hint: str | None = None) -> Diagnostic:
+    return _make(ERROR, code, message, span, hint)
+
+
+def warning(code: ErrorCode | str, message: str, span: Span | None = None, hint: str | None = None) -> Diagnostic:
+    return _make(WARNING, code, message, span, hint)
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from graphvae.errors import UserError
+from graphvae.spec import errorcodes as codes
 from graphvae.spec.diagnostics import Diagnostic, SpecError, error, sort_key
 from graphvae.spec.ir import Span, Spec
 
@@ -57,14 +58,14 @@ def language_of(path: str | os.PathLike) -> str:
 def _read(path: str) -> tuple[str | None, list[Diagnostic]]:
     at = Span(path, 1, 1)
     if Path(path).suffix.lower() not in EXTENSIONS:
-        return None, [error("unknown-extension", _unknown_extension(path), at)]
+        return None, [error(codes.UNKNOWN_EXTENSION, _unknown_extension(path), at)]
     try:
         with open(path, encoding="utf-8") as fh:
             return fh.read(), []
     except UnicodeDecodeError as exc:
-        return None, [error("unreadable-file", f"'{path}' is not UTF-8 text (byte {exc.start})", at)]
+        return None, [error(codes.UNREADABLE_FILE, f"'{path}' is not UTF-8 text (byte {exc.start})", at)]
     except OSError as exc:
-        return None, [error("unreadable-file", f"cannot read '{path}': {exc.strerror or exc}", at)]
+        return None, [error(codes.UNREADABLE_FILE, f"cannot read '{path}': {exc.strerror or exc}", at)]
 
 
 def read_and_check(path: str) -> tuple[Spec | None, list[Diagnostic], str]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import LarkError, UnexpectedInput
 
+from graphvae.spec import errorcodes as codes
 from graphvae.spec.diagnostics import Diagnostic, error
 from graphvae.spec.families import FAMILIES
 from graphvae.spec.ir import (
@@ -125,7 +126,7 @@ class _ToIR(Transformer):
         value = _number(tok.value)
         if isinstance(value, int):
             return value
-        self.diagnostics.append(error("syntax", f"expected a whole number for {what}, found '{tok.value}'",
+        self.diagnostics.append(error(codes.SYNTAX, f"expected a whole number for {what}, found '{tok.value}'",
                                       self._tok(tok)))
         return 0
 
@@ -143,7 +144,7 @@ class _ToIR(Transformer):
             try:
                 return str(ast.literal_eval(tok.value))
             except (ValueError, SyntaxError):
-                self.diagnostics.append(error("syntax", f"invalid escape in the string {tok.value}", self._tok(tok)))
+                self.diagnostics.append(error(codes.SYNTAX, f"invalid escape in the string {tok.value}", self._tok(tok)))
                 return tok.value[1:-1]
         return tok.value
 
@@ -247,7 +248,7 @@ class _ToIR(Transformer):
         options = tuple(c for c in children[2:] if c is not None)
         call_span = Span(self.path, method.line, method.column, meta.end_line, meta.end_column)
         if name.value in OBJECTIVE_SETTINGS:
-            self.diagnostics.append(error("syntax", f"expected a value for '{name.value}', found a call "
+            self.diagnostics.append(error(codes.SYNTAX, f"expected a value for '{name.value}', found a call "
                                           f"'{method.value}(...)'", call_span))
         return Estimator(name.value, Call(method.value, options, call_span), self._span(meta))
 
@@ -285,19 +286,19 @@ def _assemble(statements, path: str, text: str) -> tuple[Spec, list[Diagnostic]]
             if name is None:
                 name, span = payload, stmt_span
             else:
-                diags.append(error("duplicate-model", f"a second 'model' line (the model is already named "
+                diags.append(error(codes.DUPLICATE_MODEL, f"a second 'model' line (the model is already named "
                                    f"'{name}' at line {span.line})", stmt_span))
         elif kind == "variable":
             variables.append(payload)
         else:
             if kind in block_spans:
-                diags.append(error("duplicate-block", f"a second '{kind}' block (the first is at line "
+                diags.append(error(codes.DUPLICATE_BLOCK, f"a second '{kind}' block (the first is at line "
                                    f"{block_spans[kind].line}); write all its items in one block", stmt_span))
             else:
                 block_spans[kind] = stmt_span
             blocks[kind].extend(payload)
     if name is None:
-        diags.append(error("missing-model", "the spec has no 'model NAME' line", Span(path, 1, 1, 1, 1)))
+        diags.append(error(codes.MISSING_MODEL, "the spec has no 'model NAME' line", Span(path, 1, 1, 1, 1)))
     items = blocks["objective"]
     objective = Objective(
         settings=tuple(sorted((s for s in items if isinstance(s, Setting)), key=lambda s: s.name)),
@@ -345,7 +346,7 @@ def parse_dsl(text: str, path: str = "<string>") -> tuple[Spec | None, list[Diag
                 break
             work = blanked
         except LarkError as exc:  # any other lark failure is still a diagnostic, never a traceback
-            diags.append(error("syntax", f"could not parse the spec: {exc}", Span(path, 1, 1, 1, 1)))
+            diags.append(error(codes.SYNTAX, f"could not parse the spec: {exc}", Span(path, 1, 1, 1, 1)))
             break
     if diags:
         return None, diags

@@ -158,7 +158,7 @@ class ObjectiveConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     data: str = setting("digits", OneOf(DATASETS, npz=True),
-                        "dataset: digits | mnist | fashion-mnist | kmnist | FILE.npz", flag=True)
+                        "the dataset: a bundled or IDX one by name, or your own arrays", flag=True)
     data_dir: str = setting("", Anything(), "folder holding the IDX files (else $GRAPHVAE_DATA, then "
                                             "~/.cache/graphvae/data)", flag=True, resumable=True)
     labels: int = setting(100, Interval(-1, text=(">= 0, or -1 for all", "a count of labelled examples, or -1 "
@@ -171,15 +171,17 @@ class TrainConfig:
     lr: float = setting(1e-3, Interval(0, lower_open=True), "learning rate", flag=True)
     weight_decay: float = setting(0.0, Interval(0), "optimiser weight decay")
     schedule: str = setting("constant", OneOf(("constant", "cosine", "step", "exponential")),
-                            "learning-rate schedule over the run (graphvae.train.optim.SCHEDULES)")
+                            "learning rate over the run: cosine to 0 by the end, step x0.1 at 50 % and 75 % of the "
+                            "steps, exponential to 1 % by the end (resuming with more epochs re-plans it)")
     binarize: str = setting("dynamic", OneOf(("dynamic", "static", "threshold")),
-                            "grey levels for binary variables: resampled each batch, drawn once, or x > 0.5",
+                            "how grey levels become binary data: dynamic resamples each batch, static draws once, "
+                            "threshold is x > 0.5",
                             flag=True)
     validation: float = setting(0.1, Interval(0, upper=1), "fraction of training data held out for model "
                                                            "selection")
     seed: int = setting(0, Interval(0), "seeds the data split, labelled subset, initialisation and noise", flag=True)
     device: str = setting("auto", Pattern(r"auto|cpu|mps|cuda(:\d+)?", "auto, cpu, mps, cuda or cuda:N"),
-                          "auto | cpu | mps | cuda | cuda:N", flag=True, resumable=True)
+                          "the torch device (auto: CUDA when present, else the CPU)", flag=True, resumable=True)
     eval_samples: int = setting(100, Interval(1), "K of the IWAE bound in evaluation", resumable=True)
     grad_clip: float = setting(0.0, Interval(0, note="(0 disables)"), "max gradient norm")
     flush_denormal: bool = setting(True, Anything(), "torch.set_flush_denormal: keeps CPU throughput steady on "

@@ -14,6 +14,7 @@ import re
 from lark import Token
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
+from graphvae.spec import errorcodes as codes
 from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error
 from graphvae.spec.ir import Span
 
@@ -127,7 +128,7 @@ def syntax_diagnostic(exc: UnexpectedInput, text: str, path: str) -> tuple[Diagn
     hint = None
     if message.startswith("unknown block"):
         hint = did_you_mean(message.split("'")[1], BLOCKS)
-    return error("syntax", message, span, hint), line, stop
+    return error(codes.SYNTAX, message, span, hint), line, stop
 
 
 def blank_line(text: str, line: int) -> str:

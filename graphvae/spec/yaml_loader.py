@@ -20,6 +20,7 @@ import re
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from graphvae.spec import errorcodes as codes
 from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error
 from graphvae.spec.ir import (
     Beta,
@@ -75,7 +76,7 @@ class _Walker:
         found = _WHAT.get(type(node), "something else")
         if isinstance(node, ScalarNode):
             found = f"'{node.value}'" if node.value else "nothing"
-        self.report("wrong-type", f"{where}: expected {expected}, found {found}", node)
+        self.report(codes.WRONG_TYPE, f"{where}: expected {expected}, found {found}", node)
 
     # -- typed readers --------------------------------------------------------------------
     def scalar(self, node: Node, where: str):
@@ -88,7 +89,7 @@ class _Walker:
         try:
             return self.constructor.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, TypeError) as exc:
-            self.report("wrong-type", f"{where}: cannot read '{node.value}': {exc}", node)
+            self.report(codes.WRONG_TYPE, f"{where}: cannot read '{node.value}': {exc}", node)
             return ...
 
     def name(self, node: Node, where: str) -> str | None:
@@ -97,7 +98,7 @@ class _Walker:
             self.wrong(node, "a name", where)
             return None
         if not _NAME.fullmatch(node.value):
-            self.report("wrong-type", f"{where}: expected a name (a letter or '_', then letters, digits or '_'),"
+            self.report(codes.WRONG_TYPE, f"{where}: expected a name (a letter or '_', then letters, digits or '_'),"
                                       f" found '{node.value}'", node)
             return None
         return node.value
@@ -136,11 +137,11 @@ class _Walker:
             if key is None:
                 continue
             if allowed is not None and key not in allowed:
-                self.report("unknown-key", f"{where}: unknown key '{key}' (expected one of {', '.join(allowed)})",
+                self.report(codes.UNKNOWN_KEY, f"{where}: unknown key '{key}' (expected one of {', '.join(allowed)})",
                             key_node, did_you_mean(key, allowed))
                 continue
             if key in seen and not duplicates_ok:
-                self.report("duplicate-key", f"{where}: the key '{key}' is given twice (first at line "
+                self.report(codes.DUPLICATE_KEY, f"{where}: the key '{key}' is given twice (first at line "
                                              f"{seen[key].start_mark.line + 1})", key_node)
                 continue
             seen.setdefault(key, key_node)
@@ -162,12 +163,12 @@ class _Walker:
         fields = {k: v for k, _, v in self.pairs(node, where, VARIABLE_KEYS)}
         for required in ("role", "domain"):
             if required not in fields and isinstance(node, MappingNode):
-                self.report("missing-key", f"{where} has no '{required}'", key)
+                self.report(codes.MISSING_KEY, f"{where} has no '{required}'", key)
         role = self.name(fields["role"], f"the role of {where}") if "role" in fields else None
         domain = self.name(fields["domain"], f"the domain of {where}") if "domain" in fields else None
         shape: tuple[int, ...] = ()
         if "shape" in fields and "classes" in fields:
-            self.report("conflicting-keys", f"{where} gives both 'shape' and 'classes' (classes: K means "
+            self.report(codes.CONFLICTING_KEYS, f"{where} gives both 'shape' and 'classes' (classes: K means "
                                             "shape: [K])", fields["classes"])
         elif "shape" in fields:
             dims = [self.number(d, f"the shape of {where}", whole=True) for d in
@@ -262,11 +263,11 @@ class _Walker:
             return Factor(name, tuple(parents), dist, None, span, name_span, tuple(parent_spans))
         for extra in ("args", "params"):
             if extra in fields:
-                self.report("missing-key", f"{where} has '{extra}' but no 'dist' (a deterministic node has "
+                self.report(codes.MISSING_KEY, f"{where} has '{extra}' but no 'dist' (a deterministic node has "
                                            "only 'given' and 'net')", fields[extra][0])
         if "net" not in fields:
             if isinstance(node, MappingNode):
-                self.report("missing-key", f"{where} needs 'dist' (a random variable) or 'net' (a deterministic "
+                self.report(codes.MISSING_KEY, f"{where} needs 'dist' (a random variable) or 'net' (a deterministic "
                                            "node)", key)
             return None
         net = self.net(fields["net"][1], f"the network of {where}")
@@ -334,7 +335,7 @@ class _Walker:
     def spec(self, root: Node | None, text: str) -> Spec:
         top = {}
         if root is None:
-            self.report("missing-model", "the spec is empty: it needs at least 'model: NAME'", None)
+            self.report(codes.MISSING_MODEL, "the spec is empty: it needs at least 'model: NAME'", None)
         else:
             top = {k: (kn, v) for k, kn, v in self.pairs(root, "the spec", TOP_KEYS)}
         name, span = "", None
@@ -343,7 +344,7 @@ class _Walker:
             name = self.name(node, "the model name") or ""
             span = self.span(key, node)
         elif isinstance(root, MappingNode):
-            self.report("missing-model", "the spec has no 'model: NAME'", root)
+            self.report(codes.MISSING_MODEL, "the spec has no 'model: NAME'", root)
         variables = []
         if "variables" in top:
             for vname, key, node in self.pairs(top["variables"][1], "the variables", duplicates_ok=True):
@@ -373,7 +374,7 @@ def _bad_tags(root: Node | None, path: str) -> list[Diagnostic]:
         if node.tag not in allowed.get(type(node), ()):
             mark = node.start_mark
             tag = node.tag.replace(_TAG, "!!", 1) if node.tag.startswith(_TAG) else node.tag
-            diags.append(error("yaml-tag", f"the tag '{tag}' is not allowed: a spec holds plain values, "
+            diags.append(error(codes.YAML_TAG, f"the tag '{tag}' is not allowed: a spec holds plain values, "
                                            "lists and mappings only",
                                Span(path, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2)))
         if isinstance(node, SequenceNode):
@@ -389,7 +390,7 @@ def _syntax(exc: yaml.YAMLError, path: str) -> Diagnostic:
     context = getattr(exc, "context", None)
     message = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
     span = Span(path, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2) if mark else None
-    return error("syntax", message, span or Span(path, 1, 1, 1, 1))
+    return error(codes.SYNTAX, message, span or Span(path, 1, 1, 1, 1))
 
 
 def load_yaml(text: str, path: str = "<string>") -> tuple[Spec | None, list[Diagnostic]]:
@@ -402,10 +403,12 @@ def load_yaml(text: str, path: str = "<string>") -> tuple[Spec | None, list[Diag
         roots = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as exc:
         return None, [_syntax(exc, path)]
-    except (ValueError, RecursionError) as exc:  # e.g. control characters the reader rejects
-        return None, [error("syntax", f"invalid YAML: {exc}", Span(path, 1, 1, 1, 1))]
+    except RecursionError:  # PyYAML composes nested collections recursively
+        return None, [error(codes.TOO_LARGE, "the YAML document nests too deeply", Span(path, 1, 1, 1, 1))]
+    except ValueError as exc:  # e.g. control characters the reader rejects
+        return None, [error(codes.SYNTAX, f"invalid YAML: {exc}", Span(path, 1, 1, 1, 1))]
     if len(roots) > 1:
-        return None, [error("syntax", "a spec file holds one YAML document, found several ('---')",
+        return None, [error(codes.SYNTAX, "a spec file holds one YAML document, found several ('---')",
                             Span(path, roots[1].start_mark.line + 1, 1, roots[1].start_mark.line + 1, 4))]
     root = roots[0] if roots else None
     bad = _bad_tags(root, path)
@@ -415,5 +418,5 @@ def load_yaml(text: str, path: str = "<string>") -> tuple[Spec | None, list[Diag
     try:
         spec = walker.spec(root, text)
     except RecursionError:
-        return None, [error("too-large", "the YAML document nests too deeply", Span(path, 1, 1, 1, 1))]
+        return None, [error(codes.TOO_LARGE, "the YAML document nests too deeply", Span(path, 1, 1, 1, 1))]
     return spec, list(dict.fromkeys(walker.diags))  # an aliased node is reported once

@@ -7,6 +7,7 @@ from typing import Callable, Iterator, Mapping
 
 import networkx as nx
 
+from graphvae.spec import errorcodes as codes
 from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error
 from graphvae.spec.graph import block_graph
 from graphvae.spec.ir import Factor, Option, Span, Spec, Variable
@@ -106,12 +107,12 @@ def check_options(options: tuple[Option, ...], allowed: Mapping[str, Constraint]
     for opt in options:
         ospan = first_span(opt.span, span)
         if opt.name in seen:
-            yield error("duplicate", f"option '{opt.name}' of {owner} is given twice", ospan)
+            yield error(codes.DUPLICATE, f"option '{opt.name}' of {owner} is given twice", ospan)
         seen.add(opt.name)
         if opt.name not in allowed:
-            yield error("unknown-option", f"{unknown} has no option '{opt.name}'"
+            yield error(codes.UNKNOWN_OPTION, f"{unknown} has no option '{opt.name}'"
                         + (f"; options are {', '.join(allowed)}" if allowed else ""), ospan,
                         did_you_mean(opt.name, allowed))
         elif not option_ok(allowed[opt.name], opt.value):
             message, hint = bad(opt, allowed[opt.name])
-            yield error("bad-option", message, ospan, hint)
+            yield error(codes.BAD_OPTION, message, ospan, hint)

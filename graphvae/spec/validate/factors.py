@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from graphvae.spec import errorcodes as codes
 from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error, warning
 from graphvae.spec.families import FAMILIES, SUPPORT_OF_DOMAIN, Family, literal_ok, support_contains
 from graphvae.spec.ir import DOMAINS, Dist, Factor, Net, Param, Uniform, Variable
@@ -54,14 +55,14 @@ def bind_params(dist: Dist, family: Family) -> tuple[dict[str, Param], list[Diag
         return {p: args[0] for p in family.params}, diags
     uniform = [a for a in args if isinstance(a.value, Uniform)]
     if uniform:
-        return {}, [error("bad-parameter", f"'uniform' must be the only argument of {fam}, as in {fam}(uniform)",
+        return {}, [error(codes.BAD_PARAMETER, f"'uniform' must be the only argument of {fam}, as in {fam}(uniform)",
                           first_span(uniform[0].span, dist.span))]
     slots: dict[str, Param] = {}
     for i, arg in enumerate(args):
         span = first_span(arg.span, dist.span)
         if arg.name is None:
             if i >= len(family.params):
-                diags.append(error("bad-parameter", f"{fam} takes at most {len(family.params)} positional "
+                diags.append(error(codes.BAD_PARAMETER, f"{fam} takes at most {len(family.params)} positional "
                                    f"argument(s) ({', '.join(family.params)}), found {len(args)}", span))
                 continue
             slot = family.params[i]
@@ -70,13 +71,13 @@ def bind_params(dist: Dist, family: Family) -> tuple[dict[str, Param], list[Diag
         elif arg.name in family.aliases:
             slot = family.aliases[arg.name]
         else:
-            diags.append(error("unknown-parameter", f"{fam} has no parameter '{arg.name}'; its parameters are "
+            diags.append(error(codes.UNKNOWN_PARAMETER, f"{fam} has no parameter '{arg.name}'; its parameters are "
                                f"{', '.join(family.param_names())}", span,
                                did_you_mean(arg.name, family.param_names())))
             continue
         if slot in slots:
             given = f" (as '{arg.name}')" if arg.name not in (None, slot) else ""
-            diags.append(error("duplicate", f"parameter '{slot}' of {fam} is given twice{given}", span))
+            diags.append(error(codes.DUPLICATE, f"parameter '{slot}' of {fam} is given twice{given}", span))
             continue
         slots[slot] = arg
     return slots, diags
@@ -93,7 +94,7 @@ def _stochastic(ctx: Context) -> Iterator[tuple[str, Factor, Family]]:
 def rule_families(ctx: Context) -> Iterator[Diagnostic]:
     for block, f in ctx.all_factors():
         if f.dist is not None and f.dist.family not in FAMILIES:
-            yield error("unknown-family", f"{describe_factor(block, f)} uses unknown family '{f.dist.family}'; "
+            yield error(codes.UNKNOWN_FAMILY, f"{describe_factor(block, f)} uses unknown family '{f.dist.family}'; "
                         f"known families: {', '.join(sorted(FAMILIES))}",
                         head_span(f.dist.span, f.dist.family) or f.span, did_you_mean(f.dist.family, FAMILIES))
 
@@ -103,14 +104,14 @@ def rule_parameters(ctx: Context) -> Iterator[Diagnostic]:
         dist = f.dist
         where = describe_factor(block, f)
         if not dist.params:
-            yield error("missing-parameter", f"{where}: {fam.name}() needs arguments: literals for "
+            yield error(codes.MISSING_PARAMETER, f"{where}: {fam.name}() needs arguments: literals for "
                         f"{', '.join(fam.params)}, a network, or uniform", first_span(dist.span, f.span))
             continue
         slots, diags = bind_params(dist, fam)
         yield from diags
         lone = len(dist.params) == 1 and dist.params[0].name is None
         if lone and isinstance(dist.params[0].value, Uniform) and fam.uniform is None:
-            yield error("bad-parameter", f"{where}: {fam.name} has no uniform form; 'uniform' works for "
+            yield error(codes.BAD_PARAMETER, f"{where}: {fam.name} has no uniform form; 'uniform' works for "
                         f"{', '.join(n for n, x in FAMILIES.items() if x.uniform)}",
                         first_span(dist.params[0].span, dist.span))
         if lone and isinstance(dist.params[0].value, (Net, Uniform)):
@@ -118,14 +119,14 @@ def rule_parameters(ctx: Context) -> Iterator[Diagnostic]:
         if not diags:
             for slot in fam.params:
                 if slot not in slots:
-                    yield error("missing-parameter", f"{where}: {fam.name} needs '{slot}', found only "
+                    yield error(codes.MISSING_PARAMETER, f"{where}: {fam.name} needs '{slot}', found only "
                                 f"{', '.join(p.name or '<positional>' for p in dist.params)}; give it a literal "
                                 "or a network", first_span(dist.span, f.span))
         var = ctx.variables.get(f.name)
         for slot, arg in slots.items():
             yield from _check_literal(where, fam, slot, arg, var, dist)
         if f.parents and not dist.nets:
-            yield warning("ignored-parents", f"{where} has parents but no network uses them; its "
+            yield warning(codes.IGNORED_PARENTS, f"{where} has parents but no network uses them; its "
                           "arguments are all literals", factor_span(f))
 
 
@@ -136,7 +137,7 @@ def _check_literal(where: str, fam: Family, slot: str, arg: Param, var: Variable
         return
     name = arg.name or slot
     if not is_number(value):
-        yield error("bad-parameter", f"{where}: '{name}' of {fam.name} must be a number, a network or "
+        yield error(codes.BAD_PARAMETER, f"{where}: '{name}' of {fam.name} must be a number, a network or "
                     f"uniform, found {value!r}", span)
         return
     constraint = fam.constraints.get(name, "real")
@@ -144,10 +145,10 @@ def _check_literal(where: str, fam: Family, slot: str, arg: Param, var: Variable
         k = var.shape[-1] if var is not None and var.shape and is_width(var.shape[-1]) else None
         if k is not None and abs(value * k - 1) <= 1e-9:
             return
-        yield error("bad-parameter", f"{where}: '{name}' of {fam.name} must be {_constraint_text(constraint)}; "
+        yield error(codes.BAD_PARAMETER, f"{where}: '{name}' of {fam.name} must be {_constraint_text(constraint)}; "
                     f"a single number {value!r} is not", span, f"use {fam.name}(uniform) for equal probabilities")
     elif not literal_ok(constraint, float(value)):
-        yield error("bad-parameter", f"{where}: '{name}' of {fam.name} must be {_constraint_text(constraint)} "
+        yield error(codes.BAD_PARAMETER, f"{where}: '{name}' of {fam.name} must be {_constraint_text(constraint)} "
                     f"({constraint}), found {value!r}", span)
 
 
@@ -167,13 +168,13 @@ def rule_networks(ctx: Context) -> Iterator[Diagnostic]:
                 hint = did_you_mean(net.kind, NETWORKS + ("uniform",))
                 if node and net.kind in FAMILIES:
                     hint = f"a stochastic factor is written '{f.name} | ... ~ {net.kind}(...)'"
-                yield error("unknown-network", f"{describe_factor(block, f)} uses unknown network '{net.kind}'; "
+                yield error(codes.UNKNOWN_NETWORK, f"{describe_factor(block, f)} uses unknown network '{net.kind}'; "
                             f"networks are {', '.join(NETWORKS)}", span, hint)
                 continue
             yield from _check_options(block, f, net)
             yield from _check_widths(block, f, net, node)
             if not f.parents:
-                yield error("network-needs-parent", f"{describe_factor(block, f)} uses network '{net.kind}' "
+                yield error(codes.NETWORK_NEEDS_PARENT, f"{describe_factor(block, f)} uses network '{net.kind}' "
                             "but has no parents to feed it; a root factor takes literals or uniform", span)
 
 
@@ -188,16 +189,16 @@ def _check_widths(block: str, f: Factor, net: Net, node: bool) -> Iterator[Diagn
     where, span = describe_factor(block, f), first_span(net.span, f.span)
     bad = [w for w in net.hidden if not is_width(w)]
     if bad:
-        yield error("bad-network", f"{net.kind} in {where} has width {bad[0]!r}; widths are positive integers",
+        yield error(codes.BAD_NETWORK, f"{net.kind} in {where} has width {bad[0]!r}; widths are positive integers",
                     span)
     if net.kind == "mlp" and not net.hidden:
-        yield error("bad-network", f"mlp in {where} needs at least one hidden width, e.g. mlp(256)", span,
+        yield error(codes.BAD_NETWORK, f"mlp in {where} needs at least one hidden width, e.g. mlp(256)", span,
                     None if node else "use 'linear' for an affine map")
     elif net.kind == "linear" and node and len(net.hidden) != 1:
-        yield error("bad-network", f"linear as {where} needs exactly one output width, e.g. linear(64); "
+        yield error(codes.BAD_NETWORK, f"linear as {where} needs exactly one output width, e.g. linear(64); "
                     f"found {len(net.hidden)}", span)
     elif net.kind == "linear" and not node and net.hidden:
-        yield error("bad-network", f"linear as an argument of {where} takes no width: the family's "
+        yield error(codes.BAD_NETWORK, f"linear as an argument of {where} takes no width: the family's "
                     "parameters set its output", span, "write 'linear'")
 
 
@@ -227,7 +228,7 @@ def rule_support(ctx: Context) -> Iterator[Diagnostic]:
             continue
         fits = [n for n, x in FAMILIES.items() if support_fits(x, var, block)]
         how = "contain" if var.role == "observed" or block == "decoder" and var.role == "supervised" else "match"
-        yield error("support-mismatch", f"{describe_factor(block, f)}: {fam.name} has support {fam.support}, "
+        yield error(codes.SUPPORT_MISMATCH, f"{describe_factor(block, f)}: {fam.name} has support {fam.support}, "
                     f"which does not {how} the domain {var.domain} ({SUPPORT_OF_DOMAIN[var.domain]}) of "
                     f"{var.role} variable '{var.name}'", first_span(f.dist.span, f.span),
                     f"families that fit: {', '.join(fits)}" if fits else None)
@@ -237,14 +238,14 @@ def rule_variable_shapes(ctx: Context) -> Iterator[Diagnostic]:
     for v in ctx.spec.variables:
         bad = [d for d in v.shape if not is_width(d)]
         if bad:
-            yield error("bad-shape", f"variable '{v.name}' has dimension {bad[0]!r}; dimensions are positive "
+            yield error(codes.BAD_SHAPE, f"variable '{v.name}' has dimension {bad[0]!r}; dimensions are positive "
                         "integers", v.span)
         elif v.domain in ("categorical", "simplex"):
             if len(v.shape) != 1:
-                yield error("bad-shape", f"{v.domain} variable '{v.name}' needs exactly one dimension, the number "
+                yield error(codes.BAD_SHAPE, f"{v.domain} variable '{v.name}' needs exactly one dimension, the number "
                             f"of classes K (e.g. {v.domain}[10]); found {len(v.shape)}", v.span)
             elif v.shape[0] < 2:
-                yield error("bad-shape", f"{v.domain} variable '{v.name}' needs at least 2 classes, found "
+                yield error(codes.BAD_SHAPE, f"{v.domain} variable '{v.name}' needs at least 2 classes, found "
                             f"{v.shape[0]}", v.span)
 
 
@@ -254,7 +255,7 @@ def rule_event_shape(ctx: Context) -> Iterator[Diagnostic]:
         if var is None or var.domain in ("categorical", "simplex"):
             continue  # their one dimension is checked by rule_variable_shapes
         if fam.event_rank > len(var.shape):
-            yield error("shape-mismatch", f"{describe_factor(block, f)}: {fam.name} draws values with "
+            yield error(codes.SHAPE_MISMATCH, f"{describe_factor(block, f)}: {fam.name} draws values with "
                         f"{fam.event_rank} event dimension(s), but '{var.name}' has shape {list(var.shape)}",
                         first_span(f.dist.span, f.span))
 

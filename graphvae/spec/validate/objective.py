@@ -10,6 +10,7 @@ from __future__ import annotations
 from math import prod
 from typing import Iterator
 
+from graphvae.spec import errorcodes as codes
 from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error, warning
 from graphvae.spec.estimators import (
     DECLARABLE,
@@ -32,13 +33,13 @@ def rule_estimators(ctx: Context) -> Iterator[Diagnostic]:
     for est in ctx.spec.objective.estimators:
         span = first_span(est.span, est.method.span)
         if est.var in seen:
-            yield error("duplicate", f"variable '{est.var}' has two estimators", span)
+            yield error(codes.DUPLICATE, f"variable '{est.var}' has two estimators", span)
             continue
         seen.add(est.var)
         var = ctx.variables.get(est.var)
         if var is None:
             names = list(ctx.variables) + list(SETTINGS['objective'])
-            yield error("undefined-name", f"estimator for '{est.var}', which is not a declared variable "
+            yield error(codes.UNDEFINED_NAME, f"estimator for '{est.var}', which is not a declared variable "
                         "(nor an objective setting)", span, did_you_mean(est.var, names))
             continue
         yield from _check_method(ctx, est.var, var, est.method, span)
@@ -47,7 +48,7 @@ def rule_estimators(ctx: Context) -> Iterator[Diagnostic]:
 def _check_method(ctx: Context, name: str, var: Variable, method, span) -> Iterator[Diagnostic]:
     est = ESTIMATORS.get(method.name)
     if est is None or not est.declarable:
-        yield error("unknown-estimator", f"unknown estimator '{method.name}' for '{name}'; estimators are "
+        yield error(codes.UNKNOWN_ESTIMATOR, f"unknown estimator '{method.name}' for '{name}'; estimators are "
                     f"{', '.join(DECLARABLE)}", first_span(method.span, span), did_you_mean(method.name, DECLARABLE))
         return
     yield from check_options(method.options, {o.name: o.constraint for o in est.options}, method.name,
@@ -55,15 +56,15 @@ def _check_method(ctx: Context, name: str, var: Variable, method, span) -> Itera
                              lambda opt, c: (f"{opt.name} of {method.name} must be a number {c.math}, found "
                                              f"{opt.value!r}", None))
     if var.role == "observed":
-        yield error("bad-estimator", f"'{name}' is observed and always given; estimators are for discrete "
+        yield error(codes.BAD_ESTIMATOR, f"'{name}' is observed and always given; estimators are for discrete "
                     "latent or supervised variables", span)
     elif not var.discrete:
-        yield error("bad-estimator", f"'{name}' is {var.domain}, not discrete; estimators are for binary or "
+        yield error(codes.BAD_ESTIMATOR, f"'{name}' is {var.domain}, not discrete; estimators are for binary or "
                     "categorical variables (continuous ones are reparameterized)", span)
     elif est.families is not None:
         q = ctx.stochastic("encoder", name)
         if q is not None and q.dist.family in FAMILIES and q.dist.family not in est.families:
-            yield error("bad-estimator", f"{est.name} needs a family with a relaxed form ({', '.join(est.families)}); "
+            yield error(codes.BAD_ESTIMATOR, f"{est.name} needs a family with a relaxed form ({', '.join(est.families)}); "
                         f"q({name}) uses {q.dist.family}", span)
 
 
@@ -73,7 +74,7 @@ def rule_missing_estimators(ctx: Context) -> Iterator[Diagnostic]:
                 and ctx.stochastic("encoder", v.name) is not None and ctx.spec.objective.estimator(v.name) is None
                 and support_log2(v) is not None):
             method = default_estimator(ctx.spec, v)
-            yield warning("missing-estimator", f"discrete {v.role} variable '{v.name}' has no estimator in the "
+            yield warning(codes.MISSING_ESTIMATOR, f"discrete {v.role} variable '{v.name}' has no estimator in the "
                           f"objective; it defaults to {method} ({size_text(v)} values)", v.span,
                           f"write '{v.name} = {method}' to make it explicit")
 
@@ -94,7 +95,7 @@ def rule_large_enumeration(ctx: Context) -> Iterator[Diagnostic]:
     explicit = [e for e in ctx.spec.objective.estimators if e.method.name == "enumerate"]
     span = first_span(*(e.span for e in explicit), ctx.spec.objective.span, *(v.span for v in enumerated))
     listed = ", ".join(f"{v.name} ({size_text(v)})" for v in enumerated)
-    yield warning("large-enumeration", f"enumerating {listed} sums over {total} joint values per unlabelled "
+    yield warning(codes.LARGE_ENUMERATION, f"enumerating {listed} sums over {total} joint values per unlabelled "
                   f"example (limit {ENUMERATE_LIMIT})", span, "consider relax or reinforce")
 
 
@@ -104,18 +105,18 @@ def rule_betas(ctx: Context) -> Iterator[Diagnostic]:
     seen: set[str] = set()
     for b in ctx.spec.objective.betas:
         if b.var in seen:
-            yield error("duplicate", f"variable '{b.var}' has two KL weights (beta)", b.span)
+            yield error(codes.DUPLICATE, f"variable '{b.var}' has two KL weights (beta)", b.span)
             continue
         seen.add(b.var)
         var = ctx.variables.get(b.var)
         if var is None:
-            yield error("undefined-name", f"beta for '{b.var}', which is not a declared variable", b.span,
+            yield error(codes.UNDEFINED_NAME, f"beta for '{b.var}', which is not a declared variable", b.span,
                         did_you_mean(b.var, list(ctx.variables)))
         elif var.role != "latent":
-            yield error("bad-beta", f"beta weights the KL term of a latent variable; '{b.var}' is {var.role}",
+            yield error(codes.BAD_BETA, f"beta weights the KL term of a latent variable; '{b.var}' is {var.role}",
                         b.span)
         if not (literal_ok(float, b.value) and b.value >= 0):
-            yield error("bad-beta", f"beta {b.var} must be a number >= 0, found {b.value!r}", b.span)
+            yield error(codes.BAD_BETA, f"beta {b.var} must be a number >= 0, found {b.value!r}", b.span)
 
 
 # -- settings ---------------------------------------------------------------------------
@@ -134,24 +135,24 @@ def check_settings(settings: tuple[Setting, ...], block: str, span: Span | None 
     rows, seen, valid, spans = SETTINGS[block], set(), {}, {}
     for s in settings:
         if s.name in seen:
-            yield error("duplicate", f"setting '{s.name}' is given twice in the {block} block", s.span)
+            yield error(codes.DUPLICATE, f"setting '{s.name}' is given twice in the {block} block", s.span)
             continue
         seen.add(s.name)
         if s.name not in rows:
-            yield error("unknown-setting", f"unknown {block} setting '{s.name}'; settings are "
+            yield error(codes.UNKNOWN_SETTING, f"unknown {block} setting '{s.name}'; settings are "
                         f"{', '.join(rows)}", s.span, did_you_mean(s.name, list(rows) + list(extra_names)))
             continue
         problem = _setting_problem(rows[s.name], s.value)
         if problem:
             choices = rows[s.name].constraint.choices
-            yield error("bad-setting", f"{block} setting {s.name} {problem}, found {s.value!r}", s.span,
+            yield error(codes.BAD_SETTING, f"{block} setting {s.name} {problem}, found {s.value!r}", s.span,
                         did_you_mean(s.value, choices) if isinstance(s.value, str) and choices else None)
         else:
             valid[s.name], spans[s.name] = s.value, s.span
     values = {name: valid.get(name, row.default) for name, row in rows.items() if name in valid or name not in seen}
     for rule, message in cross_problems(block, values):
         at = next((spans[n] for n in rule.names if n in spans), None)
-        yield error("bad-setting", f"{block} setting {message}", first_span(at, span))
+        yield error(codes.BAD_SETTING, f"{block} setting {message}", first_span(at, span))
 
 
 def rule_objective_settings(ctx: Context) -> Iterator[Diagnostic]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from graphvae.spec import errorcodes as codes
 from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error, warning
 from graphvae.spec.graph import all_cycles, format_cycle
 from graphvae.spec.ir import DOMAINS, ROLES
@@ -14,19 +15,19 @@ from graphvae.spec.validate.context import BLOCK_LETTER, BLOCKS, Context, descri
 def rule_roles_and_domains(ctx: Context) -> Iterator[Diagnostic]:
     for v in ctx.spec.variables:
         if v.role not in ROLES:
-            yield error("unknown-role", f"variable '{v.name}' has unknown role '{v.role}'; "
+            yield error(codes.UNKNOWN_ROLE, f"variable '{v.name}' has unknown role '{v.role}'; "
                         f"roles are {', '.join(ROLES)}", v.role_span or v.span, did_you_mean(v.role, ROLES))
         if v.domain not in DOMAINS:
-            yield error("unknown-domain", f"variable '{v.name}' has unknown domain '{v.domain}'; "
+            yield error(codes.UNKNOWN_DOMAIN, f"variable '{v.name}' has unknown domain '{v.domain}'; "
                         f"domains are {', '.join(DOMAINS)}", v.domain_span or v.span, did_you_mean(v.domain, DOMAINS))
 
 
 def rule_observed_exists(ctx: Context) -> Iterator[Diagnostic]:
     if not ctx.spec.observed and ctx.spec.variables:
-        yield error("no-observed", f"model '{ctx.spec.name}' has no observed variable; "
+        yield error(codes.NO_OBSERVED, f"model '{ctx.spec.name}' has no observed variable; "
                     "declare the data as e.g. 'x : observed binary[784]'", ctx.spec.span)
     elif not ctx.spec.variables:
-        yield error("no-observed", f"model '{ctx.spec.name}' declares no variables", ctx.spec.span)
+        yield error(codes.NO_OBSERVED, f"model '{ctx.spec.name}' declares no variables", ctx.spec.span)
 
 
 def rule_duplicate_variables(ctx: Context) -> Iterator[Diagnostic]:
@@ -34,7 +35,7 @@ def rule_duplicate_variables(ctx: Context) -> Iterator[Diagnostic]:
         first = ctx.variables[v.name]
         if first is not v:
             where = f" (first declared at line {first.span.line})" if first.span else ""
-            yield error("duplicate", f"variable '{v.name}' is declared twice{where}", v.span)
+            yield error(codes.DUPLICATE, f"variable '{v.name}' is declared twice{where}", v.span)
 
 
 # -- factors and names ----------------------------------------------------------------
@@ -45,12 +46,12 @@ def rule_duplicate_factors(ctx: Context) -> Iterator[Diagnostic]:
             first = ctx.factors[block][f.name]
             if first is not f:
                 where = f" (first at line {first.span.line})" if first.span else ""
-                yield error("duplicate", f"'{f.name}' is defined twice in the {block}{where}; "
+                yield error(codes.DUPLICATE, f"'{f.name}' is defined twice in the {block}{where}; "
                             "each name has one factor per block", factor_span(f))
             seen: set[str] = set()
             for i, p in enumerate(f.parents):
                 if p in seen:
-                    yield error("duplicate", f"parent '{p}' is named twice in {describe_factor(block, f)}",
+                    yield error(codes.DUPLICATE, f"parent '{p}' is named twice in {describe_factor(block, f)}",
                                 parent_span(f, i))
                 seen.add(p)
 
@@ -58,7 +59,7 @@ def rule_duplicate_factors(ctx: Context) -> Iterator[Diagnostic]:
 def rule_name_clash(ctx: Context) -> Iterator[Diagnostic]:
     for block, f in ctx.all_factors():
         if f.deterministic and f.name in ctx.variables:
-            yield error("name-clash", f"deterministic node '{f.name}' in the {block} has the name of "
+            yield error(codes.NAME_CLASH, f"deterministic node '{f.name}' in the {block} has the name of "
                         f"{ctx.variables[f.name].role} variable '{f.name}'; rename the node",
                         factor_span(f))
 
@@ -72,7 +73,7 @@ def rule_undefined_names(ctx: Context) -> Iterator[Diagnostic]:
         local = ctx.deterministic(block)
         known = list(ctx.variables) + list(local)
         if not f.deterministic and f.name not in ctx.variables:
-            yield error("undefined-name", f"{describe_factor(block, f)} is a factor for '{f.name}', "
+            yield error(codes.UNDEFINED_NAME, f"{describe_factor(block, f)} is a factor for '{f.name}', "
                         "which is not a declared variable", factor_span(f), did_you_mean(f.name, known))
         for i, p in enumerate(f.parents):
             if p in ctx.variables or p in local:
@@ -82,7 +83,7 @@ def rule_undefined_names(ctx: Context) -> Iterator[Diagnostic]:
             elsewhere = p in ctx.deterministic(_other_block(block))
             hint = (f"'{p}' is a deterministic node of the {_other_block(block)} only"
                     if elsewhere else did_you_mean(p, known))
-            yield error("undefined-name", f"{describe_factor(block, f)} names parent '{p}', which is "
+            yield error(codes.UNDEFINED_NAME, f"{describe_factor(block, f)} names parent '{p}', which is "
                         f"neither a declared variable nor a deterministic node of the {block}",
                         parent_span(f, i), hint)
 
@@ -93,7 +94,7 @@ def rule_cycles(ctx: Context) -> Iterator[Diagnostic]:
         for cycle in all_cycles(g):
             f = g.nodes[cycle[0]]["factor"]  # every node on a cycle has parents, hence a factor
             span = factor_span(f) if f is not None else getattr(ctx.spec, f"{block}_span")
-            yield error("cycle", f"the {block} ({BLOCK_LETTER[block]}) has a cycle: {format_cycle(cycle)}; "
+            yield error(codes.CYCLE, f"the {block} ({BLOCK_LETTER[block]}) has a cycle: {format_cycle(cycle)}; "
                         "factors must form a directed acyclic graph", span)
 
 
@@ -104,7 +105,7 @@ def rule_factor_coverage(ctx: Context) -> Iterator[Diagnostic]:
         need = ("decoder",) if v.role == "observed" else BLOCKS
         for block in need:
             if ctx.stochastic(block, v.name) is None:
-                yield error("missing-factor", f"{v.role} variable '{v.name}' has no factor in the {block} "
+                yield error(codes.MISSING_FACTOR, f"{v.role} variable '{v.name}' has no factor in the {block} "
                             f"({BLOCK_LETTER[block]}); {_coverage_rule(v.role)}", v.span)
 
 
@@ -118,7 +119,7 @@ def rule_observed_in_encoder(ctx: Context) -> Iterator[Diagnostic]:
     for f in ctx.spec.encoder:
         v = ctx.variables.get(f.name)
         if v is not None and v.role == "observed" and not f.deterministic:
-            yield error("observed-in-encoder", f"the encoder has a factor for observed variable '{f.name}'; "
+            yield error(codes.OBSERVED_IN_ENCODER, f"the encoder has a factor for observed variable '{f.name}'; "
                         "observed variables are always given, so q has no factor for them", factor_span(f))
 
 
@@ -135,20 +136,20 @@ def rule_encoder_dependency(ctx: Context) -> Iterator[Diagnostic]:
                 found = f"'{p}', a deterministic node of the decoder"
             else:
                 continue  # undefined: reported by rule_undefined_names
-            yield error("encoder-dependency", f"{describe_factor('encoder', f)} conditions on {found}; "
+            yield error(codes.ENCODER_DEPENDENCY, f"{describe_factor('encoder', f)} conditions on {found}; "
                         "q may condition only on observed variables and other q nodes", parent_span(f, i))
 
 
 def rule_unused(ctx: Context) -> Iterator[Diagnostic]:
     for v in ctx.spec.variables:
         if ctx.variables[v.name] is v and not ctx.is_used(v):
-            yield warning("unused", f"{v.role} variable '{v.name}' appears in no factor; it takes no part "
+            yield warning(codes.UNUSED, f"{v.role} variable '{v.name}' appears in no factor; it takes no part "
                           "in the model", v.span)
     for block in BLOCKS:
         g = ctx.graphs[block]
         for name, f in ctx.deterministic(block).items():
             if name not in ctx.variables and g.out_degree(name) == 0:
-                yield warning("unused", f"deterministic node '{name}' in the {block} is not a parent of "
+                yield warning(codes.UNUSED, f"deterministic node '{name}' in the {block} is not a parent of "
                               "any factor", factor_span(f))
 
 
