@@ -6,18 +6,10 @@ import networkx as nx
 
 from graphvae.compile import distributions as dists
 from graphvae.compile.nets import FactorModule, NodeNet, parameter_count
+from graphvae.spec import printers
 from graphvae.spec.estimators import ESTIMATORS, support_size
 from graphvae.spec.graph import encoder_graph
 from graphvae.spec.ir import Factor, Net, Spec
-
-
-def _net_text(net: Net) -> str:
-    args = [str(h) for h in net.hidden] + [f"{o.name}={o.value}" for o in net.options]
-    return f"{net.kind}({', '.join(args)})" if args or net.kind != "linear" else net.kind
-
-
-def _cond(name: str, parents) -> str:
-    return f"{name} | {', '.join(parents)}" if parents else name
 
 
 def _value_text(spec: Spec, name: str) -> str:
@@ -44,8 +36,8 @@ def _factorisation(spec: Spec, block: tuple[Factor, ...], letter: str) -> str:
     defined = {f.name for f in stochastic}
     names = [v.name for v in spec.variables if v.name in defined and (v.name not in observed or letter == "p")]
     head = f"{letter}({', '.join(names)}" + (f" | {', '.join(observed)})" if letter == "q" else ")")
-    factors = " ".join(f"{letter}({_cond(f.name, f.parents)})" for f in stochastic)
-    det = [f"{f.name} = {_net_text(f.net)}({', '.join(f.parents)})" for f in block if f.deterministic]
+    factors = " ".join(f"{letter}({printers.given(f.name, f.parents)})" for f in stochastic)
+    det = [f"{f.name} = {printers.net(f.net, compact=True)}({', '.join(f.parents)})" for f in block if f.deterministic]
     return f"{head} = {factors}" + (f",  where {'; '.join(det)}" if det else "")
 
 
@@ -58,7 +50,7 @@ def report(model, seconds: float | None = None) -> str:
     for block, factors in (("q", spec.encoder), ("p", spec.decoder)):
         for f in factors:
             if f.deterministic:
-                rows.append([f.name, f"deterministic in {block}", f"{_net_text(f.net)}",
+                rows.append([f.name, f"deterministic in {block}", f"{printers.net(f.net, compact=True)}",
                              f"(B, {f.net.hidden[-1] if f.net.hidden else '?'})"])
     lines += _table(rows) + [""]
 
@@ -71,17 +63,17 @@ def report(model, seconds: float | None = None) -> str:
             n = parameter_count(module)
             total += n
             if isinstance(module, NodeNet):
-                rows.append([letter, f"{_cond(f.name, f.parents)} =", "deterministic",
-                             f"{_net_text(f.net)} -> {f.name}[{module.out_features}]", f"{n:,}"])
+                rows.append([letter, f"{printers.given(f.name, f.parents)} =", "deterministic",
+                             f"{printers.net(f.net, compact=True)} -> {f.name}[{module.out_features}]", f"{n:,}"])
                 continue
             assert isinstance(module, FactorModule)
             parts = []
             arg_nets = [p.value for p in f.dist.params if isinstance(p.value, Net)]
             for (key, net), ir_net in zip(module.nets.items(), arg_nets):
                 blocks = ", ".join(f"{p}[{', '.join(map(str, module.shape))}]" for p in key.split("+"))
-                parts.append(f"{_net_text(ir_net)} -> {blocks}")
+                parts.append(f"{printers.net(ir_net, compact=True)} -> {blocks}")
             parts += [f"{p} = {getattr(module, f'literal_{p}').flatten()[0].item():g}" for p in module.literal_names]
-            rows.append([letter, f"{_cond(f.name, f.parents)} ~", f.dist.family, "; ".join(parts), f"{n:,}"])
+            rows.append([letter, f"{printers.given(f.name, f.parents)} ~", f.dist.family, "; ".join(parts), f"{n:,}"])
     rows.append(["", "total", "", "", f"{total:,}"])
     lines += _table(rows, numeric_last=True) + [""]
 

@@ -114,6 +114,7 @@ from graphvae.data.idx import (  # noqa: F401
     write_idx,
 )
 from graphvae.errors import UserError
+from graphvae.spec import printers
 from graphvae.spec.diagnostics import did_you_mean
 from graphvae.spec.ir import Spec, Variable
 from graphvae.spec.settings import DATASETS  # the names the settings table accepts: digits and IMAGE_DATASETS
@@ -151,11 +152,6 @@ def _read_digits() -> _Images:
 
 # -- matching arrays to spec variables ---------------------------------------------------------
 
-def _declared(var: Variable) -> str:
-    dims = f"[{', '.join(map(str, var.shape))}]" if var.shape else ""
-    return f"{var.name} : {var.role} {var.domain}{dims}"
-
-
 def fit_variable(var: Variable, array: np.ndarray, what: str, hint: str = "") -> np.ndarray:
     """``array`` (examples first) reshaped to ``var``'s value shape, converted and domain-checked.
 
@@ -163,15 +159,15 @@ def fit_variable(var: Variable, array: np.ndarray, what: str, hint: str = "") ->
     have missing labels (-1 or NaN); observed ones may not."""
     array = np.asarray(array)
     if array.ndim == 0:
-        raise UserError(f"{what} is a scalar; expected one value per example for {_declared(var)}")
+        raise UserError(f"{what} is a scalar; expected one value per example for {printers.declaration(var)}")
     if array.dtype.kind not in "biuf":
-        raise UserError(f"{what} holds {array.dtype} values, not numbers; {_declared(var)} needs numbers")
+        raise UserError(f"{what} holds {array.dtype} values, not numbers; {printers.declaration(var)} needs numbers")
     n, per, target = len(array), math.prod(array.shape[1:]), var.value_shape
     if per != math.prod(target):
         if var.domain == "categorical" and per == var.classes:
             hint = hint or "give class indices (one integer per example), not one-hot rows"
         raise UserError(f"{what} has {per} values per example (shape {tuple(array.shape[1:])}) but "
-                        f"{_declared(var)} takes {math.prod(target)}" + (f"; {hint}" if hint else ""))
+                        f"{printers.declaration(var)} takes {math.prod(target)}" + (f"; {hint}" if hint else ""))
     array = array.reshape((n, *target))
     missing_ok = var.role == "supervised"
     if var.domain == "categorical":
@@ -186,20 +182,20 @@ def fit_variable(var: Variable, array: np.ndarray, what: str, hint: str = "") ->
         return array
     lo, hi = float(np.nanmin(array)), float(np.nanmax(array))
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise UserError(f"{what}: infinite values for {_declared(var)}")
+        raise UserError(f"{what}: infinite values for {printers.declaration(var)}")
     bounds = {"binary": (0.0, 1.0, "lie in [0, 1]"), "unit": (0.0, 1.0, "lie in [0, 1]")}
     if var.domain in bounds and (lo < 0 or hi > 1):
-        raise UserError(f"{what}: values range over [{lo:g}, {hi:g}] but {_declared(var)} needs them to "
+        raise UserError(f"{what}: values range over [{lo:g}, {hi:g}] but {printers.declaration(var)} needs them to "
                         f"lie in [0, 1]; rescale the data (e.g. divide grey levels by 255)")
     if var.domain == "positive" and lo <= 0:
-        raise UserError(f"{what}: smallest value {lo:g} but {_declared(var)} needs values > 0")
+        raise UserError(f"{what}: smallest value {lo:g} but {printers.declaration(var)} needs values > 0")
     if var.domain == "simplex":
         rows = array.reshape(-1, array.shape[-1]) if array.ndim > 1 else array.reshape(-1, 1)
         rows = rows[~np.isnan(rows).any(axis=1)]
         bad = (rows < 0).any(axis=1) | (np.abs(rows.sum(axis=1) - 1) > 1e-4)
         if bad.any():
             raise UserError(f"{what}: {int(bad.sum())} rows are not probability vectors (non-negative, "
-                            f"summing to 1) as {_declared(var)} needs")
+                            f"summing to 1) as {printers.declaration(var)} needs")
     return array
 
 
@@ -211,7 +207,7 @@ def _check_classes(var: Variable, array: np.ndarray, what: str, missing_ok: bool
             raise UserError(f"{what}: {int(nan.sum())} NaN values in {var.role} variable {var.name}")
         whole = np.where(nan, -1, array)
         if not np.all(np.isfinite(whole)) or not np.all(whole == np.round(whole)):
-            raise UserError(f"{what}: {_declared(var)} needs integer class indices; the data has "
+            raise UserError(f"{what}: {printers.declaration(var)} needs integer class indices; the data has "
                             "fractional values")
         array = whole
     array = array.astype(np.int64)
@@ -219,7 +215,7 @@ def _check_classes(var: Variable, array: np.ndarray, what: str, missing_ok: bool
     bad = (array < low) | (array >= k)
     if bad.any():
         allowed = f"0..{k - 1}" + (" or -1 for a missing label" if missing_ok else "")
-        raise UserError(f"{what}: {int(bad.sum())} values outside {allowed} for {_declared(var)} "
+        raise UserError(f"{what}: {int(bad.sum())} values outside {allowed} for {printers.declaration(var)} "
                         f"(e.g. {int(array[bad][0])})")
     return array
 
@@ -277,12 +273,12 @@ def _match_images(raw: _Images, spec: Spec) -> Dataset:
         cats = [v for v in supervised if v.domain == "categorical"]
         if len(supervised) > 1 or not cats:
             raise UserError(f"{raw.name} supplies one class label per image ({raw.classes} classes) but the "
-                            f"spec's supervised variables are {', '.join(_declared(v) for v in supervised)}; "
+                            f"spec's supervised variables are {', '.join(printers.declaration(v) for v in supervised)}; "
                             f"declare a single supervised categorical[{raw.classes}]")
         label = cats[0]
         if label.classes != raw.classes:
             raise UserError(f"{raw.name} has {raw.classes} classes but the spec declares "
-                            f"{_declared(label)}; declare {label.name} : supervised "
+                            f"{printers.declaration(label)}; declare {label.name} : supervised "
                             f"categorical[{raw.classes}]")
         label_var = label.name
     key = label_var or CLASS_KEY
@@ -312,7 +308,7 @@ def _load_npz(path: str, spec: Spec) -> Dataset:
     for v in wanted:
         if v.name not in arrays:
             hint = did_you_mean(v.name, arrays)
-            raise UserError(f"{path} has no array '{v.name}' for {_declared(v)}"
+            raise UserError(f"{path} has no array '{v.name}' for {printers.declaration(v)}"
                             + (f"; {hint}" if hint else "") + f" (arrays: {', '.join(arrays) or 'none'})")
     has_test = [v.name for v in wanted if f"test_{v.name}" in arrays]
     if has_test and len(has_test) != len(wanted):

@@ -25,10 +25,10 @@ from pathlib import Path
 
 from graphvae.atomic import atomic_write_bytes as atomic_write
 from graphvae.errors import UserError
-from graphvae.render.latex import Block, describe_call
+from graphvae.render.latex import Block
+from graphvae.spec import printers
 from graphvae.spec.estimators import estimator_call
-from graphvae.spec.families import FAMILIES
-from graphvae.spec.ir import Dist, Factor, Net, Spec, Uniform, Variable
+from graphvae.spec.ir import Dist, Factor, Net, Spec, Variable
 
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
 INSTALL_HINT = (
@@ -106,33 +106,14 @@ class Diagram:
 
 
 def shape_text(var: Variable | None) -> str:
-    return f" [{', '.join(map(str, var.shape))}]" if var is not None and var.shape else ""
-
-
-def _number(value) -> str:
-    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-
-
-def net_text(net: Net) -> str:
-    """``mlp(500)``, ``mlp(256, 128, activation=tanh)``, ``linear``."""
-    args = [str(h) for h in net.hidden] + [f"{o.name}={o.value}" for o in net.options]
-    return f"{net.kind}({', '.join(args)})" if args else net.kind
+    return f" {printers.dims(var.shape)}" if var is not None and var.shape else ""
 
 
 def dist_text(dist: Dist) -> str:
-    """The family, with its arguments when they are all literals: ``Normal(0, 1)``,
-    ``Categorical(uniform)``; positional when they name the family's parameters in order."""
+    """The family, with its arguments when they are all literals: ``Normal(0, 1)``, ``Categorical(uniform)``."""
     if not dist.params or any(isinstance(p.value, Net) for p in dist.params):
         return dist.family
-    family = FAMILIES.get(dist.family)
-    names = tuple(p.name for p in dist.params)
-    positional = all(n is None for n in names) or (
-        family is not None and names == tuple(family.params[: len(names)]))
-    args = []
-    for p in dist.params:
-        value = "uniform" if isinstance(p.value, Uniform) else _number(p.value)
-        args.append(value if positional or p.name is None else f"{p.name}={value}")
-    return f"{dist.family}({', '.join(args)})"
+    return printers.dist(dist, compact=True)
 
 
 def estimator_text(spec: Spec, name: str) -> str | None:
@@ -142,13 +123,13 @@ def estimator_text(spec: Spec, name: str) -> str | None:
     if found is None:
         return None
     call, default = found
-    return describe_call(call) + (" (default)" if default else "")
+    return printers.call(call, short=True) + (" (default)" if default else "")
 
 
 def _factor_node(spec: Spec, factor: Factor, prefix: str, in_q: bool) -> Node:
     var = spec.variable(factor.name)
     if factor.deterministic:
-        net = net_text(factor.net) if factor.net else "?"
+        net = printers.net(factor.net, compact=True) if factor.net else "?"
         return Node(f"{prefix}_{factor.name}", factor.name, "deterministic", (f"{factor.name} = {net}",),
                     dict(STYLES["deterministic"]))
     kind = var.role if var is not None and var.role in STYLES else "latent"
@@ -182,9 +163,9 @@ def describe(spec: Spec, only: str | None = None) -> Diagram:
     blocks = [b for b in ("encoder", "decoder") if only in (None, b)]
     settings = []
     if spec.supervised:
-        settings.append(f"alpha = {_number(spec.objective.get('alpha', 0.1))}")
+        settings.append(f"alpha = {printers.number(spec.objective.get('alpha', 0.1), compact=True)}")
     settings.append(f"S = {spec.objective.get('samples', 1)}")
-    settings += [f"beta {b.var} = {_number(b.value)}" for b in spec.objective.betas if float(b.value) != 1.0]
+    settings += [f"beta {b.var} = {printers.number(b.value, compact=True)}" for b in spec.objective.betas if float(b.value) != 1.0]
     label = f"model {spec.name}   ({', '.join(settings)})"
     return Diagram(spec.name, label, [_cluster(spec, b) for b in blocks])
 

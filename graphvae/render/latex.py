@@ -27,9 +27,10 @@ import re
 
 import networkx as nx
 
+from graphvae.spec import printers
 from graphvae.spec.estimators import ESTIMATORS, estimator_call
 from graphvae.spec.graph import decoder_graph, encoder_graph, topological_order
-from graphvae.spec.ir import Call, Factor, Spec
+from graphvae.spec.ir import Factor, Spec
 
 HEADER = (
     "% Needs only \\usepackage{amsmath}.  Deterministic nodes are folded into the\n"
@@ -170,15 +171,6 @@ def decoder(spec: Spec) -> Block:
     return Block(spec, "decoder")
 
 
-def describe_call(call: Call) -> str:
-    """``relax(0.66)`` for one option, ``name(a=1, b=2)`` for several, ``enumerate`` for none."""
-    if not call.options:
-        return call.name
-    if len(call.options) == 1:
-        return f"{call.name}({call.options[0].value})"
-    return call.name + "(" + ", ".join(f"{o.name}={o.value}" for o in call.options) + ")"
-
-
 def net_text(factor: Factor) -> str:
     return f"\\mathrm{{{tex_text(factor.net.kind if factor.net else 'f')}}}"
 
@@ -269,7 +261,7 @@ def _estimator_items(spec: Spec, q: Block) -> list[str]:
         if est is not None:
             how = est.describe_latex(q.term(name), v, method, tex_number)
         else:
-            how = "\\texttt{" + tex_text(describe_call(method)) + "}"
+            how = "\\texttt{" + tex_text(printers.call(method, short=True)) + "}"
         if default:
             how += " (the default: the objective names no estimator)"
         items.append(f"\\item ${v}$: {how}")

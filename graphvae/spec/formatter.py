@@ -9,16 +9,13 @@ languages write with ``#``.
 
 from __future__ import annotations
 
-import re
-
 import yaml
 
-from graphvae.spec.families import FAMILIES
-from graphvae.spec.ir import Dist, Net, Option, Param, Spec, Uniform
+from graphvae.spec import printers
+from graphvae.spec.ir import Net, Param, Spec, Uniform
 
 __all__ = ["to_dsl", "to_yaml", "format_text", "run_fmt", "header_comment"]
 
-_WORD = re.compile(r"[A-Za-z_~/][A-Za-z0-9_./~+-]*")
 _LANGUAGES = {".gvae": "dsl", ".yaml": "yaml", ".yml": "yaml"}
 
 
@@ -44,56 +41,6 @@ def header_comment(source: str) -> str:
 
 # -- the DSL --------------------------------------------------------------------------------
 
-def _number(value) -> str:
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-def _literal(value) -> str:
-    """A setting or option value as the DSL writes it."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return _number(value)
-    text = str(value)
-    if _WORD.fullmatch(text) and text not in ("true", "false"):
-        return text
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
-def _options(options: tuple[Option, ...]) -> list[str]:
-    return [f"{o.name} = {_literal(o.value)}" for o in options]
-
-
-def _net(net: Net) -> str:
-    if not net.hidden and not net.options:
-        return net.kind
-    return f"{net.kind}({', '.join([str(h) for h in net.hidden] + _options(net.options))})"
-
-
-def _value(value) -> str:
-    if isinstance(value, Uniform):
-        return "uniform"
-    if isinstance(value, Net):
-        return _net(value)
-    return _number(value)
-
-
-def _positional_form(dist: Dist) -> bool:
-    """Whether named literals are exactly the family's leading parameters, so they print by position."""
-    family = FAMILIES.get(dist.family)
-    names = tuple(p.name for p in dist.params)
-    return (family is not None and bool(names) and names == family.params[: len(names)]
-            and all(isinstance(p.value, (int, float)) and not isinstance(p.value, bool) for p in dist.params))
-
-
-def _dist(dist: Dist) -> str:
-    if _positional_form(dist):
-        args = [_value(p.value) for p in dist.params]
-    else:
-        args = [_value(p.value) if p.name is None else f"{p.name} = {_value(p.value)}" for p in dist.params]
-    return f"{dist.family}({', '.join(args)})"
-
-
 def _aligned(rows: list[tuple[str, str]], indent: str = "  ") -> list[str]:
     width = max((len(left) for left, _ in rows), default=0)
     return [f"{indent}{left.ljust(width)} {right}".rstrip() for left, right in rows]
@@ -109,30 +56,18 @@ def to_dsl(spec: Spec, header: bool = True) -> str:
     if spec.variables:
         name_w = max(len(v.name) for v in spec.variables)
         role_w = max(len(v.role) for v in spec.variables)
-        parts.append("\n".join(
-            f"{v.name.ljust(name_w)} : {v.role.ljust(role_w)} {v.domain}"
-            + (f"[{', '.join(str(d) for d in v.shape)}]" if v.shape else "") for v in spec.variables))
+        parts.append("\n".join(printers.declaration(v, name_w, role_w).rstrip() for v in spec.variables))
     for block, factors in (("encoder", spec.encoder), ("decoder", spec.decoder)):
         if factors:
-            rows = []
-            for f in factors:
-                left = f.name + (f" | {', '.join(f.parents)}" if f.parents else "")
-                right = f"= {_net(f.net)}" if f.dist is None and f.net is not None else f"~ {_dist(f.dist)}" \
-                    if f.dist is not None else "="
-                rows.append((left, right))
-            parts.append(_block(block, rows))
+            parts.append(_block(block, [(printers.given(f.name, f.parents), printers.factor_rhs(f)) for f in factors]))
     obj = spec.objective
-    rows = [(s.name, f"= {_literal(s.value)}") for s in obj.settings]
-    for e in obj.estimators:
-        call = _literal(e.method.name)
-        if e.method.options:
-            call = f"{e.method.name}({', '.join(_options(e.method.options))})"
-        rows.append((e.var, f"= {call}"))
-    rows += [(f"beta {b.var}", f"= {_number(b.value)}") for b in obj.betas]
+    rows = [(s.name, f"= {printers.literal(s.value)}") for s in obj.settings]
+    rows += [(e.var, f"= {printers.call(e.method)}") for e in obj.estimators]
+    rows += [(f"beta {b.var}", f"= {printers.number(b.value)}") for b in obj.betas]
     if rows:
         parts.append(_block("objective", rows))
     if spec.train:
-        parts.append(_block("train", [(s.name, f"= {_literal(s.value)}") for s in spec.train]))
+        parts.append(_block("train", [(s.name, f"= {printers.literal(s.value)}") for s in spec.train]))
     return (header_comment(spec.source) if header else "") + "\n\n".join(parts) + "\n"
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from graphvae.errors import UserError
+from graphvae.spec import printers
 from graphvae.train.runfolder import atomic_write_bytes
 
 CHECKPOINT_FORMAT = 1
@@ -90,29 +91,7 @@ def restore_rng(state: dict) -> None:
 
 # -- comparing specs ------------------------------------------------------------------------
 def _describe_variable(v) -> str:
-    shape = f"[{', '.join(str(d) for d in v.shape)}]" if v.shape else ""
-    return f"{v.role} {v.domain}{shape}"
-
-
-def _describe_factor(f) -> str:
-    lhs = f"{f.name} | {', '.join(f.parents)}" if f.parents else f.name
-    if f.deterministic:
-        return f"{lhs} = {f.net.kind}{tuple(f.net.hidden)}" if f.net else lhs
-    return f"{lhs} ~ {_describe_dist(f.dist)}"
-
-
-def _describe_dist(d) -> str:
-    args = []
-    for p in d.params:
-        value = p.value
-        if hasattr(value, "kind"):
-            text = f"{value.kind}({', '.join(str(h) for h in value.hidden)})"
-        elif type(value).__name__ == "Uniform":
-            text = "uniform"
-        else:
-            text = repr(value)
-        args.append(f"{p.name} = {text}" if p.name else text)
-    return f"{d.family}({', '.join(args)})"
+    return f"{v.role} {printers.domain(v)}"
 
 
 def _diff_named(out: list[str], run: dict, spec: dict, missing, changed) -> None:
@@ -141,8 +120,8 @@ def spec_differences(run_spec, spec, limit: int = 6) -> list[str]:
     for block in ("encoder", "decoder"):
         _diff_named(out, {f.name: f for f in getattr(run_spec, block)}, {f.name: f for f in getattr(spec, block)},
                     lambda n, f, block=block: f"{block} factor of {n} is in the {{}}, not in the {{}}",
-                    lambda n, x, y, block=block: f"{block}: '{_describe_factor(x)}' in the run, "
-                                                 f"'{_describe_factor(y)}' in the spec")
+                    lambda n, x, y, block=block: f"{block}: '{printers.factor(x)}' in the run, "
+                                                 f"'{printers.factor(y)}' in the spec")
     if run_spec.objective != spec.objective:
         out.append("the objective block differs")
     if len(out) > limit:

@@ -8,6 +8,7 @@ from typing import Callable, Iterator, Mapping
 import networkx as nx
 
 from graphvae.spec import errorcodes as codes
+from graphvae.spec import printers
 from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error
 from graphvae.spec.graph import block_graph
 from graphvae.spec.ir import Factor, Option, Span, Spec, Variable
@@ -44,8 +45,7 @@ def describe_factor(block: str, f: Factor) -> str:
     """``q(z | x, y)`` or ``p(x)``; deterministic nodes read ``h = mlp(x)``-like: ``node 'h'``."""
     if f.deterministic:
         return f"deterministic node '{f.name}' in the {block}"
-    given = f" | {', '.join(f.parents)}" if f.parents else ""
-    return f"{BLOCK_LETTER[block]}({f.name}{given})"
+    return f"{BLOCK_LETTER[block]}({printers.given(f.name, f.parents)})"
 
 
 @dataclass
