@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from graphvae import cli
-from graphvae.compile.compiler import compile_spec, objective_config, plan_params
+from graphvae.compile.compiler import compile_spec, objective_config
+from graphvae.spec.binding import plan_params
 from graphvae.spec.diagnostics import SpecError
 from graphvae.spec.ir import Dist, Factor, Net, Param, Uniform
 from graphvae.spec.parser import parse_dsl
@@ -45,11 +46,11 @@ def test_plan_params(family, args, literals, heads):
 
 @pytest.mark.parametrize("family, args, message", [
     ("Normal", (), r"needs arguments"),
-    ("Normal", (Param("loc", 0),), r"lacks scale"),
-    ("Normal", (Param("mean", 0), Param("scale", 1)), r"no parameter mean"),
-    ("Normal", (Param(None, 0), Param(None, 1), Param(None, 2)), r"no parameter #3"),
+    ("Normal", (Param("loc", 0),), r"Normal needs 'scale'"),
+    ("Normal", (Param("mean", 0), Param("scale", 1)), r"has no parameter 'mean'"),
+    ("Normal", (Param(None, 0), Param(None, 1), Param(None, 2)), r"at most 2 positional"),
     ("Normal", (Param(None, Uniform()),), r"no uniform form"),
-    ("Normal", (Param("loc", Uniform()), Param("scale", 1)), r"stands alone"),
+    ("Normal", (Param("loc", Uniform()), Param("scale", 1)), r"'uniform' must be the only argument"),
 ])
 def test_plan_params_rejects(family, args, message):
     with pytest.raises(ValueError, match=message):

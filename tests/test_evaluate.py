@@ -10,9 +10,10 @@ import torch
 from conftest import tiny_m2
 
 from graphvae.cli import main
+from graphvae.data.batches import hide_labels
 from graphvae.spec.ir import Spec, Variable
 from graphvae.train import config as trainconfig
-from graphvae.train.evaluate import evaluate_run, hide_labels, selection_score
+from graphvae.train.evaluate import evaluate_run, selection_score
 from graphvae.train.loop import train
 
 torch.set_num_threads(1)

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from graphvae.spec.binding import canonical_params
 from graphvae.spec.ir import (
     Beta,
     Call,
@@ -23,7 +24,7 @@ from graphvae.spec.ir import (
     Uniform,
     Variable,
 )
-from graphvae.spec.parser import canonical_params, grammar_path, parse_dsl
+from graphvae.spec.parser import grammar_path, parse_dsl
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 

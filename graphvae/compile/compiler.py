@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import networkx as nx
 from torch import nn
@@ -24,51 +24,12 @@ from graphvae.compile.estimators import QNode
 from graphvae.compile.model import CompiledModel
 from graphvae.compile.nets import FactorModule, NodeNet, ParentInput
 from graphvae.spec import errorcodes as codes
+from graphvae.spec.binding import plan_params
 from graphvae.spec.diagnostics import SpecError, error
 from graphvae.spec.estimators import ESTIMATORS, estimator_call
 from graphvae.spec.graph import decoder_graph, encoder_graph, topological_order
-from graphvae.spec.ir import Factor, Net, Spec, Uniform
+from graphvae.spec.ir import Factor, Net, Spec
 from graphvae.spec.settings import SETTINGS, ObjectiveConfig, problems
-
-
-@dataclass(frozen=True)
-class ParamPlan:
-    """Where each parameter of a factor comes from."""
-
-    literals: dict[str, float]
-    nets: tuple[tuple[Net, tuple[str, ...]], ...]  # (network, the parameters its head outputs)
-
-
-def plan_params(factor: Factor) -> ParamPlan:
-    """Resolve a factor's arguments against its family.  Raises ValueError for a combination
-    that validation should have rejected."""
-    fam = dists.family(factor.dist.family)
-    args = factor.dist.params
-    if not args:
-        raise ValueError(f"{fam.name}() needs arguments: {', '.join(fam.params)}")
-    if len(args) == 1 and isinstance(args[0].value, Uniform):
-        if fam.uniform is None:
-            raise ValueError(f"{fam.name} has no uniform form")
-        return ParamPlan(dict(fam.uniform), ())
-    if len(args) == 1 and args[0].name is None and isinstance(args[0].value, Net):
-        return ParamPlan({}, ((args[0].value, tuple(fam.head)),))
-    literals: dict[str, float] = {}
-    nets: list[tuple[Net, tuple[str, ...]]] = []
-    for i, arg in enumerate(args):
-        name = arg.name if arg.name is not None else (fam.params[i] if i < len(fam.params) else None)
-        if name is None or name not in fam.param_names():
-            raise ValueError(f"{fam.name} has no parameter {arg.name or f'#{i + 1}'}")
-        if isinstance(arg.value, Net):
-            nets.append((arg.value, (name,)))
-        elif isinstance(arg.value, Uniform):
-            raise ValueError(f"'uniform' stands alone: {fam.name}(uniform)")
-        else:
-            literals[name] = float(arg.value)
-    given = {fam.aliases.get(n, n) for n in list(literals) + [n for _, names in nets for n in names]}
-    missing = [p for p in fam.params if p not in given]
-    if missing:
-        raise ValueError(f"{fam.name} lacks {', '.join(missing)}")
-    return ParamPlan(literals, tuple(nets))
 
 
 def deterministic_width(net: Net) -> int:

@@ -91,6 +91,7 @@ from graphvae.data.batches import (  # noqa: F401
     choose_labelled,
     count_examples,
     evaluation_arrays,
+    hide_labels,
     label_variable,
     labelled_counts,
     load_labelled,

@@ -135,7 +135,7 @@ def mask_unlabelled(arrays: dict[str, np.ndarray], spec: Spec, labelled: np.ndar
     for v in spec.supervised:
         if v.name in out:
             masked = out[v.name].copy()
-            masked[~keep] = -1 if v.domain == "categorical" else np.nan
+            masked[~keep] = v.missing
             out[v.name] = masked
     return out
 
@@ -202,8 +202,13 @@ def to_batch(arrays: dict[str, np.ndarray], idx, device: str | torch.device = "c
             for k, a in arrays.items() if not k.startswith("_")}
 
 
-def _missing_like(t: torch.Tensor) -> torch.Tensor:
-    return torch.full_like(t, -1) if not t.is_floating_point() else torch.full_like(t, float("nan"))
+def hide_labels(batch: dict[str, torch.Tensor], spec: Spec) -> dict[str, torch.Tensor]:
+    """A copy of ``batch`` with every supervised value missing (``Variable.missing``: -1 or NaN)."""
+    out = dict(batch)
+    for v in spec.supervised:
+        if v.name in out:
+            out[v.name] = torch.full_like(out[v.name], v.missing)
+    return out
 
 
 class SemiSupervisedBatches:
@@ -228,7 +233,7 @@ class SemiSupervisedBatches:
         supervised = [v.name for v in spec.supervised if v.name in full]
         self._dynamic = _binary_names(full, spec) if binarize == "dynamic" else []
         self._labelled = {k: t[torch.from_numpy(labelled)] for k, t in full.items()}
-        self._unlabelled = {k: (_missing_like(t) if k in supervised else t) for k, t in full.items()}
+        self._unlabelled = hide_labels(full, spec)
         self.n_examples, self.n_labelled = n, len(labelled)
         self.labelled_per_batch = labelled_per_batch if (supervised and len(labelled)) else 0
         self.unlabelled_per_batch = batch_size - self.labelled_per_batch

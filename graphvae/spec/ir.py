@@ -165,6 +165,11 @@ class Variable:
         return prod(self.shape) if self.shape else 1
 
     @property
+    def missing(self) -> int | float:
+        """The value that marks a missing label: ``-1`` for a class index, NaN otherwise."""
+        return -1 if self.domain == "categorical" else float("nan")
+
+    @property
     def value_shape(self) -> tuple[int, ...]:
         """Shape of one example's value tensor: class indices drop the last dim."""
         return self.shape[:-1] if self.domain == "categorical" else self.shape

@@ -24,8 +24,8 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import LarkError, UnexpectedInput
 
 from graphvae.spec import errorcodes as codes
+from graphvae.spec.binding import canonical_params
 from graphvae.spec.diagnostics import Diagnostic, error
-from graphvae.spec.families import FAMILIES
 from graphvae.spec.ir import (
     Beta,
     Call,
@@ -45,7 +45,7 @@ from graphvae.spec.ir import (
 from graphvae.spec.settings import SETTINGS
 from graphvae.spec.syntax_errors import blank_line, syntax_diagnostic
 
-__all__ = ["parse_dsl", "canonical_params", "grammar_path", "OBJECTIVE_SETTINGS", "MAX_SYNTAX_ERRORS"]
+__all__ = ["parse_dsl", "grammar_path", "OBJECTIVE_SETTINGS", "MAX_SYNTAX_ERRORS"]
 
 # Names in an objective block that are settings; any other ``NAME = method`` is an estimator.
 OBJECTIVE_SETTINGS = frozenset(SETTINGS["objective"])
@@ -69,31 +69,6 @@ def _lark() -> Lark:
     return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr", propagate_positions=True)
 
 
-def canonical_params(family: str, params: tuple[Param, ...]) -> tuple[Param, ...]:
-    """The canonical form of a family's arguments, shared by both front ends.
-
-    Literal numbers given by position take their family's parameter names, so
-    ``Normal(0, 1)`` equals ``Normal(loc = 0, scale = 1)`` and YAML's
-    ``params: {loc: 0, scale: 1}``; named parameters are then put in the family's
-    order (unknown names last, as written).  Arguments that cannot be named for
-    sure stay as written for validation to judge: an unknown family, a positional
-    network or ``uniform`` (one network for all parameters), too many arguments, or
-    a name given twice.
-    """
-    fam = FAMILIES.get(family)
-    if fam is None:
-        return params
-    positional = [p for p in params if p.name is None]
-    named = [p for p in params if p.name is not None]
-    if positional and all(isinstance(p.value, (int, float)) and not isinstance(p.value, bool) for p in positional):
-        names = fam.params[: len(positional)]
-        taken = {p.name for p in named}
-        if len(positional) <= len(fam.params) and not taken & set(names):
-            named = [Param(n, p.value, p.span) for n, p in zip(names, positional)] + named
-            positional = []
-    order = {n: i for i, n in enumerate(fam.param_names())}
-    named.sort(key=lambda p: order.get(p.name, len(order)))
-    return tuple(positional) + tuple(named)
 
 
 # -- the tree -> IR transformer ---------------------------------------------------------------

@@ -21,6 +21,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from graphvae.spec import errorcodes as codes
+from graphvae.spec.binding import canonical_params
 from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error
 from graphvae.spec.ir import (
     Beta,
@@ -38,7 +39,6 @@ from graphvae.spec.ir import (
     Uniform,
     Variable,
 )
-from graphvae.spec.parser import canonical_params
 from graphvae.spec.settings import SETTINGS
 
 __all__ = ["load_yaml", "TOP_KEYS", "VARIABLE_KEYS", "FACTOR_KEYS", "OBJECTIVE_KEYS"]

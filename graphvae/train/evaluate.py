@@ -32,21 +32,11 @@ def _n_examples(arrays: dict) -> int:
     return 0
 
 
-def hide_labels(batch: dict, spec) -> dict:
-    """A copy of ``batch`` with every supervised value missing (-1 or NaN)."""
-    out = dict(batch)
-    for v in spec.supervised:
-        if v.name in out:
-            t = out[v.name]
-            out[v.name] = torch.full_like(t, -1) if v.domain == "categorical" else torch.full_like(t, float("nan"))
-    return out
-
-
 @torch.no_grad()
 def evaluate_arrays(model, spec, arrays: dict, device="cpu", iwae_samples: int = 0,
                     batch_size: int = EVAL_BATCH) -> dict:
     """Metrics of ``model`` on ``arrays`` (graphvae.data's dict of numpy arrays, fixed binarization)."""
-    from graphvae.data import to_batch
+    from graphvae.data.batches import hide_labels, to_batch
 
     n = _n_examples(arrays)
     if n == 0:

@@ -1,11 +1,6 @@
 """Validation rules for factors: families, parameters, networks, supports and shapes (torch-free).
 
-Argument binding (:func:`bind_params`), which the compiler follows:
-
-* ``Family(net)``, a lone positional network, produces every parameter (its head);
-* ``Family(uniform)`` means the family's ``uniform`` parameters, broadcast to the shape;
-* otherwise positional arguments fill ``family.params`` in order and named ones their slot
-  (an alias such as ``logits`` fills the slot of ``probs``); every slot must be filled.
+Arguments bind to parameters as :mod:`graphvae.spec.binding` says (the compiler reads the same binding).
 """
 
 from __future__ import annotations
@@ -13,6 +8,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from graphvae.spec import errorcodes as codes
+from graphvae.spec.binding import bind_params, lone_argument
 from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error, warning
 from graphvae.spec.families import FAMILIES, SUPPORT_OF_DOMAIN, Family, literal_ok, support_contains
 from graphvae.spec.ir import DOMAINS, Dist, Factor, Net, Param, Uniform, Variable
@@ -44,45 +40,6 @@ def is_width(value) -> bool:
 
 # -- argument binding ---------------------------------------------------------------------
 
-def bind_params(dist: Dist, family: Family) -> tuple[dict[str, Param], list[Diagnostic]]:
-    """Map each parameter slot of ``family`` (``family.params``) to the argument filling it.
-
-    A lone network or ``uniform`` fills every slot.  ``Param.name`` tells whether the slot was
-    filled by its own name, an alias (``logits``) or positionally (None)."""
-    args, diags = dist.params, []
-    fam = family.name
-    if len(args) == 1 and args[0].name is None and isinstance(args[0].value, (Net, Uniform)):
-        return {p: args[0] for p in family.params}, diags
-    uniform = [a for a in args if isinstance(a.value, Uniform)]
-    if uniform:
-        return {}, [error(codes.BAD_PARAMETER, f"'uniform' must be the only argument of {fam}, as in {fam}(uniform)",
-                          first_span(uniform[0].span, dist.span))]
-    slots: dict[str, Param] = {}
-    for i, arg in enumerate(args):
-        span = first_span(arg.span, dist.span)
-        if arg.name is None:
-            if i >= len(family.params):
-                diags.append(error(codes.BAD_PARAMETER, f"{fam} takes at most {len(family.params)} positional "
-                                   f"argument(s) ({', '.join(family.params)}), found {len(args)}", span))
-                continue
-            slot = family.params[i]
-        elif arg.name in family.params:
-            slot = arg.name
-        elif arg.name in family.aliases:
-            slot = family.aliases[arg.name]
-        else:
-            diags.append(error(codes.UNKNOWN_PARAMETER, f"{fam} has no parameter '{arg.name}'; its parameters are "
-                               f"{', '.join(family.param_names())}", span,
-                               did_you_mean(arg.name, family.param_names())))
-            continue
-        if slot in slots:
-            given = f" (as '{arg.name}')" if arg.name not in (None, slot) else ""
-            diags.append(error(codes.DUPLICATE, f"parameter '{slot}' of {fam} is given twice{given}", span))
-            continue
-        slots[slot] = arg
-    return slots, diags
-
-
 # -- rules ------------------------------------------------------------------------------
 
 def _stochastic(ctx: Context) -> Iterator[tuple[str, Factor, Family]]:
@@ -101,31 +58,13 @@ def rule_families(ctx: Context) -> Iterator[Diagnostic]:
 
 def rule_parameters(ctx: Context) -> Iterator[Diagnostic]:
     for block, f, fam in _stochastic(ctx):
-        dist = f.dist
         where = describe_factor(block, f)
-        if not dist.params:
-            yield error(codes.MISSING_PARAMETER, f"{where}: {fam.name}() needs arguments: literals for "
-                        f"{', '.join(fam.params)}, a network, or uniform", first_span(dist.span, f.span))
-            continue
-        slots, diags = bind_params(dist, fam)
+        slots, diags = bind_params(f.dist, fam, where, f.span)
         yield from diags
-        lone = len(dist.params) == 1 and dist.params[0].name is None
-        if lone and isinstance(dist.params[0].value, Uniform) and fam.uniform is None:
-            yield error(codes.BAD_PARAMETER, f"{where}: {fam.name} has no uniform form; 'uniform' works for "
-                        f"{', '.join(n for n, x in FAMILIES.items() if x.uniform)}",
-                        first_span(dist.params[0].span, dist.span))
-        if lone and isinstance(dist.params[0].value, (Net, Uniform)):
-            continue
-        if not diags:
-            for slot in fam.params:
-                if slot not in slots:
-                    yield error(codes.MISSING_PARAMETER, f"{where}: {fam.name} needs '{slot}', found only "
-                                f"{', '.join(p.name or '<positional>' for p in dist.params)}; give it a literal "
-                                "or a network", first_span(dist.span, f.span))
         var = ctx.variables.get(f.name)
         for slot, arg in slots.items():
-            yield from _check_literal(where, fam, slot, arg, var, dist)
-        if f.parents and not dist.nets:
+            yield from _check_literal(where, fam, slot, arg, var, f.dist)
+        if f.dist.params and f.parents and not f.dist.nets and lone_argument(f.dist) is None:
             yield warning(codes.IGNORED_PARENTS, f"{where} has parents but no network uses them; its "
                           "arguments are all literals", factor_span(f))
 
