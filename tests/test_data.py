@@ -7,16 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graphvae.data import (
-    CLASS_KEY,
-    DATA_ENV,
-    IDX_FILES,
-    fit_variable,
-    infer_image_shape,
-    load_dataset,
-    prepare_data,
-    write_idx,
-)
+from graphvae.data import (CLASS_KEY, DATA_ENV, IDX_FILES, fit_variable, infer_image_shape, load_dataset, prepare_data,
+                           write_idx)
 from graphvae.errors import UserError
 from graphvae.spec.ir import Spec, Variable
 

@@ -9,16 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graphvae.data.idx import (
-    DATA_ENV,
-    IDX_FILES,
-    data_dirs,
-    find_idx_files,
-    parse_idx,
-    read_idx,
-    read_idx_dataset,
-    write_idx,
-)
+from graphvae.data.idx import (DATA_ENV, IDX_FILES, data_dirs, find_idx_files, parse_idx, read_idx, read_idx_dataset,
+                               write_idx)
 from graphvae.errors import UserError
 
 MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"

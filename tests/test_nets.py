@@ -7,15 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from graphvae.compile.nets import (
-    ACTIVATIONS,
-    FactorModule,
-    NodeNet,
-    ParentInput,
-    ParentsLinear,
-    activation,
-    parameter_count,
-)
+from graphvae.compile.nets import (ACTIVATIONS, FactorModule, NodeNet, ParentInput, ParentsLinear, activation,
+                                   parameter_count)
 from graphvae.spec.ir import Net, Option
 
 torch.set_num_threads(1)

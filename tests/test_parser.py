@@ -9,21 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from graphvae.spec.binding import canonical_params
-from graphvae.spec.ir import (
-    Beta,
-    Call,
-    Dist,
-    Estimator,
-    Factor,
-    Net,
-    Objective,
-    Option,
-    Param,
-    Setting,
-    Span,
-    Uniform,
-    Variable,
-)
+from graphvae.spec.ir import (Beta, Call, Dist, Estimator, Factor, Net, Objective, Option, Param, Setting, Span,
+                              Uniform, Variable)
 from graphvae.spec.parser import grammar_path, parse_dsl
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"

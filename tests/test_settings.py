@@ -12,17 +12,8 @@ from graphvae.cli.parser import build_parser
 from graphvae.errors import UserError
 from graphvae.spec.ir import Setting, Spec
 from graphvae.spec.loader import load_spec
-from graphvae.spec.settings import (
-    CROSS_RULES,
-    DATASETS,
-    FLAGS,
-    SETTINGS,
-    Anything,
-    Interval,
-    OneOf,
-    Pattern,
-    literal_ok,
-)
+from graphvae.spec.settings import (CROSS_RULES, DATASETS, FLAGS, SETTINGS, Anything, Interval, OneOf, Pattern,
+                                    literal_ok)
 from graphvae.spec.validate import validate
 from graphvae.train import config as trainconfig
 

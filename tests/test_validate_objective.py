@@ -8,21 +8,8 @@ import pytest
 
 from graphvae.spec.estimators import ENUMERATE_LIMIT, support_size
 from graphvae.spec.families import FAMILIES, Family, register_family
-from graphvae.spec.ir import (
-    Beta,
-    Call,
-    Dist,
-    Estimator,
-    Factor,
-    Net,
-    Objective,
-    Option,
-    Param,
-    Setting,
-    Spec,
-    Uniform,
-    Variable,
-)
+from graphvae.spec.ir import (Beta, Call, Dist, Estimator, Factor, Net, Objective, Option, Param, Setting, Spec,
+                              Uniform, Variable)
 from graphvae.spec.settings import ObjectiveConfig, TrainConfig
 from graphvae.spec.validate import validate
 

@@ -50,8 +50,17 @@ class Option:
     span: Span | None = _span()
 
 
+class _Options:
+    """``option(name)``: the value of a named option as written, or ``default``."""
+
+    options: tuple[Option, ...]
+
+    def option(self, name: str, default=None):
+        return next((opt.value for opt in self.options if opt.name == name), default)
+
+
 @dataclass(frozen=True)
-class Net:
+class Net(_Options):
     """A network expression.
 
     ``kind`` is ``"mlp"`` or ``"linear"`` once validated (front ends carry any
@@ -69,12 +78,6 @@ class Net:
     hidden: tuple[int, ...] = ()
     options: tuple[Option, ...] = ()
     span: Span | None = _span()
-
-    def option(self, name: str, default=None):
-        for opt in self.options:
-            if opt.name == name:
-                return opt.value
-        return default
 
     @property
     def activation(self) -> str:
@@ -186,18 +189,12 @@ class Setting:
 
 
 @dataclass(frozen=True)
-class Call:
+class Call(_Options):
     """An identifier with options, e.g. ``relax(temperature = 0.66)`` or a bare ``enumerate``."""
 
     name: str
     options: tuple[Option, ...] = ()
     span: Span | None = _span()
-
-    def option(self, name: str, default=None):
-        for opt in self.options:
-            if opt.name == name:
-                return opt.value
-        return default
 
 
 @dataclass(frozen=True)

@@ -26,22 +26,8 @@ from lark.exceptions import LarkError, UnexpectedInput
 from graphvae.spec import errorcodes as codes
 from graphvae.spec.binding import canonical_params
 from graphvae.spec.diagnostics import Diagnostic, error
-from graphvae.spec.ir import (
-    Beta,
-    Call,
-    Dist,
-    Estimator,
-    Factor,
-    Net,
-    Objective,
-    Option,
-    Param,
-    Setting,
-    Span,
-    Spec,
-    Uniform,
-    Variable,
-)
+from graphvae.spec.ir import (Beta, Call, Dist, Estimator, Factor, Net, Objective, Option, Param, Setting, Span, Spec,
+                              Uniform, Variable)
 from graphvae.spec.settings import SETTINGS
 from graphvae.spec.syntax_errors import blank_line, syntax_diagnostic
 

@@ -23,22 +23,8 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from graphvae.spec import errorcodes as codes
 from graphvae.spec.binding import canonical_params
 from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error
-from graphvae.spec.ir import (
-    Beta,
-    Call,
-    Dist,
-    Estimator,
-    Factor,
-    Net,
-    Objective,
-    Option,
-    Param,
-    Setting,
-    Span,
-    Spec,
-    Uniform,
-    Variable,
-)
+from graphvae.spec.ir import (Beta, Call, Dist, Estimator, Factor, Net, Objective, Option, Param, Setting, Span, Spec,
+                              Uniform, Variable)
 from graphvae.spec.settings import SETTINGS
 
 __all__ = ["load_yaml", "TOP_KEYS", "VARIABLE_KEYS", "FACTOR_KEYS", "OBJECTIVE_KEYS"]

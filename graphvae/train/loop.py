@@ -27,15 +27,8 @@ from graphvae.errors import UserError
 from graphvae.spec.loader import load_spec_file
 from graphvae.spec.settings import TrainConfig
 from graphvae.train import config as trainconfig
-from graphvae.train.checkpoint import (
-    capture_rng,
-    checkpoint_spec_differences,
-    load_checkpoint,
-    restore_rng,
-    save_checkpoint,
-    spec_differences,
-    state_dict_differences,
-)
+from graphvae.train.checkpoint import (capture_rng, checkpoint_spec_differences, load_checkpoint, restore_rng,
+                                       save_checkpoint, spec_differences, state_dict_differences)
 from graphvae.train.device import pick_device, seed_everything
 from graphvae.train.optim import build_optimizer, build_scheduler
 from graphvae.train.runfolder import RunFolder
@@ -106,14 +99,8 @@ def train(spec, config: TrainConfig | None = None, out_dir=None, *, resume: bool
     steps in all, saving ``last.pt`` as Ctrl-C does.  Returns a :class:`TrainResult`.
     """
     from graphvae.compile.compiler import compile_spec
-    from graphvae.data import (
-        SemiSupervisedBatches,
-        count_examples,
-        evaluation_arrays,
-        load_labelled,
-        prepare_data,
-        save_labelled,
-    )
+    from graphvae.data import (SemiSupervisedBatches, count_examples, evaluation_arrays, load_labelled, prepare_data,
+                               save_labelled)
     from graphvae.train.evaluate import selection_score, validate
 
     if out_dir is None:

@@ -12,16 +12,8 @@ from typing import Iterator
 
 from graphvae.spec import errorcodes as codes
 from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error, warning
-from graphvae.spec.estimators import (
-    DECLARABLE,
-    ENUMERATE_LIMIT,
-    ESTIMATORS,
-    default_estimator,
-    estimator_method,
-    size_text,
-    support_log2,
-    support_size,
-)
+from graphvae.spec.estimators import (DECLARABLE, ENUMERATE_LIMIT, ESTIMATORS, default_estimator, estimator_method,
+                                      size_text, support_log2, support_size)
 from graphvae.spec.families import FAMILIES
 from graphvae.spec.ir import Setting, Span, Variable
 from graphvae.spec.settings import SETTINGS, cross_problems, literal_ok, type_text
