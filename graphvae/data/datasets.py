@@ -1,0 +1,303 @@
+"""Reading a dataset and matching its arrays to a spec's variables; everything a training run needs.
+
+See the package docstring (:mod:`graphvae.data`) for the API and the decisions results depend on.
+"""
+
+
+from __future__ import annotations
+
+import math
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from graphvae.data.batches import choose_labelled, count_examples, label_variable, split_validation, take_examples
+from graphvae.data.idx import IMAGE_CLASSES, IMAGE_DATASETS, read_idx_dataset
+from graphvae.errors import UserError
+from graphvae.spec import printers
+from graphvae.spec.diagnostics import did_you_mean
+from graphvae.spec.ir import Spec, Variable
+from graphvae.spec.settings import DATASETS  # the names the settings table accepts: digits and IMAGE_DATASETS
+
+DIGITS_TEST_FRACTION = 0.2
+DIGITS_SPLIT_SEED = 0
+NPZ_TEST_FRACTION = 0.2
+NPZ_SPLIT_SEED = 0
+CLASS_KEY = "_class"
+_SUGGESTED_SPECS = {64: "specs/digits_m2.gvae", 784: "specs/m2.gvae"}
+
+
+# -- raw datasets ------------------------------------------------------------------------------
+
+@dataclass
+class _Images:  # a labelled image set before it meets a spec
+    name: str
+    train: tuple[np.ndarray, np.ndarray]  # float32 (N, H, W) in [0, 1], int64 (N,)
+    test: tuple[np.ndarray, np.ndarray]
+    classes: int
+    sources: tuple[str, ...] = ()
+
+
+def _read_digits() -> _Images:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = (digits.images / 16.0).astype(np.float32)
+    y = digits.target.astype(np.int64)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=DIGITS_TEST_FRACTION, stratify=y,
+                                              random_state=DIGITS_SPLIT_SEED)
+    return _Images("digits", (x_tr, y_tr), (x_te, y_te), 10, ("sklearn.datasets.load_digits",))
+
+
+# -- matching arrays to spec variables ---------------------------------------------------------
+
+def fit_variable(var: Variable, array: np.ndarray, what: str, hint: str = "") -> np.ndarray:
+    """``array`` (examples first) reshaped to ``var``'s value shape, converted and domain-checked.
+
+    ``what`` names the data in messages, e.g. "array 'x' of data.npz".  Supervised variables may
+    have missing labels (-1 or NaN); observed ones may not."""
+    array = np.asarray(array)
+    if array.ndim == 0:
+        raise UserError(f"{what} is a scalar; expected one value per example for {printers.declaration(var)}")
+    if array.dtype.kind not in "biuf":
+        raise UserError(f"{what} holds {array.dtype} values, not numbers; {printers.declaration(var)} needs numbers")
+    n, per, target = len(array), math.prod(array.shape[1:]), var.value_shape
+    if per != math.prod(target):
+        if var.domain == "categorical" and per == var.classes:
+            hint = hint or "give class indices (one integer per example), not one-hot rows"
+        raise UserError(f"{what} has {per} values per example (shape {tuple(array.shape[1:])}) but "
+                        f"{printers.declaration(var)} takes {math.prod(target)}" + (f"; {hint}" if hint else ""))
+    array = array.reshape((n, *target))
+    missing_ok = var.role == "supervised"
+    if var.domain == "categorical":
+        return _check_classes(var, array, what, missing_ok)
+    array = array.astype(np.float32, copy=False)
+    nan = np.isnan(array)
+    n_nan = int(nan.sum())
+    if n_nan and not missing_ok:
+        raise UserError(f"{what}: {n_nan} NaN values in {var.role} variable {var.name} (only missing "
+                        "labels of supervised variables may be NaN)")
+    if n_nan == array.size:
+        return array
+    lo, hi = float(np.nanmin(array)), float(np.nanmax(array))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise UserError(f"{what}: infinite values for {printers.declaration(var)}")
+    bounds = {"binary": (0.0, 1.0, "lie in [0, 1]"), "unit": (0.0, 1.0, "lie in [0, 1]")}
+    if var.domain in bounds and (lo < 0 or hi > 1):
+        raise UserError(f"{what}: values range over [{lo:g}, {hi:g}] but {printers.declaration(var)} needs them to "
+                        f"lie in [0, 1]; rescale the data (e.g. divide grey levels by 255)")
+    if var.domain == "positive" and lo <= 0:
+        raise UserError(f"{what}: smallest value {lo:g} but {printers.declaration(var)} needs values > 0")
+    if var.domain == "simplex":
+        rows = array.reshape(-1, array.shape[-1]) if array.ndim > 1 else array.reshape(-1, 1)
+        rows = rows[~np.isnan(rows).any(axis=1)]
+        bad = (rows < 0).any(axis=1) | (np.abs(rows.sum(axis=1) - 1) > 1e-4)
+        if bad.any():
+            raise UserError(f"{what}: {int(bad.sum())} rows are not probability vectors (non-negative, "
+                            f"summing to 1) as {printers.declaration(var)} needs")
+    return array
+
+
+def _check_classes(var: Variable, array: np.ndarray, what: str, missing_ok: bool) -> np.ndarray:
+    k = var.classes or 0
+    if array.dtype.kind == "f":
+        nan = np.isnan(array)
+        if nan.any() and not missing_ok:
+            raise UserError(f"{what}: {int(nan.sum())} NaN values in {var.role} variable {var.name}")
+        whole = np.where(nan, -1, array)
+        if not np.all(np.isfinite(whole)) or not np.all(whole == np.round(whole)):
+            raise UserError(f"{what}: {printers.declaration(var)} needs integer class indices; the data has "
+                            "fractional values")
+        array = whole
+    array = array.astype(np.int64)
+    low = -1 if missing_ok else 0
+    bad = (array < low) | (array >= k)
+    if bad.any():
+        allowed = f"0..{k - 1}" + (" or -1 for a missing label" if missing_ok else "")
+        raise UserError(f"{what}: {int(bad.sum())} values outside {allowed} for {printers.declaration(var)} "
+                        f"(e.g. {int(array[bad][0])})")
+    return array
+
+
+def infer_image_shape(shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """A picture shape for a value shape: (H, W), (C, H, W) with C in 1/3, or a square side."""
+    if len(shape) == 2 or (len(shape) == 3 and shape[0] in (1, 3)):
+        return tuple(shape)
+    side = math.isqrt(math.prod(shape)) if shape else 0
+    return (side, side) if side > 1 and side * side == math.prod(shape) else None
+
+
+@dataclass
+class Dataset:
+    """Training and test arrays keyed by spec variable name (see the module docstring)."""
+
+    name: str
+    train: dict[str, np.ndarray]
+    test: dict[str, np.ndarray]
+    classes: int | None = None
+    image_shape: tuple[int, ...] | None = None
+    observed: tuple[str, ...] = ()
+    label_var: str | None = None
+    sources: tuple[str, ...] = field(default=())
+
+    @property
+    def n_train(self) -> int:
+        return count_examples(self.train)
+
+    @property
+    def n_test(self) -> int:
+        return count_examples(self.test)
+
+
+def _match_images(raw: _Images, spec: Spec) -> Dataset:
+    observed, supervised = spec.observed, spec.supervised
+    side = "x".join(map(str, raw.train[0].shape[1:]))
+    if len(observed) != 1:
+        names = ", ".join(v.name for v in observed) or "none"
+        raise UserError(f"{raw.name} supplies one observed array (images {side}) but the spec has "
+                        f"{len(observed)} observed variables ({names}); use an .npz file with one "
+                        "array per variable")
+    var = observed[0]
+    per = math.prod(raw.train[0].shape[1:])
+    hint = ""
+    if var.size != per:
+        other = _SUGGESTED_SPECS.get(per)
+        hint = (f"declare {var.name} : observed {var.domain}[{per}]"
+                + (f" (as {other} does)" if other else ""))
+    what = f"{raw.name} images ({side})"
+    train = {var.name: fit_variable(var, raw.train[0], what, hint)}
+    test = {var.name: fit_variable(var, raw.test[0], what, hint)}
+    label_var = None
+    if supervised:
+        cats = [v for v in supervised if v.domain == "categorical"]
+        if len(supervised) > 1 or not cats:
+            raise UserError(f"{raw.name} supplies one class label per image ({raw.classes} classes) but the "
+                            f"spec's supervised variables are {', '.join(printers.declaration(v) for v in supervised)}; "
+                            f"declare a single supervised categorical[{raw.classes}]")
+        label = cats[0]
+        if label.classes != raw.classes:
+            raise UserError(f"{raw.name} has {raw.classes} classes but the spec declares "
+                            f"{printers.declaration(label)}; declare {label.name} : supervised "
+                            f"categorical[{raw.classes}]")
+        label_var = label.name
+    key = label_var or CLASS_KEY
+    train[key], test[key] = raw.train[1], raw.test[1]
+    return Dataset(raw.name, train, test, raw.classes, tuple(raw.train[0].shape[1:]), (var.name,),
+                   label_var, raw.sources)
+
+
+def _load_npz(path: str, spec: Spec) -> Dataset:
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise UserError(f"{path} is a folder; give an .npz file, or a dataset name ({', '.join(DATASETS)}) "
+                        "with --data-dir FOLDER")
+    if not p.is_file():
+        raise UserError(f"data file {path} not found")
+    try:
+        npz = np.load(p, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single array, not named arrays")
+        with npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise UserError(f"cannot read {path} as an .npz file: {e}") from None
+    wanted = [*spec.observed, *spec.supervised]
+    if not spec.observed:
+        raise UserError("the spec has no observed variable to feed data to")
+    for v in wanted:
+        if v.name not in arrays:
+            hint = did_you_mean(v.name, arrays)
+            raise UserError(f"{path} has no array '{v.name}' for {printers.declaration(v)}"
+                            + (f"; {hint}" if hint else "") + f" (arrays: {', '.join(arrays) or 'none'})")
+    has_test = [v.name for v in wanted if f"test_{v.name}" in arrays]
+    if has_test and len(has_test) != len(wanted):
+        lacking = ", ".join(f"test_{v.name}" for v in wanted if v.name not in has_test)
+        raise UserError(f"{path} has test arrays for some variables but lacks {lacking}")
+    splits = {"train": {v.name: arrays[v.name] for v in wanted}}
+    if has_test:
+        splits["test"] = {v.name: arrays[f"test_{v.name}"] for v in wanted}
+    for split, group in splits.items():
+        sizes = {k: (len(a) if np.ndim(a) else 0) for k, a in group.items()}
+        if len(set(sizes.values())) > 1:
+            listing = ", ".join(f"{'test_' if split == 'test' else ''}{k}: {n}" for k, n in sizes.items())
+            raise UserError(f"{path}: arrays disagree on the number of examples ({listing})")
+        for v in wanted:
+            name = f"test_{v.name}" if split == "test" else v.name
+            group[v.name] = fit_variable(v, group[v.name], f"array '{name}' of {path}")
+    if not has_test:
+        n = count_examples(splits["train"])
+        n_test = int(round(n * NPZ_TEST_FRACTION))
+        if n_test < 1 or n - n_test < 1:
+            raise UserError(f"{path} has {n} examples; holding out a test set needs at least 2 (or give "
+                            "test_ arrays)")
+        perm = np.random.default_rng(NPZ_SPLIT_SEED).permutation(n)
+        splits["train"], splits["test"] = (take_examples(splits["train"], np.sort(perm[n_test:])),
+                                           take_examples(splits["train"], np.sort(perm[:n_test])))
+    label = label_variable(spec)
+    return Dataset(str(path), splits["train"], splits["test"], label.classes if label else None,
+                   infer_image_shape(spec.observed[0].value_shape), tuple(v.name for v in spec.observed),
+                   label.name if label else None, (str(p),))
+
+
+def load_dataset(name: str, spec: Spec, data_dir: str | None = None) -> Dataset:
+    """Read a dataset and match it to ``spec``'s observed and supervised variables."""
+    key = name.lower()
+    if key == "digits":
+        return _match_images(_read_digits(), spec)
+    if key in IMAGE_DATASETS:
+        train, test, paths = read_idx_dataset(key, data_dir or None)
+        return _match_images(_Images(key, train, test, IMAGE_CLASSES, paths), spec)
+    if key.endswith(".npz") or os.sep in name or Path(name).expanduser().is_file():
+        return _load_npz(name, spec)
+    hint = did_you_mean(name, DATASETS)
+    raise UserError(f"unknown dataset '{name}'" + (f"; {hint}" if hint else "")
+                    + f"; use one of {', '.join(DATASETS)} or a path to an .npz file")
+
+
+# -- everything a training run needs -----------------------------------------------------------
+
+@dataclass
+class TrainingData:
+    dataset: Dataset
+    train: dict[str, np.ndarray]  # after the validation split, labels intact (batches mask them)
+    val: dict[str, np.ndarray]
+    test: dict[str, np.ndarray]
+    labelled: np.ndarray  # indices into train
+    label_var: str | None = None
+
+    @property
+    def n_labelled(self) -> int:
+        return len(self.labelled)
+
+    def summary(self) -> str:
+        """One line, e.g. "digits: 1293 train (100 labelled: 10 per class), 144 validation, 360 test"."""
+        text = f"{self.n_labelled} labelled"
+        if self.label_var is not None and self.train[self.label_var].dtype.kind in "iu" and self.n_labelled:
+            counts = np.unique(self.train[self.label_var][self.labelled], return_counts=True)[1]
+            lo, hi = int(counts.min()), int(counts.max())
+            text += f": {lo} per class" if lo == hi else f": {lo}-{hi} per class"
+        return (f"{self.dataset.name}: {count_examples(self.train)} train ({text}), "
+                f"{count_examples(self.val)} validation, "
+                f"{count_examples(self.test)} test")
+
+
+def prepare_data(spec: Spec, data: str = "digits", data_dir: str | None = None, validation: float = 0.1,
+                 labels: int = 100, seed: int = 0, labelled: np.ndarray | None = None) -> TrainingData:
+    """Load, split off validation, and choose (or check the given, e.g. resumed) labelled subset."""
+    ds = load_dataset(data, spec, data_dir)
+    train, val = split_validation(ds.train, validation, seed)
+    label = label_variable(spec)
+    if labelled is not None:
+        labelled = np.sort(np.asarray(labelled, dtype=np.int64))
+        if len(labelled) and (labelled.min() < 0 or labelled.max() >= count_examples(train)):
+            raise UserError(f"saved labelled indices exceed the {count_examples(train)} training examples; "
+                            "the data changed since the run started")
+    elif label is None:
+        labelled = np.zeros(0, dtype=np.int64)
+    else:
+        labelled = choose_labelled(train[label.name], labels, seed)
+    return TrainingData(ds, train, val, ds.test, labelled, label.name if label else None)
