@@ -42,7 +42,7 @@ def time_trained_run(run: str, blocks: int, steps: int) -> int:
     import torch
 
     from graphvae.data import SemiSupervisedBatches, prepare_data
-    from graphvae.train.evaluate import load_run
+    from graphvae.train.runs import load_run
     from graphvae.train.optim import build_optimizer
 
     spec, cfg, model, state = load_run(run, "last", "cpu")

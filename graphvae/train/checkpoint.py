@@ -152,3 +152,31 @@ def state_dict_differences(saved: dict[str, Any], current: dict[str, Any], limit
             out.append(f"{key}: shape {tuple(value.shape)} in the checkpoint, {tuple(current[key].shape)} in the model")
     out += [f"parameter {key} is in the model, not in the checkpoint" for key in current if key not in saved]
     return out[:limit] + ([f"and {len(out) - limit} more"] if len(out) > limit else [])
+
+
+# -- opening a run's checkpoint -----------------------------------------------------------------
+def open_checkpoint(folder, which: str = "last"):
+    """``(state, spec, text, suffix, path)`` of a run folder's ``which`` checkpoint (``best`` falls
+    back to ``last``), after checking that the stored spec was not edited and is the one the
+    checkpoint was trained on.  Every problem is a one-line UserError."""
+    from graphvae.spec.loader import load_spec_file
+
+    folder.require()
+    folder.check_spec_hash()
+    path = folder.checkpoint(which)
+    if which == "best" and not path.exists():
+        path = folder.checkpoint("last")
+    state = load_checkpoint(path)
+    spec, text, suffix = load_spec_file(folder.spec_path())
+    diffs = checkpoint_spec_differences(state, spec) if state["spec"] != text else []
+    if diffs:
+        raise UserError(f"{path} was trained on a different spec than {folder.spec_path()}: {'; '.join(diffs)}")
+    return state, spec, text, suffix, path
+
+
+def load_weights(model, state: dict, path) -> None:
+    """Load a checkpoint's weights into a compiled model, or a one-line UserError when they do not fit."""
+    diffs = state_dict_differences(state["model"], model.state_dict())
+    if diffs:
+        raise UserError(f"{path} does not fit the compiled spec: {'; '.join(diffs)}")
+    model.load_state_dict(state["model"])

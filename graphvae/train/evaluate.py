@@ -99,43 +99,12 @@ def selection_score(spec, row: dict) -> float:
     return -row.get("train/elbo", -row.get("train/loss", math.inf))
 
 
-# -- loading a trained run ----------------------------------------------------------------------
-def load_run(run_path, which: str = "best", device: str = "cpu"):
-    """(spec, config, model) of a run folder, the model holding ``which`` checkpoint's weights."""
-    from graphvae.compile.compiler import compile_spec
-    from graphvae.spec.loader import load_spec_file
-    from graphvae.train import config as trainconfig
-    from graphvae.train.checkpoint import checkpoint_spec_differences, load_checkpoint, state_dict_differences
-    from graphvae.train.device import pick_device
-
-    run = RunFolder(run_path).require()
-    run.check_spec_hash()
-    path = run.checkpoint(which)
-    if which == "best" and not path.exists():
-        path = run.checkpoint("last")
-    state = load_checkpoint(path)
-    spec, _, _ = load_spec_file(run.spec_path())
-    if state["spec"] != run.read_spec_text():
-        diffs = checkpoint_spec_differences(state, spec)
-        if diffs:
-            raise UserError(f"{path} was trained on a different spec than {run.spec_path()}: {'; '.join(diffs)}")
-    cfg = trainconfig.from_dict(state["config"], str(path))
-    model = compile_spec(spec)
-    current = model.state_dict()
-    diffs = state_dict_differences(state["model"], current)
-    if diffs:
-        raise UserError(f"{path} does not fit the compiled spec: {'; '.join(diffs)}")
-    model.load_state_dict(state["model"])
-    model.to(pick_device(device))
-    model.eval()
-    return spec, cfg, model, state
-
-
 def evaluate_run(run_path, data: str | None = None, data_dir: str | None = None, samples: int | None = None,
                  which: str = "best", split: str = "test", device: str | None = None) -> dict:
     """Load a run and evaluate it on a split of its data (or of ``data``); IWAE with K = ``samples``
     (default: the run's eval_samples; 0 skips it)."""
     from graphvae.data import evaluation_arrays, load_labelled, prepare_data
+    from graphvae.train.runs import load_run
 
     spec, cfg, model, state = load_run(run_path, which, device or "auto")
     k = cfg.eval_samples if samples is None else samples

@@ -1,11 +1,11 @@
-"""Training: ``graphvae train`` and the Python API :func:`train`.
+"""Training: the Python API :func:`train` (``graphvae train`` calls it).
 
-A flat loop in the style of nanoGPT: resolve the config, lay out the run folder,
-load the data, compile the model, then step through semi-supervised batches; at
-the end of every epoch validate, append a row to ``metrics.jsonl`` and write
-``last.pt`` (and ``best.pt`` when validation improved).  ``--resume RUN`` restores
-the model, optimiser, scheduler, data iterator and every RNG from ``last.pt`` so
-that a resumed CPU run ends exactly where an uninterrupted one does.
+A straight loop in the style of nanoGPT: open the run (new, or resumed from ``last.pt``),
+load the data, compile the model, then step through semi-supervised batches; at the end of
+every epoch validate, append a row to ``metrics.jsonl`` and write ``last.pt`` (and
+``best.pt`` when validation improved).  A resumed run restores the model, optimiser,
+scheduler, data iterator and every RNG from ``last.pt``, so that a resumed CPU run ends
+exactly where an uninterrupted one does.
 
 Ctrl-C finishes the current step, saves ``last.pt`` and returns; a second Ctrl-C
 stops at once.  A non-finite loss stops the run, names the term, and leaves the
@@ -15,8 +15,6 @@ last good checkpoint in place.
 from __future__ import annotations
 
 import math
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +25,9 @@ from graphvae.errors import UserError
 from graphvae.spec.loader import load_spec_file
 from graphvae.spec.settings import TrainConfig
 from graphvae.train import config as trainconfig
-from graphvae.train.checkpoint import (capture_rng, checkpoint_spec_differences, load_checkpoint, restore_rng,
-                                       save_checkpoint, spec_differences, state_dict_differences)
+from graphvae.train import reporting
+from graphvae.train.checkpoint import (capture_rng, load_weights, open_checkpoint, restore_rng, save_checkpoint,
+                                       spec_differences)
 from graphvae.train.device import pick_device, seed_everything
 from graphvae.train.optim import build_optimizer, build_scheduler
 from graphvae.train.runfolder import RunFolder
@@ -48,6 +47,38 @@ class TrainResult:
     interrupted: bool = False  # stopped early (Ctrl-C or max_steps); last.pt holds the state
 
 
+@dataclass
+class Tally:
+    """The trainer's bookkeeping, saved in every checkpoint (``step`` and ``extra``)."""
+
+    step: int = 0  # optimiser steps taken in all
+    best: float = math.inf  # the best model-selection score so far, the one best.pt holds
+    sums: dict[str, float] = field(default_factory=dict)  # sums of the logged terms over this epoch's steps
+    epoch_steps: int = 0  # steps taken in this epoch
+    epoch_seconds: float = 0.0  # seconds spent stepping in this epoch
+
+
+@dataclass
+class _Run:
+    """Everything one training run holds while it runs."""
+
+    folder: RunFolder
+    spec: object
+    text: str  # the spec's source, stored in the run folder and every checkpoint
+    suffix: str
+    cfg: TrainConfig
+    device: torch.device
+    data: object  # graphvae.data.TrainingData
+    model: torch.nn.Module
+    batches: object  # graphvae.data.SemiSupervisedBatches
+    opt: torch.optim.Optimizer
+    sched: object  # a LambdaLR, or None for a constant rate
+    val_arrays: dict  # the validation split, binarized once
+    n_val: int
+    tally: Tally = field(default_factory=Tally)
+
+
+# -- opening a run --------------------------------------------------------------------------------
 def _spec_and_text(spec):
     if isinstance(spec, (str, Path)):
         return load_spec_file(spec)
@@ -58,38 +89,138 @@ def _spec_and_text(spec):
     return spec, text, suffix
 
 
-class _InterruptFlag:
-    """While active, the first Ctrl-C only sets ``self.set``; the loop saves and stops after the step.
-    A second Ctrl-C raises KeyboardInterrupt at once.  Inactive outside the main thread."""
-
-    def __init__(self):
-        self.set = False
-        self._old = None
-
-    def _handle(self, signum, frame):
-        self.set = True
-        signal.signal(signal.SIGINT, self._old)
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+def _open_new(spec, config: TrainConfig | None, folder: RunFolder):
+    """``(spec, text, suffix, cfg)`` of a new run into ``folder``, which must hold no run yet."""
+    spec, text, suffix = _spec_and_text(spec)
+    cfg = trainconfig.check_config(config or trainconfig.from_spec(spec))
+    if folder.has_checkpoint():
+        raise UserError(f"{folder.path} already holds a run; continue it with 'graphvae train --resume "
+                        f"{folder.path}', or choose another --out")
+    return spec, text, suffix, cfg
 
 
-def _tensorboard(run: RunFolder):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except Exception:  # tensorboard not installed: optional
-        return None
-    return SummaryWriter(log_dir=str(run.tensorboard_dir))
+def _open_resumed(spec, config: TrainConfig | None, folder: RunFolder):
+    """``(spec, text, suffix, cfg, state)`` of the run ``folder/last.pt`` continues; a ``spec``
+    given must describe the same model."""
+    state, run_spec, text, suffix, _ = open_checkpoint(folder, "last")
+    if spec is not None:
+        diffs = spec_differences(run_spec, _spec_and_text(spec)[0])
+        if diffs:
+            raise UserError(f"{folder.path} was trained on a different spec: {'; '.join(diffs)}")
+    return run_spec, text, suffix, config or trainconfig.from_dict(state["config"]), state
 
 
-# -- the loop ---------------------------------------------------------------------------------
+def _build(folder: RunFolder, spec, text: str, suffix: str, cfg: TrainConfig, resume: bool) -> _Run:
+    """Data, model, batches, optimiser and schedule; a new run folder is laid out only once the
+    data and the model are ready, so bad input leaves nothing behind."""
+    from graphvae.compile.compiler import compile_spec
+    from graphvae.data import (SemiSupervisedBatches, count_examples, evaluation_arrays, load_labelled, prepare_data,
+                               save_labelled)
+
+    device = pick_device(cfg.device)
+    data = prepare_data(spec, data=cfg.data, data_dir=cfg.data_dir or None, validation=cfg.validation,
+                        labels=cfg.labels, seed=cfg.seed, labelled=load_labelled(folder.path) if resume else None)
+    model = compile_spec(spec).to(device)
+    if not resume:
+        folder.create(text, suffix, trainconfig.to_dict(cfg))
+        save_labelled(folder.path, data.labelled)
+    batches = SemiSupervisedBatches(data.train, spec, data.labelled, batch_size=cfg.batch_size,
+                                    labelled_per_batch=cfg.labelled_per_batch, binarize=cfg.binarize,
+                                    generator=torch.Generator().manual_seed(cfg.seed))
+    opt = build_optimizer(model.parameters(), cfg)
+    sched = build_scheduler(opt, cfg, cfg.epochs * len(batches))
+    return _Run(folder, spec, text, suffix, cfg, device, data, model, batches, opt, sched,
+                evaluation_arrays(data.val, spec, cfg.binarize), count_examples(data.val))
+
+
+def _restore(run: _Run, state: dict, log) -> None:
+    """Put a resumed run back exactly where ``state`` (``last.pt``) left it."""
+    cfg = run.cfg
+    load_weights(run.model, state, run.folder.checkpoint("last"))
+    run.opt.load_state_dict(state["optimizer"])
+    if run.sched is not None and state.get("scheduler"):
+        saved = dict(state["scheduler"])
+        saved.setdefault("lr_lambdas", [None] * len(run.opt.param_groups))  # a scheduler saved by another class
+        run.sched.load_state_dict(saved)
+        planned = int(state["config"].get("epochs", cfg.epochs))
+        if planned != cfg.epochs:
+            log(f"the {cfg.schedule} learning-rate schedule now spans {cfg.epochs} epochs (was {planned}); "
+                f"from step {int(state['step'])} the rate follows the new plan")
+    run.batches.load_state_dict(state["rng"]["batches"])
+    restore_rng(state["rng"])
+    extra = state["extra"]
+    run.tally = Tally(int(state["step"]), float(extra["best"]), dict(extra["sums"]), int(extra["epoch_steps"]),
+                      float(extra["epoch_seconds"]))
+    run.folder.write_metrics([r for r in run.folder.read_metrics() if r.get("epoch", 0) <= int(state["epoch"])])
+    run.folder.write_config(trainconfig.to_dict(cfg))
+
+
+def _snapshot(run: _Run) -> dict:
+    """The checkpoint of the run as it stands (see graphvae.train.checkpoint)."""
+    rng = capture_rng()
+    rng["batches"] = run.batches.state_dict()
+    t = run.tally
+    return {"model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
+            "scheduler": run.sched.state_dict() if run.sched is not None else None,
+            "step": t.step, "epoch": run.batches.epoch, "rng": rng, "config": trainconfig.to_dict(run.cfg),
+            "spec": run.text, "spec_suffix": run.suffix,
+            "extra": {"best": t.best, "sums": dict(t.sums), "epoch_steps": t.epoch_steps,
+                      "epoch_seconds": t.epoch_seconds}}
+
+
+# -- one step, one epoch's end ----------------------------------------------------------------------
+def _step(run: _Run, batch: dict) -> float:
+    """One optimiser step on ``batch``; returns the loss.  Refuses a non-finite loss or term."""
+    loss, terms = run.model.loss({k: v.to(run.device) for k, v in batch.items()}, terms=True)
+    names = ["loss", *terms]
+    values = torch.stack([loss.detach(), *(t.detach().float().reshape(()) for t in terms.values())]).tolist()
+    bad = [n for n, v in zip(names, values) if not math.isfinite(v)]
+    if bad:
+        raise NonFiniteLoss(reporting.non_finite_message(run.folder, run.tally.step, run.batches.epoch, bad, names,
+                                                         values))
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if run.cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.grad_clip)
+    run.opt.step()
+    if run.sched is not None:
+        run.sched.step()
+    run.tally.step += 1
+    run.tally.epoch_steps += 1
+    for n, v in zip(names, values):
+        run.tally.sums[n] = run.tally.sums.get(n, 0.0) + v
+    return values[0]
+
+
+def _end_epoch(run: _Run, writer) -> dict:
+    """Validate, log a metrics row, and checkpoint (best.pt too when the selection score improved)."""
+    from graphvae.train.evaluate import selection_score, validate
+
+    t, cfg = run.tally, run.cfg
+    row = {"epoch": run.batches.epoch, "step": t.step}
+    row.update({f"train/{n}": s / max(1, t.epoch_steps) for n, s in t.sums.items()})
+    row["lr"] = run.opt.param_groups[0]["lr"]
+    if run.n_val:
+        row.update({f"val/{k}": v for k, v in validate(run.model, run.spec, run.val_arrays, run.device).items()
+                    if k != "examples"})
+    row["epoch_seconds"] = t.epoch_seconds
+    row["steps_per_s"] = t.epoch_steps / t.epoch_seconds if t.epoch_seconds > 0 else 0.0
+    row["examples_per_s"] = row["steps_per_s"] * cfg.batch_size
+    run.folder.append_metrics(row)
+    reporting.write_scalars(writer, row)
+    score = selection_score(run.spec, row)
+    improved = score < t.best or not math.isfinite(t.best)
+    if improved:
+        t.best = score
+    t.sums, t.epoch_steps, t.epoch_seconds = {}, 0, 0.0
+    snap = _snapshot(run)
+    save_checkpoint(run.folder.checkpoint("last"), snap)
+    if improved:
+        save_checkpoint(run.folder.checkpoint("best"), snap)
+    return row
+
+
+# -- the loop ---------------------------------------------------------------------------------------
 def train(spec, config: TrainConfig | None = None, out_dir=None, *, resume: bool = False,
           progress: bool = True, max_steps: int | None = None, log=print) -> TrainResult:
     """Train ``spec`` (a path or a Spec with source text) into the run folder ``out_dir``.
@@ -98,187 +229,65 @@ def train(spec, config: TrainConfig | None = None, out_dir=None, *, resume: bool
     it must describe the same model).  ``max_steps`` stops after that many optimiser
     steps in all, saving ``last.pt`` as Ctrl-C does.  Returns a :class:`TrainResult`.
     """
-    from graphvae.compile.compiler import compile_spec
-    from graphvae.data import (SemiSupervisedBatches, count_examples, evaluation_arrays, load_labelled, prepare_data,
-                               save_labelled)
-    from graphvae.train.evaluate import selection_score, validate
-
     if out_dir is None:
         raise UserError("train needs a run folder (out_dir)")
-    run = RunFolder(out_dir)
-    state = None
+    folder = RunFolder(out_dir)
+    # the spec and its configuration: a new run, or the one RUN/last.pt continues
     if resume:
-        run.require()
-        run.check_spec_hash()
-        state = load_checkpoint(run.checkpoint("last"))
-        run_spec, text, suffix = load_spec_file(run.spec_path())
-        diffs = checkpoint_spec_differences(state, run_spec) if state["spec"] != text else []
-        if diffs:
-            raise UserError(f"{run.checkpoint('last')} was trained on a different spec than {run.spec_path()}: "
-                            f"{'; '.join(diffs)}")
-        if spec is not None:
-            given = _spec_and_text(spec)[0]
-            diffs = spec_differences(run_spec, given)
-            if diffs:
-                raise UserError(f"{run.path} was trained on a different spec: {'; '.join(diffs)}")
-        spec = run_spec
-        cfg = config or trainconfig.from_dict(state["config"])
+        spec, text, suffix, cfg, state = _open_resumed(spec, config, folder)
     else:
-        spec, text, suffix = _spec_and_text(spec)
-        cfg = trainconfig.check_config(config or trainconfig.from_spec(spec))
-        if run.has_checkpoint():
-            raise UserError(f"{run.path} already holds a run; continue it with 'graphvae train --resume "
-                            f"{run.path}', or choose another --out")
-
-    torch.set_flush_denormal(cfg.flush_denormal)  # denormals slow long CPU runs ~2x (benchmarks/bench_denormal.py)
+        (spec, text, suffix, cfg), state = _open_new(spec, config, folder), None
+    # determinism: denormals slow long CPU runs ~2x (benchmarks/bench_denormal.py); one seed for all RNGs
+    torch.set_flush_denormal(cfg.flush_denormal)
     seed_everything(cfg.seed)
-    device = pick_device(cfg.device)
-    labelled = load_labelled(run.path) if resume else None
-    data = prepare_data(spec, data=cfg.data, data_dir=cfg.data_dir or None, validation=cfg.validation,
-                        labels=cfg.labels, seed=cfg.seed, labelled=labelled)
-    model = compile_spec(spec).to(device)
-    if not resume:  # only now, so bad data or a bad spec leaves no half-made run folder behind
-        run.create(text, suffix, trainconfig.to_dict(cfg))
-        save_labelled(run.path, data.labelled)
-    batches = SemiSupervisedBatches(data.train, spec, data.labelled, batch_size=cfg.batch_size,
-                                    labelled_per_batch=cfg.labelled_per_batch, binarize=cfg.binarize,
-                                    generator=torch.Generator().manual_seed(cfg.seed))
-    steps_per_epoch = len(batches)
-    opt = build_optimizer(model.parameters(), cfg)
-    sched = build_scheduler(opt, cfg, cfg.epochs * steps_per_epoch)
-    val_arrays = evaluation_arrays(data.val, spec, cfg.binarize)
-    n_val = count_examples(data.val)
-
-    step, best, sums, epoch_steps, epoch_seconds = 0, math.inf, {}, 0, 0.0
+    # data, model, batches, optimiser and schedule (a new run folder is written only now)
+    run = _build(folder, spec, text, suffix, cfg, resume)
+    # a resumed run continues exactly: weights, optimiser, schedule, batch position, RNGs, metrics
     if state is not None:
-        diffs = state_dict_differences(state["model"], model.state_dict())
-        if diffs:
-            raise UserError(f"{run.checkpoint('last')} does not fit the compiled spec: {'; '.join(diffs)}")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        if sched is not None and state.get("scheduler"):
-            saved_sched = dict(state["scheduler"])
-            saved_sched.setdefault("lr_lambdas", [None] * len(opt.param_groups))  # a scheduler saved by another class
-            sched.load_state_dict(saved_sched)
-            planned = int(state["config"].get("epochs", cfg.epochs))
-            if planned != cfg.epochs:
-                log(f"the {cfg.schedule} learning-rate schedule now spans {cfg.epochs} epochs (was {planned}); "
-                    f"from step {int(state['step'])} the rate follows the new plan")
-        batches.load_state_dict(state["rng"]["batches"])
-        restore_rng(state["rng"])
-        step, extra = int(state["step"]), state["extra"]
-        best, sums = float(extra["best"]), dict(extra["sums"])
-        epoch_steps, epoch_seconds = int(extra["epoch_steps"]), float(extra["epoch_seconds"])
-        run.write_metrics([r for r in run.read_metrics() if r.get("epoch", 0) <= int(state["epoch"])])
-        run.write_config(trainconfig.to_dict(cfg))
-        log(f"resuming {run.path} at step {step} (epoch {batches.epoch + 1}/{cfg.epochs})")
+        _restore(run, state, log)
+        log(f"resuming {folder.path} at step {run.tally.step} (epoch {run.batches.epoch + 1}/{cfg.epochs})")
     else:
-        log(f"{data.summary()}; {steps_per_epoch} steps per epoch; device {device}; run folder {run.path}")
+        log(f"{run.data.summary()}; {len(run.batches)} steps per epoch; device {run.device}; run folder {folder.path}")
 
-    def snapshot(epoch_done: int) -> dict:
-        rng = capture_rng()
-        rng["batches"] = batches.state_dict()
-        return {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict() if sched is not None else None,
-                "step": step, "epoch": epoch_done, "rng": rng, "config": trainconfig.to_dict(cfg),
-                "spec": text, "spec_suffix": suffix,
-                "extra": {"best": best, "sums": dict(sums), "epoch_steps": epoch_steps,
-                          "epoch_seconds": epoch_seconds}}
-
-    writer = _tensorboard(run)
     from tqdm import tqdm
 
-    bar = tqdm(total=cfg.epochs * steps_per_epoch, initial=step, disable=not progress, unit="step",
+    bar = tqdm(total=cfg.epochs * len(run.batches), initial=run.tally.step, disable=not progress, unit="step",
                dynamic_ncols=True, leave=True)
     say = bar.write if progress else log
+    writer = reporting.tensorboard(folder)
     interrupted, postfix = False, {}
     try:
-        with _InterruptFlag() as stop:
-            while batches.epoch < cfg.epochs and not interrupted:
-                t0, epoch_before = time.perf_counter(), batches.epoch
-                for batch in batches:
-                    loss, terms = model.loss({k: v.to(device) for k, v in batch.items()}, terms=True)
-                    names = ["loss", *terms]
-                    values = torch.stack([loss.detach(), *(t.detach().float().reshape(()) for t in terms.values())]).tolist()
-                    bad = [n for n, v in zip(names, values) if not math.isfinite(v)]
-                    if bad:
-                        raise NonFiniteLoss(_non_finite_message(run, step, batches.epoch, bad, names, values))
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if cfg.grad_clip > 0:
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                    opt.step()
-                    if sched is not None:
-                        sched.step()
-                    step += 1
-                    epoch_steps += 1
-                    for n, v in zip(names, values):
-                        sums[n] = sums.get(n, 0.0) + v
+        with reporting.InterruptFlag() as stop:
+            while run.batches.epoch < cfg.epochs and not interrupted:
+                t0, epoch_before = time.perf_counter(), run.batches.epoch
+                for batch in run.batches:
+                    # one optimiser step; the bar shows the loss every ten
+                    loss = _step(run, batch)
                     bar.update(1)
-                    if step % 10 == 0:
-                        postfix["loss"] = f"{values[0]:.2f}"
+                    if run.tally.step % 10 == 0:
+                        postfix["loss"] = f"{loss:.2f}"
                         bar.set_postfix(postfix, refresh=False)
-                    if stop.set or (max_steps is not None and step >= max_steps):
+                    # Ctrl-C or max_steps: stop after this step
+                    if stop.set or (max_steps is not None and run.tally.step >= max_steps):
                         interrupted = True
                         break
-                epoch_seconds += time.perf_counter() - t0
-                if batches.epoch == epoch_before:  # stopped mid-epoch: save the exact position
-                    save_checkpoint(run.checkpoint("last"), snapshot(batches.epoch))
+                run.tally.epoch_seconds += time.perf_counter() - t0
+                # stopped mid-epoch: save the exact position and leave
+                if run.batches.epoch == epoch_before:
+                    save_checkpoint(folder.checkpoint("last"), _snapshot(run))
                     break
-                # -- end of epoch: validate, log, checkpoint -----------------------------------
-                row = {"epoch": batches.epoch, "step": step}
-                row.update({f"train/{n}": s / max(1, epoch_steps) for n, s in sums.items()})
-                row["lr"] = opt.param_groups[0]["lr"]
-                if n_val:
-                    row.update({f"val/{k}": v for k, v in validate(model, spec, val_arrays, device).items()
-                                if k != "examples"})
-                row["epoch_seconds"] = epoch_seconds
-                row["steps_per_s"] = epoch_steps / epoch_seconds if epoch_seconds > 0 else 0.0
-                row["examples_per_s"] = row["steps_per_s"] * cfg.batch_size
-                run.append_metrics(row)
-                if writer is not None:
-                    for k, v in row.items():
-                        if isinstance(v, (int, float)) and k != "epoch":
-                            writer.add_scalar(k, v, row["epoch"])
-                score = selection_score(spec, row)
-                improved = score < best or not math.isfinite(best)
-                if improved:
-                    best = score
-                sums, epoch_steps, epoch_seconds = {}, 0, 0.0
-                snap = snapshot(batches.epoch)
-                save_checkpoint(run.checkpoint("last"), snap)
-                if improved:
-                    save_checkpoint(run.checkpoint("best"), snap)
-                postfix.update(_val_postfix(row))
+                # the end of an epoch: validate, log, checkpoint
+                row = _end_epoch(run, writer)
+                postfix.update(reporting.val_postfix(row))
                 bar.set_postfix(postfix, refresh=False)
-                say(_epoch_line(row, cfg.epochs))
+                say(reporting.epoch_line(row, cfg.epochs))
     finally:
         bar.close()
         if writer is not None:
             writer.close()
-    interrupted = interrupted and batches.epoch < cfg.epochs
+    interrupted = interrupted and run.batches.epoch < cfg.epochs
     if interrupted:
-        say(f"stopped at step {step} (epoch {batches.epoch + 1}/{cfg.epochs}); saved {run.checkpoint('last')}. "
-            f"Continue with: graphvae train --resume {run.path}")
-    return TrainResult(run.path, step, batches.epoch, run.read_metrics(), best, interrupted)
-
-
-def _non_finite_message(run: RunFolder, step: int, epoch: int, bad: list[str], names: list[str], values: list) -> str:
-    culprit = next((n for n in bad if n != "loss"), "loss")
-    kept = (f"the last good checkpoint {run.checkpoint('last')} is kept" if run.checkpoint("last").exists()
-            else "no checkpoint was written yet")
-    return (f"non-finite loss at step {step + 1} (epoch {epoch + 1}): term '{culprit}' is "
-            f"{values[names.index(culprit)]}; {kept}; try a lower --lr or --set grad_clip=10")
-
-
-def _val_postfix(row: dict) -> dict:
-    return {f"val_{k.split('/', 2)[2]}": f"{100 * v:.1f}%" for k, v in row.items() if k.startswith("val/error/")}
-
-
-def _epoch_line(row: dict, epochs: int) -> str:
-    parts = [f"epoch {row['epoch']}/{epochs}", f"loss {row.get('train/loss', float('nan')):.3f}"]
-    if "val/elbo" in row:
-        parts.append(f"val elbo {row['val/elbo']:.3f}")
-    parts += [f"val {k.split('/', 1)[1]} {100 * v:.2f}%" for k, v in row.items() if k.startswith("val/error/")]
-    parts.append(f"{row['steps_per_s']:.1f} steps/s")
-    return "  ".join(parts)
+        say(f"stopped at step {run.tally.step} (epoch {run.batches.epoch + 1}/{cfg.epochs}); saved "
+            f"{folder.checkpoint('last')}. Continue with: graphvae train --resume {folder.path}")
+    return TrainResult(folder.path, run.tally.step, run.batches.epoch, folder.read_metrics(), run.tally.best,
+                       interrupted)

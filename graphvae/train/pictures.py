@@ -167,7 +167,7 @@ def sample_pictures(run_path, out_dir, n: int = 8, seed: int = 0, which: str = "
 
     from graphvae.data import evaluation_arrays, prepare_data, to_batch
     from graphvae.data.batches import hide_labels
-    from graphvae.train.evaluate import load_run
+    from graphvae.train.runs import load_run
 
     if n < 1:
         raise UserError(f"--n must be at least 1, got {n}")

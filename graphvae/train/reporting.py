@@ -1,0 +1,67 @@
+"""What a training run says while it runs: Ctrl-C handling, the epoch line, TensorBoard, failures."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+
+class InterruptFlag:
+    """While active, the first Ctrl-C only sets ``self.set``; the loop saves and stops after the step.
+    A second Ctrl-C raises KeyboardInterrupt at once.  Inactive outside the main thread."""
+
+    def __init__(self):
+        self.set = False
+        self._old = None
+
+    def _handle(self, signum, frame):
+        self.set = True
+        signal.signal(signal.SIGINT, self._old)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def tensorboard(folder):
+    """A SummaryWriter into ``RUN/tensorboard``, or None when TensorBoard is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:  # optional
+        return None
+    return SummaryWriter(log_dir=str(folder.tensorboard_dir))
+
+
+def write_scalars(writer, row: dict) -> None:
+    if writer is not None:
+        for k, v in row.items():
+            if isinstance(v, (int, float)) and k != "epoch":
+                writer.add_scalar(k, v, row["epoch"])
+
+
+def non_finite_message(folder, step: int, epoch: int, bad: list[str], names: list[str], values: list) -> str:
+    culprit = next((n for n in bad if n != "loss"), "loss")
+    kept = (f"the last good checkpoint {folder.checkpoint('last')} is kept" if folder.checkpoint("last").exists()
+            else "no checkpoint was written yet")
+    return (f"non-finite loss at step {step + 1} (epoch {epoch + 1}): term '{culprit}' is "
+            f"{values[names.index(culprit)]}; {kept}; try a lower --lr or --set grad_clip=10")
+
+
+def val_postfix(row: dict) -> dict:
+    """The progress bar's validation errors, e.g. ``{"val_y": "12.3%"}``."""
+    return {f"val_{k.split('/', 2)[2]}": f"{100 * v:.1f}%" for k, v in row.items() if k.startswith("val/error/")}
+
+
+def epoch_line(row: dict, epochs: int) -> str:
+    parts = [f"epoch {row['epoch']}/{epochs}", f"loss {row.get('train/loss', float('nan')):.3f}"]
+    if "val/elbo" in row:
+        parts.append(f"val elbo {row['val/elbo']:.3f}")
+    parts += [f"val {k.split('/', 1)[1]} {100 * v:.2f}%" for k, v in row.items() if k.startswith("val/error/")]
+    parts.append(f"{row['steps_per_s']:.1f} steps/s")
+    return "  ".join(parts)
