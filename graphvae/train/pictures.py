@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from graphvae.errors import UserError
@@ -156,17 +157,112 @@ def _pick_variables(spec):
     return x, y, z
 
 
-def _decode(model, n, given: dict, x_name: str):
-    return model.sample(n, given=given)[x_name]
+@dataclass
+class _Grids:
+    """What every grid of ``graphvae sample`` draws from: the model, its variables, test images."""
+
+    model: object
+    x: object  # the observed variable drawn, and (when the spec has them) the class y and the style z
+    y: object
+    z: object
+    shape: tuple[int, ...]  # (H, W) or (C, H, W) of one image of x
+    n: int  # columns per grid
+    out: Path
+    device: object
+    batch: dict  # test examples with their labels ...
+    hidden: dict  # ... and with every label hidden from the model
+    codes: dict = None  # the posterior means/modes of the hidden batch (model.encode)
+
+    def decode(self, n: int, given: dict):
+        return self.model.sample(n, given=given)[self.x.name]
+
+    def images(self, values):
+        return _as_images(values, self.shape)
+
+
+def _generation(g: _Grids) -> Path:
+    """One row per class of y, the same draw of the other latents down a column (or n x n samples)."""
+    import torch
+
+    x, y, z, n = g.x, g.y, g.z, g.n
+    if y is None:
+        return image_grid(g.images(g.model.sample(n * n)[x.name]), n, n, g.out / "generation.png",
+                          title=f"samples of {x.name}")
+    k, prior = y.classes, g.model.sample(n)
+    given = {y.name: torch.arange(k, device=g.device).repeat_interleave(n)}
+    if z is not None:
+        given[z.name] = prior[z.name].repeat(k, *([1] * (prior[z.name].dim() - 1)))
+    return image_grid(g.images(g.decode(k * n, given)), k, n, g.out / "generation.png",
+                      row_labels=[f"{y.name}={c}" for c in range(k)],
+                      title=f"p({x.name} | {y.name}, {z.name if z else '...'}): one row per class")
+
+
+def _style_transfer(g: _Grids) -> Path | None:
+    """The paper's analogies: z encoded from test images (first column), decoded with every class of y."""
+    import numpy as np
+    import torch
+
+    x, y, z = g.x, g.y, g.z
+    if y is None or z is None:
+        return None
+    rows, k = min(g.n, len(g.batch[x.name])), y.classes
+    zs = g.codes[z.name][:rows]
+    cells = [g.images(g.batch[x.name][:rows])]
+    for c in range(k):
+        cells.append(g.images(g.decode(rows, {y.name: torch.full((rows,), c, device=g.device, dtype=torch.long),
+                                              z.name: zs})))
+    grid = np.stack(cells, axis=1).reshape((rows * (k + 1),) + cells[0].shape[1:])
+    return image_grid(grid, rows, k + 1, g.out / "style_transfer.png",
+                      col_labels=["test"] + [f"{y.name}={c}" for c in range(k)],
+                      title=f"style transfer: {z.name} encoded from test images, decoded with every {y.name}")
+
+
+def _reconstructions(g: _Grids) -> Path:
+    """Row pairs: test images, then their reconstructions."""
+    import numpy as np
+
+    x, n = g.x, g.n
+    recon = g.model.reconstruct(g.hidden)[x.name]
+    m = min(len(g.batch[x.name]), 2 * n)
+    half, cols = (m // n, n) if m >= n else (1, m)
+    pairs = []
+    for r in range(half):
+        pairs.append(g.images(g.batch[x.name][r * cols:(r + 1) * cols]))
+        pairs.append(g.images(recon[r * cols:(r + 1) * cols]))
+    return image_grid(np.concatenate(pairs), 2 * half, cols, g.out / "reconstructions.png",
+                      row_labels=["data", "recon."] * half, title=f"{x.name} and its reconstruction")
+
+
+def _traversals(g: _Grids) -> Path | None:
+    """The most used dimensions of z (by posterior spread), each swept from -3 to 3 with the others at 0."""
+    import torch
+
+    x, y, z, n = g.x, g.y, g.z, g.n
+    if z is None:
+        return None
+    code = g.codes[z.name]
+    spread = code.reshape(len(code), -1).std(dim=0)
+    dims = spread.argsort(descending=True)[: min(8, spread.numel())].tolist()
+    steps = torch.linspace(-TRAVERSAL_RANGE, TRAVERSAL_RANGE, n, device=g.device)
+    base = torch.zeros((len(dims) * n, code[0].numel()), device=g.device)
+    for r, d in enumerate(dims):
+        base[r * n:(r + 1) * n, d] = steps
+    given, fixed = {z.name: base.reshape((len(dims) * n,) + tuple(code.shape[1:]))}, ""
+    if y is not None:
+        cls = int(g.codes[y.name][0]) if y.name in g.codes else 0
+        given[y.name] = torch.full((len(dims) * n,), cls, device=g.device, dtype=torch.long)
+        fixed = f", {y.name}={cls}"
+    return image_grid(g.images(g.decode(len(dims) * n, given)), len(dims), n, g.out / "traversals.png",
+                      row_labels=[f"{z.name}[{d}]" for d in dims], col_labels=[f"{v:+.1f}" for v in steps.tolist()],
+                      title=f"traversals of single {z.name} dimensions (others 0{fixed})")
 
 
 def sample_pictures(run_path, out_dir, n: int = 8, seed: int = 0, which: str = "best", data: str | None = None,
                     data_dir: str | None = None, device: str | None = None, log=None) -> list[Path]:
-    """Write the PNG grids of a trained run into ``out_dir``; returns their paths."""
+    """Write the PNG grids of a trained run into ``out_dir``; returns their paths (``log`` is told each)."""
     import torch
 
-    from graphvae.data import evaluation_arrays, prepare_data, to_batch
-    from graphvae.data.batches import hide_labels
+    from graphvae.data import evaluation_arrays, hide_labels, prepare_data, to_batch
     from graphvae.train.runs import load_run
 
     if n < 1:
@@ -182,76 +278,16 @@ def sample_pictures(run_path, out_dir, n: int = 8, seed: int = 0, which: str = "
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dev = next(model.parameters()).device
+    # a seeded choice of test images, the same for every grid
     test = evaluation_arrays(data_obj.test, spec, cfg.binarize)
-    n_test = len(test[x.name])
-    g = torch.Generator().manual_seed(seed)
-    pick = torch.randperm(n_test, generator=g)[: max(2 * n, 16)].sort().values.tolist()
-    batch = {k: v.to(dev) for k, v in to_batch(test, pick).items()}
-    hidden = hide_labels(batch, spec)
+    pick = torch.randperm(len(test[x.name]), generator=torch.Generator().manual_seed(seed))[: max(2 * n, 16)]
+    batch = {k: v.to(dev) for k, v in to_batch(test, pick.sort().values.tolist()).items()}
+    grids = _Grids(model, x, y, z, shape, n, out, dev, batch, hide_labels(batch, spec))
     torch.manual_seed(seed)
-    written: list[Path] = []
-    k = y.classes if y is not None else 0
     with torch.no_grad():
-        # conditional generation: one row per class, the same draw of the other latents down a column
-        if y is not None:
-            prior = model.sample(n)
-            given = {y.name: torch.arange(k, device=dev).repeat_interleave(n)}
-            if z is not None:
-                given[z.name] = prior[z.name].repeat(k, *([1] * (prior[z.name].dim() - 1)))
-            imgs = _as_images(_decode(model, k * n, given, x.name), shape)
-            written.append(image_grid(imgs, k, n, out / "generation.png", row_labels=[f"{y.name}={c}" for c in range(k)],
-                                      title=f"p({x.name} | {y.name}, {z.name if z else '...'}): one row per class"))
-        else:
-            imgs = _as_images(model.sample(n * n)[x.name], shape)
-            written.append(image_grid(imgs, n, n, out / "generation.png", title=f"samples of {x.name}"))
-        codes = model.encode(hidden)
-        # style transfer: z from test images, decoded with every class
-        if y is not None and z is not None:
-            rows = min(n, len(pick))
-            zs = codes[z.name][:rows]
-            cells = [_as_images(batch[x.name][:rows], shape)]
-            for c in range(k):
-                given = {y.name: torch.full((rows,), c, device=dev, dtype=torch.long), z.name: zs}
-                cells.append(_as_images(_decode(model, rows, given, x.name), shape))
-            import numpy as np
-
-            grid = np.stack(cells, axis=1).reshape((rows * (k + 1),) + cells[0].shape[1:])
-            written.append(image_grid(grid, rows, k + 1, out / "style_transfer.png",
-                                      col_labels=["test"] + [f"{y.name}={c}" for c in range(k)],
-                                      title=f"style transfer: {z.name} encoded from test images, decoded with every {y.name}"))
-        # reconstructions: row pairs of originals and reconstructions
-        recon = model.reconstruct(hidden)[x.name]
-        m = min(len(pick), 2 * n)
-        half = m // n if m >= n else 1
-        cols = n if m >= n else m
-        pairs = []
-        for r in range(half):
-            pairs.append(_as_images(batch[x.name][r * cols:(r + 1) * cols], shape))
-            pairs.append(_as_images(recon[r * cols:(r + 1) * cols], shape))
-        import numpy as np
-
-        labels = ["data", "recon."] * half
-        written.append(image_grid(np.concatenate(pairs), 2 * half, cols, out / "reconstructions.png",
-                                  row_labels=labels, title=f"{x.name} and its reconstruction"))
-        # traversals: the most used latent dimensions, swept from -3 to 3
-        if z is not None:
-            spread = codes[z.name].reshape(len(pick), -1).std(dim=0)
-            dims = spread.argsort(descending=True)[: min(8, spread.numel())].tolist()
-            steps = torch.linspace(-TRAVERSAL_RANGE, TRAVERSAL_RANGE, n, device=dev)
-            base = torch.zeros((len(dims) * n,) + tuple(codes[z.name].shape[1:]), device=dev).reshape(len(dims) * n, -1)
-            for r, d in enumerate(dims):
-                base[r * n:(r + 1) * n, d] = steps
-            given = {z.name: base.reshape((len(dims) * n,) + tuple(codes[z.name].shape[1:]))}
-            fixed = ""
-            if y is not None:
-                cls = int(codes[y.name][0]) if y.name in codes else 0
-                given[y.name] = torch.full((len(dims) * n,), cls, device=dev, dtype=torch.long)
-                fixed = f", {y.name}={cls}"
-            imgs = _as_images(_decode(model, len(dims) * n, given, x.name), shape)
-            written.append(image_grid(imgs, len(dims), n, out / "traversals.png",
-                                      row_labels=[f"{z.name}[{d}]" for d in dims],
-                                      col_labels=[f"{v:+.1f}" for v in steps.tolist()],
-                                      title=f"traversals of single {z.name} dimensions (others 0{fixed})"))
+        written = [_generation(grids)]
+        grids.codes = model.encode(grids.hidden)
+        written += [p for p in (_style_transfer(grids), _reconstructions(grids), _traversals(grids)) if p is not None]
     for path in written if log is not None else ():
         log(f"wrote {path}")
     return written
