@@ -9,7 +9,8 @@ import os
 import pytest
 
 from graphvae.errors import UserError
-from graphvae.train.runfolder import RunFolder, atomic_write_bytes, sha256_text
+from graphvae.atomic import atomic_write_bytes
+from graphvae.train.runfolder import RunFolder, sha256_text
 
 
 @pytest.mark.parametrize("suffix, name", [(".gvae", "spec.gvae"), (".yaml", "spec.yaml"), (".yml", "spec.yaml")])

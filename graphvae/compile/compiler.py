@@ -1,8 +1,8 @@
-"""Compile a validated spec into a :class:`graphvae.model.CompiledModel`; ``graphvae compile``.
+"""Compile a validated spec into a :class:`graphvae.compile.model.CompiledModel`; ``graphvae compile``.
 
 * :func:`compile_spec` accepts a path (``.gvae``, ``.yaml``/``.yml``) or a
-  :class:`~graphvae.ir.Spec`; it validates it (raising
-  :class:`~graphvae.diagnostics.SpecError` with every diagnostic), resolves the
+  :class:`~graphvae.spec.ir.Spec`; it validates it (raising
+  :class:`~graphvae.spec.diagnostics.SpecError` with every diagnostic), resolves the
   objective configuration (spec settings, then keyword overrides), plans each
   factor's parameters (literals, ``uniform``, one network for all head parameters
   or one per named parameter) and builds the networks.
@@ -114,7 +114,7 @@ def load(spec_or_path) -> Spec:
 
 
 def compile_spec(spec_or_path, **overrides) -> CompiledModel:
-    """Compile a spec (a path or a Spec) into a :class:`~graphvae.model.CompiledModel`.
+    """Compile a spec (a path or a Spec) into a :class:`~graphvae.compile.model.CompiledModel`.
 
     ``overrides`` replace objective settings (``alpha``, ``samples``, ``alpha_scaling``)."""
     spec = load(spec_or_path)

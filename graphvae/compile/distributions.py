@@ -155,7 +155,7 @@ def register(name: str, cls: type, params: tuple[str, ...] | list[str], head: tu
     ``params``: literal parameters in positional order; ``head``: parameters a network
     produces (default ``params``); constraints come from ``cls.arg_constraints`` and the
     support name from ``cls.support`` unless given.  Also registers the torch-free
-    metadata with :func:`graphvae.families.register_family` so validation sees it."""
+    metadata with :func:`graphvae.spec.families.register_family` so validation sees it."""
     params = tuple(params)
     head = tuple(head) if head is not None else params
     arg = dict(cls.arg_constraints)

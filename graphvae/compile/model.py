@@ -1,10 +1,10 @@
 """The compiled model: an ``nn.Module`` that runs q then p over a batch and scores it.
 
-:func:`graphvae.compiler.compile_spec` builds a :class:`CompiledModel`.  Its
+:func:`graphvae.compile.compiler.compile_spec` builds a :class:`CompiledModel`.  Its
 ``encoder`` and ``decoder`` are ``nn.ModuleDict``\\ s of per-node networks (keys are
 the node names); nodes run in the topological order of each graph.  Tensors have
 the layout ``(*lead, B, *value_shape)`` where ``lead`` is one dim per enumerated
-variable followed by the sample dim S (see :class:`graphvae.objective.Trace`).
+variable followed by the sample dim S (see :class:`graphvae.compile.objective.Trace`).
 
 A batch mixes labelled and unlabelled examples.  :meth:`CompiledModel.loss`
 groups the examples by which supervised variables they label (gather, run, sum),

@@ -2,7 +2,7 @@
 
 Two stages:
 
-1. :func:`describe` turns a :class:`~graphvae.ir.Spec` into a plain :class:`Diagram`
+1. :func:`describe` turns a :class:`~graphvae.spec.ir.Spec` into a plain :class:`Diagram`
    (clusters of nodes and edges with their style attributes), which tests assert on.
 2. :func:`to_graphviz` turns the diagram into a :class:`graphviz.Digraph`;
    :func:`write` writes it atomically in the format of the output suffix.

@@ -8,7 +8,7 @@ and checks every entry against the class's ``arg_constraints`` and ``support``.
 The torch side (:mod:`graphvae.compile.distributions`) resolves the names lazily.
 
 A user adds a family with :func:`register_family` (or
-:func:`graphvae.distributions.register` which also accepts a class object).
+:func:`graphvae.compile.distributions.register` which also accepts a class object).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Canonical text of a spec, in either language, and the ``graphvae fmt`` command (torch-free).
 
-:func:`to_dsl` and :func:`to_yaml` print a :class:`~graphvae.ir.Spec` in a fixed
+:func:`to_dsl` and :func:`to_yaml` print a :class:`~graphvae.spec.ir.Spec` in a fixed
 layout (the layout of ``specs/m2.gvae`` and ``specs/m2.yaml``): reading the output
 back gives an equal spec, and formatting is idempotent.  Comments do not survive,
 except the header: the comment lines at the very top of the source, which both

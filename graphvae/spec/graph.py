@@ -6,10 +6,10 @@ every parent a factor names.  Nodes carry:
 * ``kind``: ``"observed" | "supervised" | "latent"`` (the variable's role),
   ``"deterministic"`` for a node ``h | x = mlp(256)``, or ``None`` for a name that
   is neither a declared variable nor defined in the block (validation reports it);
-* ``factor``: the block's :class:`~graphvae.ir.Factor` defining the node, or ``None``
+* ``factor``: the block's :class:`~graphvae.spec.ir.Factor` defining the node, or ``None``
   for an input such as the observed ``x`` in q (the first factor wins when a name is
   defined twice; validation reports the duplicate);
-* ``variable``: the declared :class:`~graphvae.ir.Variable` of that name, or ``None``;
+* ``variable``: the declared :class:`~graphvae.spec.ir.Variable` of that name, or ``None``;
 * ``order``: position of the node's first appearance (factors first, in source
   order, then inputs), used to keep orders and cycles deterministic.
 

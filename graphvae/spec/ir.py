@@ -219,7 +219,7 @@ class Beta:
 @dataclass(frozen=True)
 class Objective:
     """The objective block.  ``settings`` holds ``alpha``, ``samples`` and the other
-    scalar options (see :mod:`graphvae.settings` for names and defaults)."""
+    scalar options (see :mod:`graphvae.spec.settings` for names and defaults)."""
 
     settings: tuple[Setting, ...] = ()
     estimators: tuple[Estimator, ...] = ()

@@ -1,9 +1,9 @@
-"""The DSL front end: ``.gvae`` text -> :class:`graphvae.ir.Spec` plus diagnostics.
+"""The DSL front end: ``.gvae`` text -> :class:`graphvae.spec.ir.Spec` plus diagnostics.
 
 The grammar lives in ``grammar/graphvae.lark`` (installed as the package data
 ``graphvae.grammar/graphvae.lark``) and is parsed with lark's LALR parser.  A
 :class:`lark.Transformer` maps the tree to the IR, giving every node a 1-based
-:class:`~graphvae.ir.Span`.
+:class:`~graphvae.spec.ir.Span`.
 
 :func:`parse_dsl` never raises on bad text.  A syntax error becomes a
 diagnostic with code ``syntax`` that says, in words, what was expected.  To

@@ -1,11 +1,9 @@
-"""The YAML front end: ``.yaml`` text -> :class:`graphvae.ir.Spec` plus diagnostics.
+"""The YAML front end: ``.yaml`` text -> :class:`graphvae.spec.ir.Spec` plus diagnostics.
 
 The text is *composed* (parsed to PyYAML's node tree) with the safe loader and
-never constructed as a whole: the walk below reads each node, so every key and
-value keeps its position, and no tag can build a Python object (only the plain
-YAML scalar, sequence and mapping tags are accepted; scalars are converted by
-PyYAML's ``SafeConstructor``).  PyYAML marks are 0-based; they become 1-based
-:class:`~graphvae.ir.Span` objects here, at the boundary.
+never constructed as a whole: :class:`SpecReader` reads each node
+(:mod:`graphvae.spec.yaml_nodes` holds the typed, positioned reading), so every key and
+value keeps its position and no tag can build a Python object.
 
 Structural problems (a missing ``model``, an unknown key such as ``givn``, a
 mapping where a list belongs, a duplicated key) are diagnostics with positions,
@@ -15,17 +13,17 @@ returned with them so validation can report the rest at once.
 
 from __future__ import annotations
 
-import re
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode
 
 from graphvae.spec import errorcodes as codes
 from graphvae.spec.binding import canonical_params
-from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error
+from graphvae.spec.diagnostics import Diagnostic, error
 from graphvae.spec.ir import (Beta, Call, Dist, Estimator, Factor, Net, Objective, Option, Param, Setting, Span, Spec,
                               Uniform, Variable)
 from graphvae.spec.settings import SETTINGS
+from graphvae.spec.yaml_nodes import TAG, NodeReader, bad_tags, syntax_error
 
 __all__ = ["load_yaml", "TOP_KEYS", "VARIABLE_KEYS", "FACTOR_KEYS", "OBJECTIVE_KEYS"]
 
@@ -34,114 +32,10 @@ VARIABLE_KEYS = ("role", "domain", "shape", "classes")
 FACTOR_KEYS = ("given", "dist", "net", "args", "params")
 OBJECTIVE_KEYS = tuple(SETTINGS["objective"]) + ("estimators", "beta")
 
-_TAG = "tag:yaml.org,2002:"
-_SCALAR_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp")}
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_WHAT = {ScalarNode: "a single value", SequenceNode: "a list", MappingNode: "a mapping"}
 
 
-class _Walker:
+class SpecReader(NodeReader):
     """Reads the node tree into IR objects, collecting diagnostics."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.diags: list[Diagnostic] = []
-        self.constructor = yaml.constructor.SafeConstructor()
-
-    # -- positions and reporting ----------------------------------------------------------
-    def span(self, node: Node, end: Node | None = None) -> Span:
-        last = end or node
-        return Span(self.path, node.start_mark.line + 1, node.start_mark.column + 1,
-                    last.end_mark.line + 1, last.end_mark.column + 1)
-
-    def report(self, code: str, message: str, node: Node | None, hint: str | None = None) -> None:
-        span = self.span(node) if node is not None else Span(self.path, 1, 1, 1, 1)
-        self.diags.append(error(code, message, span, hint))
-
-    def wrong(self, node: Node, expected: str, where: str) -> None:
-        found = _WHAT.get(type(node), "something else")
-        if isinstance(node, ScalarNode):
-            found = f"'{node.value}'" if node.value else "nothing"
-        self.report(codes.WRONG_TYPE, f"{where}: expected {expected}, found {found}", node)
-
-    # -- typed readers --------------------------------------------------------------------
-    def scalar(self, node: Node, where: str):
-        """A plain value: str, int, float, bool or None; reports and returns ``...`` otherwise."""
-        if not isinstance(node, ScalarNode):
-            self.wrong(node, "a single value", where)
-            return ...
-        if node.tag == _TAG + "timestamp":
-            return node.value
-        try:
-            return self.constructor.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, TypeError) as exc:
-            self.report(codes.WRONG_TYPE, f"{where}: cannot read '{node.value}': {exc}", node)
-            return ...
-
-    def name(self, node: Node, where: str) -> str | None:
-        """An identifier.  Keys read as written, so ``on`` or ``null`` are names here, not truth values."""
-        if not isinstance(node, ScalarNode):
-            self.wrong(node, "a name", where)
-            return None
-        if not _NAME.fullmatch(node.value):
-            self.report(codes.WRONG_TYPE, f"{where}: expected a name (a letter or '_', then letters, digits or '_'),"
-                                      f" found '{node.value}'", node)
-            return None
-        return node.value
-
-    def number(self, node: Node, where: str, whole: bool = False):
-        value = self.scalar(node, where)
-        if value is ...:
-            return None
-        ok = isinstance(value, int) if whole else isinstance(value, (int, float))
-        if not ok or isinstance(value, bool):
-            self.wrong(node, "a whole number" if whole else "a number", where)
-            return None
-        return value
-
-    def literal(self, node: Node, where: str):
-        """A setting or option value: number, truth value or string."""
-        value = self.scalar(node, where)
-        if value is None:
-            self.wrong(node, "a value", where)
-            return ...
-        return value
-
-    def pairs(self, node: Node, where: str, allowed: tuple[str, ...] | None = None,
-              duplicates_ok: bool = False) -> list[tuple[str, Node, Node]]:
-        """The ``(key, key node, value node)`` entries of a mapping, in order.
-
-        With ``allowed``, unknown keys are reported (with "did you mean") and left
-        out; a key given twice is reported unless ``duplicates_ok`` (then validation
-        sees both, e.g. two factors of one variable)."""
-        if not isinstance(node, MappingNode):
-            self.wrong(node, "a mapping", where)
-            return []
-        out, seen = [], {}
-        for key_node, value_node in node.value:
-            key = self.name(key_node, where)
-            if key is None:
-                continue
-            if allowed is not None and key not in allowed:
-                self.report(codes.UNKNOWN_KEY, f"{where}: unknown key '{key}' (expected one of {', '.join(allowed)})",
-                            key_node, did_you_mean(key, allowed))
-                continue
-            if key in seen and not duplicates_ok:
-                self.report(codes.DUPLICATE_KEY, f"{where}: the key '{key}' is given twice (first at line "
-                                             f"{seen[key].start_mark.line + 1})", key_node)
-                continue
-            seen.setdefault(key, key_node)
-            out.append((key, key_node, value_node))
-        return out
-
-    def items(self, node: Node, where: str) -> list[Node]:
-        """The items of a list; a single value stands for a list of one."""
-        if isinstance(node, ScalarNode):
-            return [node]
-        if not isinstance(node, SequenceNode):
-            self.wrong(node, "a list", where)
-            return []
-        return list(node.value)
 
     # -- variables ------------------------------------------------------------------------
     def variable(self, name: str, key: Node, node: Node) -> Variable | None:
@@ -195,10 +89,10 @@ class _Walker:
 
     def arg_value(self, node: Node, where: str):
         """A family argument: a number, ``uniform``, or a network."""
-        if isinstance(node, ScalarNode) and node.tag in (_TAG + "int", _TAG + "float"):
+        if isinstance(node, ScalarNode) and node.tag in (TAG + "int", TAG + "float"):
             value = self.number(node, where)
             return ... if value is None else value
-        if isinstance(node, ScalarNode) and node.tag in (_TAG + "bool", _TAG + "null"):
+        if isinstance(node, ScalarNode) and node.tag in (TAG + "bool", TAG + "null"):
             self.wrong(node, "a number, 'uniform' or a network", where)
             return ...
         if isinstance(node, ScalarNode) and node.value == "uniform":
@@ -346,39 +240,6 @@ class _Walker:
                     spans.get("decoder"), spans.get("train"), path=self.path, source=text)
 
 
-def _bad_tags(root: Node | None, path: str) -> list[Diagnostic]:
-    """Every node whose tag is not a plain YAML scalar, list or mapping tag.
-
-    Each node is looked at once (aliases share nodes), so anchors cannot blow the walk up."""
-    allowed = {ScalarNode: _SCALAR_TAGS, SequenceNode: {_TAG + "seq"}, MappingNode: {_TAG + "map"}}
-    diags, seen, todo = [], set(), [root] if root is not None else []
-    while todo:
-        node = todo.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if node.tag not in allowed.get(type(node), ()):
-            mark = node.start_mark
-            tag = node.tag.replace(_TAG, "!!", 1) if node.tag.startswith(_TAG) else node.tag
-            diags.append(error(codes.YAML_TAG, f"the tag '{tag}' is not allowed: a spec holds plain values, "
-                                           "lists and mappings only",
-                               Span(path, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2)))
-        if isinstance(node, SequenceNode):
-            todo.extend(node.value)
-        elif isinstance(node, MappingNode):
-            todo.extend(n for pair in node.value for n in pair)
-    return sorted(diags, key=lambda d: (d.span.line, d.span.col))
-
-
-def _syntax(exc: yaml.YAMLError, path: str) -> Diagnostic:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc)
-    context = getattr(exc, "context", None)
-    message = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
-    span = Span(path, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2) if mark else None
-    return error(codes.SYNTAX, message, span or Span(path, 1, 1, 1, 1))
-
-
 def load_yaml(text: str, path: str = "<string>") -> tuple[Spec | None, list[Diagnostic]]:
     """Read a YAML spec.  Returns ``(spec, diagnostics)``; the spec is None only when the
     text is not YAML (``syntax``: one error, or several documents) or uses a tag other
@@ -388,7 +249,7 @@ def load_yaml(text: str, path: str = "<string>") -> tuple[Spec | None, list[Diag
     try:
         roots = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as exc:
-        return None, [_syntax(exc, path)]
+        return None, [syntax_error(exc, path)]
     except RecursionError:  # PyYAML composes nested collections recursively
         return None, [error(codes.TOO_LARGE, "the YAML document nests too deeply", Span(path, 1, 1, 1, 1))]
     except ValueError as exc:  # e.g. control characters the reader rejects
@@ -397,10 +258,10 @@ def load_yaml(text: str, path: str = "<string>") -> tuple[Spec | None, list[Diag
         return None, [error(codes.SYNTAX, "a spec file holds one YAML document, found several ('---')",
                             Span(path, roots[1].start_mark.line + 1, 1, roots[1].start_mark.line + 1, 4))]
     root = roots[0] if roots else None
-    bad = _bad_tags(root, path)
+    bad = bad_tags(root, path)
     if bad:
         return None, bad
-    walker = _Walker(path)
+    walker = SpecReader(path)
     try:
         spec = walker.spec(root, text)
     except RecursionError:

@@ -30,7 +30,7 @@ import torch
 
 from graphvae.errors import UserError
 from graphvae.spec import printers
-from graphvae.train.runfolder import atomic_write_bytes
+from graphvae.atomic import atomic_write_bytes
 
 CHECKPOINT_FORMAT = 1
 

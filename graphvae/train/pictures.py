@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from graphvae.errors import UserError
-from graphvae.train.runfolder import atomic_write_bytes
+from graphvae.atomic import atomic_write_bytes
 
 TRAVERSAL_RANGE = 3.0
 

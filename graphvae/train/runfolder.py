@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from graphvae.atomic import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
+from graphvae.atomic import atomic_write_text
 from graphvae.errors import UserError
 
 SPEC_NAMES = ("spec.gvae", "spec.yaml", "spec.yml")  # graphvae writes the first two
