@@ -89,14 +89,18 @@ class CompiledModel(nn.Module):
         return (ESTIMATORS[own].evaluation or own) if mode == "iwae" else own
 
     @staticmethod
-    def _parents(factor, *tables) -> list[torch.Tensor]:
-        out = []
-        for p in factor.parents:
-            for table in tables:
-                if p in table:
-                    out.append(table[p])
-                    break
-        return out
+    def _walk(order, factors: dict, modules, values: dict[str, torch.Tensor]):
+        """Run a block in ``order``: each deterministic node is computed on the way; yields
+        ``(name, factor, parent values)`` of each stochastic node, whose value the caller puts
+        into ``values`` before the walk goes on."""
+        det: dict[str, torch.Tensor] = {}
+        for name in order:
+            factor = factors[name]
+            parents = [det[p] if p in det else values[p] for p in factor.parents]
+            if factor.deterministic:
+                det[name] = modules[name](parents)
+            else:
+                yield name, factor, parents
 
     # -- running q and p --------------------------------------------------------------
     def _trace(self, values: dict[str, torch.Tensor], size: int, labelled: frozenset[str], samples: int,
@@ -109,13 +113,7 @@ class CompiledModel(nn.Module):
         ones = (1,) * trace.lead
         for name, t in values.items():
             trace.values[name] = t.reshape(ones + tuple(t.shape))
-        q_det: dict[str, torch.Tensor] = {}
-        for name in order:
-            factor = self._qf[name]
-            parents = self._parents(factor, q_det, trace.values)
-            if factor.deterministic:
-                q_det[name] = self.encoder[name](parents)
-                continue
+        for name, _, parents in self._walk(order, self._qf, self.encoder, trace.values):
             d = self.encoder[name].dist(parents)
             trace.q_dists[name] = d
             if name == stop_at:
@@ -132,13 +130,7 @@ class CompiledModel(nn.Module):
             draw(self.nodes[name], self._method(name, mode), d, trace, samples)
 
     def _p_pass(self, trace: Trace) -> None:
-        p_det: dict[str, torch.Tensor] = {}
-        for name in self.p_order:
-            factor = self._pf[name]
-            parents = self._parents(factor, p_det, trace.values)
-            if factor.deterministic:
-                p_det[name] = self.decoder[name](parents)
-                continue
+        for name, factor, parents in self._walk(self.p_order, self._pf, self.decoder, trace.values):
             d = self.decoder[name].dist(parents)
             if name in trace.relaxed:  # scored in the log space of its relaxation, as under q
                 log_space, temperature = trace.relaxed[name]
@@ -330,14 +322,8 @@ class CompiledModel(nn.Module):
     def _decode(self, values: dict[str, torch.Tensor], n: int, draw: bool = False) -> dict[str, torch.Tensor]:
         """Run p in order from ``values`` (n examples); observed nodes take their means."""
         vals = {k: t.reshape((1,) + tuple(t.shape)) for k, t in values.items()}
-        p_det: dict[str, torch.Tensor] = {}
         out = {}
-        for name in self.p_order:
-            factor = self._pf[name]
-            parents = self._parents(factor, p_det, vals)
-            if factor.deterministic:
-                p_det[name] = self.decoder[name](parents)
-                continue
+        for name, _, parents in self._walk(self.p_order, self._pf, self.decoder, vals):
             var = self._vars[name]
             if name in vals and var.role != "observed":
                 value = vals[name]
