@@ -1,14 +1,14 @@
-"""Compile a validated spec into a :class:`graphvae.compile.model.CompiledModel`; ``graphvae compile``.
+"""Compile a validated spec into a :class:`graphvae.compile.model.CompiledModel`.
 
 * :func:`compile_spec` accepts a path (``.gvae``, ``.yaml``/``.yml``) or a
   :class:`~graphvae.spec.ir.Spec`; it validates it (raising
   :class:`~graphvae.spec.diagnostics.SpecError` with every diagnostic), resolves the
   objective configuration (spec settings, then keyword overrides), plans each
   factor's parameters (literals, ``uniform``, one network for all head parameters
-  or one per named parameter) and builds the networks.
-* :func:`run_compile` prints what was built: nodes and shapes, networks with
-  parameter counts, the factorisation of q and p, and the objective with the
-  estimator of each variable.
+  or one per named parameter, read from :mod:`graphvae.spec.binding`), picks each q node's
+  estimator (:mod:`graphvae.spec.estimators`) and builds the networks.
+
+``graphvae compile`` prints what was built (:mod:`graphvae.compile.report`).
 """
 
 from __future__ import annotations

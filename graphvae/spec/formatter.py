@@ -1,4 +1,4 @@
-"""Canonical text of a spec, in either language, and the ``graphvae fmt`` command (torch-free).
+"""Canonical text of a spec in either language (torch-free; ``graphvae fmt`` prints it).
 
 :func:`to_dsl` and :func:`to_yaml` print a :class:`~graphvae.spec.ir.Spec` in a fixed
 layout (the layout of ``specs/m2.gvae`` and ``specs/m2.yaml``): reading the output
@@ -14,7 +14,7 @@ import yaml
 from graphvae.spec import printers
 from graphvae.spec.ir import Net, Param, Spec, Uniform
 
-__all__ = ["to_dsl", "to_yaml", "format_text", "run_fmt", "header_comment"]
+__all__ = ["to_dsl", "to_yaml", "format_text", "header_comment"]
 
 _LANGUAGES = {".gvae": "dsl", ".yaml": "yaml", ".yml": "yaml"}
 
