@@ -94,7 +94,7 @@ def test_subset_of_continuous_labels():
     assert len(idx) == 8 and not np.isnan(labels[idx]).any()
 
 
-@pytest.mark.parametrize("n, fragment", [(11, "only 10 with a label"), (-2, ">= 0 or -1")])
+@pytest.mark.parametrize("n, fragment", [(11, "only 10 with a label"), (-2, "or -1 for all")])
 def test_subset_errors(n, fragment):
     labels = np.array([0, 1] * 5 + [-1] * 5)
     with pytest.raises(UserError, match=fragment):

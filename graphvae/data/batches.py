@@ -38,10 +38,16 @@ def _rng(seed: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([int(seed) & 0xFFFFFFFFFFFFFFFF, stream])
 
 
+def _check_settings(**values) -> None:
+    """The train settings' table (graphvae.spec.settings) checks batch settings given from Python too."""
+    found = problems("train", values)
+    if found:
+        raise UserError(found[0])
+
+
 def split_validation(arrays: dict[str, np.ndarray], fraction: float, seed: int):
     """``(train, val)``: a seeded random ``fraction`` of the examples held out; both keep data order."""
-    if not 0 <= fraction < 1:
-        raise UserError(f"validation fraction must be in [0, 1), got {fraction}")
+    _check_settings(validation=fraction)
     n = count_examples(arrays)
     n_val = int(round(fraction * n))
     if n - n_val < 1:
@@ -80,8 +86,7 @@ def choose_labelled(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     available = np.flatnonzero(_has_label(labels))
     if n == -1:
         return available.astype(np.int64)
-    if n < 0:
-        raise UserError(f"the number of labelled examples must be >= 0 or -1 for all, got {n}")
+    _check_settings(labels=n)
     if n > len(available):
         raise UserError(f"asked for {n} labelled examples but the training data has only "
                         f"{len(available)} with a label")
@@ -150,13 +155,6 @@ def label_variable(spec: Spec) -> Variable | None:
     sup = spec.supervised
     return next((v for v in sup if v.domain == "categorical"), sup[0] if sup else None)
 
-
-
-def _check_settings(**values) -> None:
-    """The train settings' table (graphvae.spec.settings) checks batch settings given from Python too."""
-    found = problems("train", values)
-    if found:
-        raise UserError(found[0])
 
 
 def binarize(x: torch.Tensor, mode: str = "dynamic", generator: torch.Generator | None = None) -> torch.Tensor:
