@@ -45,6 +45,18 @@ def test_compare_runs_both_models_and_prints_the_table(tmp_path):
     assert again.returncode == 0 and row in again.stdout
 
 
+def test_labelled_only_baselines_print_per_seed_and_mean(capsys):
+    import baseline_labelled
+
+    spec = str(ROOT / "specs" / "digits_m2.gvae")
+    errors = baseline_labelled.baselines(spec, "digits", 30, seed=3)
+    assert set(errors) == {"svm_rbf", "logistic_regression"} and all(0 <= e < 0.9 for e in errors.values())
+    assert baseline_labelled.baselines(spec, "digits", 30, seed=3) == errors  # the seed fixes the subset
+    assert baseline_labelled.main(["--spec", spec, "--labels", "30", "--seeds", "3-4"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("| 3 |") == 1 and "svm_rbf: mean" in out and "over 2 seed(s)" in out
+
+
 MNIST_DIR = ROOT.parent / "shared" / "data" / "mnist"
 
 
