@@ -185,28 +185,45 @@ def make_batches(n=50, labelled=(0, 5, 10, 15, 20), batch_size=10, lpb=3, seed=0
                                  labelled_per_batch=lpb, generator=torch.Generator().manual_seed(seed), **kw)
 
 
-@pytest.mark.parametrize("n, batch_size, lpb", [(50, 10, 3), (50, 10, 0), (50, 7, 6), (23, 10, 2)])
+@pytest.mark.parametrize("n, batch_size, lpb", [(50, 10, 3), (50, 10, 0), (50, 7, 6), (23, 10, 2), (50, 10, 12),
+                                              (50, 10, -1)])
 def test_batch_composition(n, batch_size, lpb):
+    """batch_size unlabelled examples per step (one pass over all n an epoch), lpb labelled ones beside them."""
     labelled = [0, 5, 10, 15, 20]
     batches = make_batches(n, labelled, batch_size, lpb)
-    u = batch_size - lpb
-    assert len(batches) == math.ceil(n / u)
+    l = len(labelled) if lpb == -1 else lpb
+    assert len(batches) == math.ceil(n / batch_size) and batches.labelled_per_batch == l
     seen = []
     for batch in batches:
         rows = indices_of(batch, n)
         y = batch["y"].tolist()
-        assert all(r in labelled and y[i] == r % 4 for i, r in enumerate(rows[:lpb]))
-        assert all(label == -1 for label in y[lpb:])
-        assert len(rows) == lpb + min(u, n - len(seen))
-        seen += rows[lpb:]
+        assert all(r in labelled and y[i] == r % 4 for i, r in enumerate(rows[:l]))
+        assert all(label == -1 for label in y[l:])
+        assert len(rows) == l + min(batch_size, n - len(seen))
+        if lpb == -1:
+            assert sorted(rows[:l]) == labelled  # every labelled example, every step
+        seen += rows[l:]
     assert sorted(seen) == list(range(n)) and batches.epoch == 1 and batches.step == 0
+
+
+def test_labelled_only_keeps_the_steps_and_the_labelled_stream():
+    """The labelled-only baseline takes the same steps and the same labelled examples, without the unlabelled."""
+    both, alone = make_batches(lpb=3), make_batches(lpb=3, labelled_only=True)
+    pairs = list(zip(both, alone))
+    assert len(pairs) == len(both) == len(alone) == 5
+    for b, a in pairs:
+        assert indices_of(a) == indices_of(b)[:3] and (a["y"] >= 0).all()
+    with pytest.raises(UserError, match="labelled_per_batch cannot be 0"):
+        make_batches(lpb=0, labelled_only=True)
+    with pytest.raises(UserError, match="needs labelled examples"):
+        make_batches(labelled=(), labelled_only=True)
 
 
 @pytest.mark.parametrize("kw, lpb", [({"labelled": ()}, 0), ({"spec": make_spec(y=None)}, 0), ({}, 3)])
 def test_no_labels_means_all_unlabelled(kw, lpb):
     batches = make_batches(**kw)
     assert batches.labelled_per_batch == lpb
-    assert len(next(iter(batches))["x"]) == 10
+    assert len(next(iter(batches))["x"]) == 10 + lpb
 
 
 def test_batches_reproducible_by_seed():
@@ -254,8 +271,7 @@ def test_resume_gives_identical_batches(stop, domain):
 
 @pytest.mark.parametrize("kw, fragment", [
     ({"batch_size": 0}, "batch_size must be at least 1"),
-    ({"lpb": 10}, r"labelled_per_batch \(10\) equals batch_size \(10\)"),
-    ({"lpb": -1}, "labelled_per_batch must be non-negative"),
+    ({"lpb": -2}, "labelled_per_batch must be a count, or -1 for all"),
     ({"labelled": (0, 50)}, r"labelled indices must lie in 0\.\.49"),
     ({"binarize": "dynamc"}, "did you mean 'dynamic'"),
 ])

@@ -75,12 +75,12 @@ def test_compiled_m2_equals_the_benchmark_m2_on_an_mnist_batch(monkeypatch):
     torch.set_num_threads(1)
     spec = load_spec(str(ROOT / "specs" / "m2.gvae"))
     data = prepare_data(spec, data="mnist", data_dir=str(MNIST_DIR), validation=0.1, labels=100, seed=4)
-    batch = next(iter(SemiSupervisedBatches(data.train, spec, data.labelled, batch_size=100, labelled_per_batch=10,
+    batch = next(iter(SemiSupervisedBatches(data.train, spec, data.labelled, batch_size=90, labelled_per_batch=10,
                                             generator=torch.Generator().manual_seed(4))))
     torch.manual_seed(4)
     hand = handwritten_m2.M2()
     torch.manual_seed(4)
-    compiled = compile_spec(spec)
+    compiled = compile_spec(spec).set_data_size(len(data.train["x"]), len(data.labelled))
     for a, b in zip(compiled.parameters(), hand.parameters()):
         assert torch.equal(a, b)
     x, y = batch["x"].reshape(100, -1), batch["y"]
@@ -91,7 +91,7 @@ def test_compiled_m2_equals_the_benchmark_m2_on_an_mnist_batch(monkeypatch):
     eps_u, eps_l = torch.randn(10, 1, n_u, 50), torch.randn(1, n_l, 50)
     queue = [eps_l[0], eps_u[:, 0].transpose(0, 1).reshape(n_u * 10, 50)]  # hand: labelled first, example-major
     monkeypatch.setattr(handwritten_m2.torch, "randn_like", lambda t: queue.pop(0).clone())
-    loss_h = hand.loss(x, y, compiled.config.alpha)
+    loss_h = hand.loss(x, y, compiled.objective.alpha_for(100, n_l))  # 0.1 * N / N_l
     assert not queue
     assert float(loss_c.detach()) == pytest.approx(float(loss_h.detach()), rel=1e-6)
     for a, b in zip(torch.autograd.grad(loss_c, list(compiled.parameters())),

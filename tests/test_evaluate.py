@@ -13,7 +13,8 @@ from graphvae.cli import main
 from graphvae.data.batches import hide_labels
 from graphvae.spec.ir import Spec, Variable
 from graphvae.train import config as trainconfig
-from graphvae.train.evaluate import evaluate_run, selection_score
+from graphvae.train.evaluate import evaluate_run
+from graphvae.train.selection import selection_score
 from graphvae.train.loop import train
 
 torch.set_num_threads(1)

@@ -89,13 +89,13 @@ def hand_written_m2_loss(model, x, y, alpha, samples):
 @pytest.mark.parametrize("labels", [[1, -1, 3, -1, -1, 0, -1], [-1] * 5, [2, 0, 1]])
 def test_m2_loss_equals_hand_written(labels):
     torch.manual_seed(0)
-    model = compile_text(M2)
+    model = compile_text(M2).set_data_size(200, 20)  # alpha_scaling = dataset: alpha * N / N_l = 0.3 * 10
     y = torch.tensor(labels)
     x = torch.bernoulli(torch.full((len(y), 12), 0.4))
     torch.manual_seed(1)
     loss = model.loss({"x": x, "y": y})
     torch.manual_seed(1)
-    expected = hand_written_m2_loss(model, x, y, alpha=0.3, samples=2)
+    expected = hand_written_m2_loss(model, x, y, alpha=3.0, samples=2)
     assert float(loss.detach()) == pytest.approx(float(expected.detach()), abs=1e-5)
     grads = torch.autograd.grad(loss, list(model.parameters()))
     expected_grads = torch.autograd.grad(expected, list(model.parameters()), allow_unused=True)
@@ -118,8 +118,9 @@ decoder {
 
 
 def test_mixed_batch_is_the_average_of_its_groups_and_order_free():
+    """With the training set's size known, a labelled example weighs the same in any batch."""
     torch.manual_seed(2)
-    model = compile_text(CLASSES)
+    model = compile_text(CLASSES).set_data_size(60, 6)  # a fixed classifier weight, whatever the batch
     x = torch.randn(6, 2)
     y = torch.tensor([0, -1, 2, -1, -1, 1])
     lab = y >= 0

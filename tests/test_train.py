@@ -199,7 +199,7 @@ def test_non_finite_loss_names_term_and_keeps_checkpoint(tmp_path, spec_path, mo
     (["train", "{tmp}/missing.gvae"], 1, "no such spec file"),
     (["train", "{spec}", "--set", "lr=abc"], 1, "lr must be a number"),
     (["train", "{spec}", "--set", "epoch=3"], 1, "did you mean 'epochs'"),
-    (["train", "{spec}", "--labelled-per-batch", "500"], 1, "labelled_per_batch (500) exceeds batch_size"),
+    (["train", "{spec}", "--labelled-per-batch", "-5"], 1, "labelled_per_batch must be a count, or -1 for all"),
     (["train", "--resume", "{tmp}/nowhere"], 1, "no such run folder"),
     (["train", "{spec}", "--epochs", "1", "--out", "{tmp}/ok"], 0, None),
 ])

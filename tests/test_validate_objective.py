@@ -165,8 +165,11 @@ def test_betas(betas, want):
     ((Setting("flush_denormal", 1),), [("error", "bad-setting")]),
     ((Setting("optimizer", "adm"),), [("error", "bad-setting")]),
     ((Setting("schedule", "cosine"), Setting("binarize", "static")), []),
-    ((Setting("batch_size", 8),), [("error", "bad-setting")]),  # the default labelled_per_batch 10 > 8
-    ((Setting("labelled_per_batch", 101),), [("error", "bad-setting")]),
+    ((Setting("batch_size", 8),), []),  # the labelled examples sit beside the batch_size unlabelled ones
+    ((Setting("labelled_per_batch", 101),), []),
+    ((Setting("labelled_per_batch", -1),), []),
+    ((Setting("labelled_per_batch", -2),), [("error", "bad-setting")]),
+    ((Setting("labelled_only", True), Setting("labelled_per_batch", 0)), [("error", "bad-setting")]),
     ((Setting("epoch", 3),), [("error", "unknown-setting")]),
     ((Setting("epochs", 3), Setting("epochs", 4)), [("error", "duplicate")]),
 ])

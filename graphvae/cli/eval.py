@@ -19,12 +19,29 @@ def format_report(res: dict) -> str:
         if f"error/{name}" in res:
             text = error_text(res[f"error/{name}"], domain) + (" error" if domain == "categorical" else "")
             lines.append(f"  {name:<10} {text}")
+    lines += baseline_lines(res)
     lines.append(f"  ELBO       {res['elbo']:.3f} nats per example")
     if "iwae" in res:
         lines.append(f"  IWAE-{res['iwae_samples']:<5} {res['iwae']:.3f} nats per example (a tighter bound on log p(x))")
     if "labelled_examples" in res and res.get("supervised"):
         lines.append(f"  trained with {res['labelled_examples']} labelled examples")
     return "\n".join(lines)
+
+
+def baseline_lines(res: dict) -> list[str]:
+    """The labelled-only baseline's errors beside the run's, and what the unlabelled data gained."""
+    base = res.get("baseline")
+    if not base:
+        return []
+    lines = [f"  labelled-only baseline ({res['run']}/baseline, epoch {base['epoch']}, step {base['step']}):"]
+    for name, domain in res.get("supervised", {}).items():
+        key = f"error/{name}"
+        if key in res and key in base:
+            gain = base[key] - res[key]
+            unit = "points" if domain == "categorical" else "RMSE"
+            amount = f"{100 * gain:+.2f} {unit}" if domain == "categorical" else f"{gain:+.4f} {unit}"
+            lines.append(f"  {name:<10} {error_text(base[key], domain)} alone; the unlabelled data gain {amount}")
+    return lines
 
 
 def run(args) -> int:

@@ -55,6 +55,15 @@ def _add_train(sub):
     p.add_argument("--out", default=None, help="run folder (default: runs/<model>)")
     p.add_argument("--resume", default=None, metavar="RUN", help="continue the run in this folder exactly")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--baseline", action="store_true",
+                   help="then train the labelled-only baseline (graphvae baseline) and report the gain")
+
+
+def _add_baseline(sub):
+    p = sub.add_parser("baseline", help="train a run's spec on its labelled examples alone and report the gain")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--device", default=None, help="the torch device (default: the run's)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _add_eval(sub):
@@ -101,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"graphvae {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for add in (_add_check, _add_fmt, _add_compile, _add_train, _add_eval, _add_sample, _add_plot, _add_render):
+    for add in (_add_check, _add_fmt, _add_compile, _add_train, _add_baseline, _add_eval, _add_sample, _add_plot,
+                _add_render):
         add(sub)
     return parser

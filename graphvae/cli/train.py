@@ -43,8 +43,17 @@ def run(args) -> int:
     report = evaluate_run(result.run, samples=0, which="best", split="test", device=cfg.device)
     errors = [f"{name} {error_text(report[f'error/{name}'], domain)}" for name, domain in report["supervised"].items()
               if f"error/{name}" in report]
-    print(f"trained {result.epoch} epochs ({result.step} steps) into {result.run}")
+    print(f"trained {result.epoch} epochs ({result.step} steps) into {result.run}; best.pt: {result.selected}")
     print(f"test ({report['examples']} examples, best.pt from epoch {report['epoch']}): "
           + (f"error {', '.join(errors)}; " if errors else "") + f"ELBO {report['elbo']:.3f} nats")
+    if args.baseline and not cfg.labelled_only and not result.interrupted:
+        from graphvae.cli.baseline import report
+        from graphvae.train.baseline import train_baseline
+
+        base = train_baseline(result.run, progress=not args.no_progress)
+        if base.interrupted:
+            return 130
+        print(f"labelled-only baseline: {base.epoch} epochs ({base.step} steps) into {base.run}")
+        report(result.run, cfg.device)
     print(f"more with: graphvae eval {result.run}; graphvae sample {result.run} --out figs; graphvae plot {result.run}")
     return 0

@@ -76,6 +76,12 @@ class CompiledModel(nn.Module):
             return _unchecked(self.spec, batch)
         return check_batch(self.spec, batch, self.dtype, self.device, require)
 
+    def set_data_size(self, n_examples: int, n_labelled: int) -> "CompiledModel":
+        """Tell the model its training set's size: ``alpha_scaling = dataset`` weighs log q(y|x) of a
+        labelled example by alpha * N / N_labelled (the trainer calls this)."""
+        self.objective.set_data_size(n_examples, n_labelled)
+        return self
+
     def forward(self, batch, terms: bool = False):
         """Same as :meth:`loss` (so ``torch.compile(model)`` compiles the training step)."""
         return self.loss(batch, terms=terms)

@@ -98,8 +98,23 @@ class ParentsLinear(nn.Module):
         return out if bias is None else out + bias
 
 
+def _hidden(net: Net, width: int) -> list[nn.Module]:
+    """What follows a hidden affine layer of ``width`` units: batch norm, the activation, dropout."""
+    out: list[nn.Module] = [BatchNorm(width)] if net.option("batchnorm", False) else []
+    out.append(activation(net.activation))
+    p = float(net.option("dropout", 0.0))
+    return out + ([nn.Dropout(p)] if p > 0 else [])
+
+
 def _widths(net: Net) -> list[int]:
     return [int(h) for h in net.hidden]
+
+
+class BatchNorm(nn.BatchNorm1d):
+    """Batch normalisation of the last dim, over every leading dim (samples, enumerated values, batch)."""
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return super().forward(h.reshape(-1, h.shape[-1])).reshape(h.shape)
 
 
 class NodeNet(nn.Module):
@@ -107,32 +122,33 @@ class NodeNet(nn.Module):
 
     With ``head`` blocks it outputs a dict of unconstrained parameter blocks (one per
     head parameter, each of the variable's parameter shape); without, it is a
-    deterministic node and outputs its last layer (activated for ``mlp``)."""
+    deterministic node and outputs its last layer (activated for ``mlp``).  Each hidden
+    layer of an ``mlp`` is affine, then batch normalisation (``batchnorm = true``), the
+    activation, and dropout (``dropout = p``)."""
 
     def __init__(self, net: Net, parents: tuple[ParentInput, ...], head: dict[str, tuple[int, ...]] | None):
         super().__init__()
         self.kind = net.kind
         self.head_shapes = dict(head or {})
         widths = _widths(net)
-        act = net.activation
         if head is None and not widths:
             raise ValueError(f"deterministic {net.kind} needs an output width, e.g. {net.kind}(64)")
         sizes = widths + ([sum(math.prod(s) for s in self.head_shapes.values())] if head is not None else [])
         activate_last = head is None and net.kind != "linear"
         self.parents = parents
         self.free = None
-        layers: list[nn.Module] = []
         if parents:
             self.first = ParentsLinear(parents, sizes[0])
         else:  # no inputs: the first layer's output is a learnt constant
             self.first = None
             self.free = nn.Parameter(torch.zeros(sizes[0]))
+        layers: list[nn.Module] = []
         for i in range(1, len(sizes)):
             if net.kind != "linear":
-                layers.append(activation(act))
+                layers += _hidden(net, sizes[i - 1])
             layers.append(nn.Linear(sizes[i - 1], sizes[i]))
         if activate_last:
-            layers.append(activation(act))
+            layers += _hidden(net, sizes[-1])
         self.rest = nn.Sequential(*layers)
         self.out_features = sizes[-1]
 

@@ -109,18 +109,16 @@ class SemiSupervisedELBO:
     **KL weights.** ``beta v = b`` multiplies :math:`\log q(v|\cdot) - \log p(v|\cdot)`
     of latent v in :math:`f` (beta-VAE); the reported ``elbo`` always uses 1.
 
-    **Scaling of alpha.**  ``alpha_scaling = per_example`` adds :math:`\alpha\log q(y|x)`
-    once per labelled example and averages over the batch, as probtorch's ``elbo`` does
-    (the library the paper's experiments were run with, with alpha = 0.1).
-    ``labelled_fraction`` uses :math:`\alpha N/N_\ell` for a batch of N examples of which
-    :math:`N_\ell` are labelled, Kingma et al.'s and Maaløe et al.'s convention (the
-    classifier term weighted as if every example were labelled; with 10 labelled in a
-    batch of 100 that is ten times the per-example weight).  Measured on MNIST with 100
-    labels, 50 epochs, specs/m2.gvae, seed 0: per_example 28.3 % test error,
-    labelled_fraction 21.3 %.  Reaching the paper's 100-label figures needs the stronger
-    weight (or many more epochs); per_example is the default because it is the
-    paper's stated objective.  The loss is the negated objective averaged over the batch.
-    """
+    **Scaling of alpha.**  The classifier term of a labelled example is :math:`w\,\alpha\log q(y|x)`
+    beside its ELBO, and the loss is the negated objective averaged over the batch.
+    ``alpha_scaling = dataset`` (the default) sets :math:`w = N/N_\ell` for a training set of
+    :math:`N` examples of which :math:`N_\ell` are labelled: Kingma et al.'s and Maaløe et
+    al.'s weighting (their released code), 50 for 100 labels of MNIST's 50,000 with
+    alpha = 0.1.  The trainer tells the model N and N_l (:meth:`set_data_size`); a model
+    that was not told uses the batch's own ratio instead.  ``per_example`` sets w = 1, as
+    probtorch's ``elbo`` does; ``labelled_fraction`` sets :math:`w = B/B_\ell` for a batch of
+    B examples of which :math:`B_\ell` are labelled.  ``docs/training.md`` has the figures.
+        """
 
     def __init__(self, spec: Spec, config: ObjectiveConfig):
         self.config = config
@@ -130,12 +128,33 @@ class SemiSupervisedELBO:
         stochastic_q = {f.name for f in spec.encoder if not f.deterministic}
         self.hidden = tuple(v.name for v in spec.variables if v.name in stochastic_q)  # non-observed
         self.betas = {v: spec.objective.beta(v) for v in self.hidden if spec.variable(v).role == "latent"}
+        self.data_size: tuple[int, int] | None = None  # (N, N_labelled) of the training set, for alpha_scaling
+
+    def set_data_size(self, n_examples: int, n_labelled: int) -> None:
+        """Tell the objective the training set's size, for ``alpha_scaling = dataset``."""
+        self.data_size = (int(n_examples), int(n_labelled))
 
     def alpha_for(self, n_batch: int, n_labelled: int) -> float:
         """The weight of log q(y|x) per labelled example in a batch of ``n_batch`` with ``n_labelled``."""
-        if self.config.alpha_scaling == "labelled_fraction" and n_labelled > 0:
+        scaling = self.config.alpha_scaling
+        if scaling == "dataset" and self.data_size is not None and self.data_size[1] > 0:
+            return self.alpha * self.data_size[0] / self.data_size[1]
+        if scaling in ("dataset", "labelled_fraction") and n_labelled > 0:
             return self.alpha * n_batch / n_labelled
         return self.alpha
+
+    def alpha_text(self) -> str:
+        """How the weight resolves, e.g. ``alpha * N / N_labelled = 0.1 * 1293 / 100 = 1.293 per labelled example``."""
+        scaling = self.config.alpha_scaling
+        if scaling == "per_example":
+            return f"alpha = {self.alpha:g} per labelled example"
+        if scaling == "dataset" and self.data_size is not None and self.data_size[1] > 0:
+            n, n_l = self.data_size
+            return (f"alpha * N / N_labelled = {self.alpha:g} * {n} / {n_l} = {self.alpha * n / n_l:.4g} per labelled "
+                    "example")
+        which = "of the training set (until the model is told it: that of each batch)" if scaling == "dataset" \
+            else "of each batch"
+        return f"alpha * N / N_labelled {which}, alpha = {self.alpha:g}"
 
     # -- helpers ----------------------------------------------------------------------
     @staticmethod

@@ -106,8 +106,8 @@ def _objective_lines(model) -> list[str]:
                          f" samples of q({y} | {', '.join(before)}, ...); E_q(. | {x}, {y}) self-normalised by those weights")
         else:
             lines.append(f"      {y} has no latent ancestor in q: q({y} | {x}) is exact")
-    scaling = "alpha per labelled example" if cfg.alpha_scaling == "per_example" else "alpha * N / N_labelled"
-    lines.append(f"  alpha = {cfg.alpha:g} ({cfg.alpha_scaling}: {scaling}); S = {cfg.samples} sample(s) per example")
+    lines.append(f"  classifier weight ({cfg.alpha_scaling}): {model.objective.alpha_text()}; S = {cfg.samples} "
+                 "sample(s) per example")
     betas = {v: b for v, b in model.objective.betas.items() if b != 1.0}
     if betas:
         lines.append("  KL weights: " + ", ".join(f"beta {v} = {b:g}" for v, b in betas.items())

@@ -210,16 +210,22 @@ def hide_labels(batch: dict[str, torch.Tensor], spec: Spec) -> dict[str, torch.T
 
 
 class SemiSupervisedBatches:
-    """Batches of ``batch_size`` examples, ``labelled_per_batch`` of them from the labelled subset.
+    """Steps of ``batch_size`` unlabelled examples with ``labelled_per_batch`` labelled ones beside them.
 
-    Iterating yields the rest of the current epoch (dicts of tensors in the model's format), then
-    advances ``epoch``.  ``state_dict()`` after a batch describes exactly the batches that follow.
-    The batcher owns ``generator`` (a CPU torch.Generator); each epoch draws one seed from it."""
+    One epoch is one pass over every training example as unlabelled (labels hidden), in a
+    seeded order; the labelled examples (with their labels) come first in each batch and cycle
+    through seeded permutations of the labelled subset (``labelled_per_batch = -1``: all of it,
+    every step).  ``labelled_only`` leaves the unlabelled examples out and keeps the steps (the
+    labelled-only baseline).  Iterating yields the rest of the current epoch (dicts of tensors
+    in the model's format), then advances ``epoch``.  ``state_dict()`` after a batch describes
+    exactly the batches that follow.  The batcher owns ``generator`` (a CPU torch.Generator);
+    each epoch draws one seed from it."""
 
     def __init__(self, arrays: dict[str, np.ndarray], spec: Spec, labelled, *, batch_size: int = 100,
-                 labelled_per_batch: int = 10, binarize: str = "dynamic",
+                 labelled_per_batch: int = 100, binarize: str = "dynamic", labelled_only: bool = False,
                  generator: torch.Generator | None = None, device: str | torch.device = "cpu"):
-        _check_settings(batch_size=batch_size, labelled_per_batch=labelled_per_batch, binarize=binarize)
+        _check_settings(batch_size=batch_size, labelled_per_batch=labelled_per_batch, binarize=binarize,
+                        labelled_only=labelled_only)
         n = count_examples(arrays)
         if n == 0:
             raise UserError("no training examples")
@@ -229,13 +235,17 @@ class SemiSupervisedBatches:
         prepared = binarize_arrays(arrays, spec, binarize)
         full = {k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in prepared.items() if not k.startswith("_")}
         supervised = [v.name for v in spec.supervised if v.name in full]
+        if labelled_only and not (supervised and len(labelled)):
+            raise UserError("labelled_only needs labelled examples, and the run has none")
         self._dynamic = _binary_names(full, spec) if binarize == "dynamic" else []
         self._labelled = {k: t[torch.from_numpy(labelled)] for k, t in full.items()}
         self._unlabelled = hide_labels(full, spec)
         self.n_examples, self.n_labelled = n, len(labelled)
-        self.labelled_per_batch = labelled_per_batch if (supervised and len(labelled)) else 0
-        self.unlabelled_per_batch = batch_size - self.labelled_per_batch
-        self.steps = -(-n // self.unlabelled_per_batch)
+        wanted = len(labelled) if labelled_per_batch == -1 else labelled_per_batch
+        self.labelled_per_batch = wanted if (supervised and len(labelled)) else 0
+        self.unlabelled_per_batch = 0 if labelled_only else batch_size
+        self.steps = -(-n // batch_size)
+        self._batch_size = batch_size
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         self.device = device
         self.epoch, self.step, self._epoch_seed = 0, 0, -1
@@ -255,10 +265,10 @@ class SemiSupervisedBatches:
     def _batch(self, plan, step: int) -> dict[str, torch.Tensor]:
         order, stream, seeds = plan
         u, l = self.unlabelled_per_batch, self.labelled_per_batch
-        rows = order[step * u:(step + 1) * u]
+        rows = order[step * self._batch_size:(step + 1) * self._batch_size][:u]
         picks = stream[step * l:(step + 1) * l]
-        batch = {k: torch.cat([self._labelled[k][picks], t[rows]]) if l else t[rows]
-                 for k, t in self._unlabelled.items()}
+        batch = {k: torch.cat([self._labelled[k][picks], t[rows]]) if l and u else
+                 (self._labelled[k][picks] if l else t[rows]) for k, t in self._unlabelled.items()}
         if self._dynamic:
             g = torch.Generator().manual_seed(int(seeds[step]))
             for k in self._dynamic:

@@ -122,6 +122,16 @@ class Pattern(Constraint):
 
 
 @dataclass(frozen=True)
+class Bool(Constraint):
+    """``true`` or ``false`` (a network option; settings take their type from the table)."""
+
+    math = words = "true or false"
+
+    def check(self, value) -> bool:
+        return isinstance(value, bool)
+
+
+@dataclass(frozen=True)
 class Anything(Constraint):
     def check(self, value) -> bool:
         return True
@@ -146,13 +156,14 @@ def setting(default, constraint: Constraint | None = None, help: str = "", *, fl
 
 @dataclass(frozen=True)
 class ObjectiveConfig:
-    alpha: float = setting(0.1, Interval(0), "weight of the extra classifier term (1+alpha) log q(y|x) on "
-                                             "labelled examples")
+    alpha: float = setting(0.1, Interval(0), "weight of the extra classifier term alpha log q(y|x) of each "
+                                             "labelled example, scaled as alpha_scaling says")
     samples: int = setting(1, Interval(1), "S: importance samples of z ~ q(z|x) for the supervised term "
                                            "(and ELBO samples)")
-    alpha_scaling: str = setting("per_example", OneOf(("per_example", "labelled_fraction")),
-                                 "per_example (probtorch) or labelled_fraction: alpha*N/N_labelled "
-                                 "(Kingma 2014; Maaloe 2016)")
+    alpha_scaling: str = setting("dataset", OneOf(("dataset", "per_example", "labelled_fraction")),
+                                 "what multiplies alpha: dataset N/N_labelled of the training set (Kingma 2014; "
+                                 "Maaloe 2016), per_example 1 (probtorch), labelled_fraction B/B_labelled of the "
+                                 "batch")
 
 
 @dataclass(frozen=True)
@@ -165,14 +176,22 @@ class TrainConfig:
                                                   "for all")),
                           "labelled training examples, fixed by index and balanced per class (-1: all)", flag=True)
     epochs: int = setting(20, Interval(1), "passes over the unlabelled training set", flag=True, resumable=True)
-    batch_size: int = setting(100, Interval(1), "examples per step, labelled and unlabelled together", flag=True)
-    labelled_per_batch: int = setting(10, Interval(0), "of which drawn from the fixed labelled subset", flag=True)
+    batch_size: int = setting(100, Interval(1), "unlabelled examples per step; an epoch is one pass over the "
+                                                "training set", flag=True)
+    labelled_per_batch: int = setting(100, Interval(-1, text=(">= 0, or -1 for all", "a count, or -1 for all")),
+                                      "labelled examples beside them in each step, cycling through the labelled "
+                                      "subset (-1: all of it, every step)", flag=True)
+    labelled_only: bool = setting(False, Anything(), "leave out the unlabelled examples: the labelled-only baseline "
+                                                     "that graphvae baseline trains")
     optimizer: str = setting("adam", OneOf(("adam", "adamw", "sgd", "rmsprop")), "optimiser")
     lr: float = setting(1e-3, Interval(0, lower_open=True), "learning rate", flag=True)
     weight_decay: float = setting(0.0, Interval(0), "optimiser weight decay")
-    schedule: str = setting("constant", OneOf(("constant", "cosine", "step", "exponential")),
+    schedule: str = setting("constant", OneOf(("constant", "cosine", "step", "exponential", "decay")),
                             "learning rate over the run: cosine to 0 by the end, step x0.1 at 50 % and 75 % of the "
-                            "steps, exponential to 1 % by the end (resuming with more epochs re-plans it)")
+                            "steps, exponential to 1 % by the end (resuming with more epochs re-plans these), decay "
+                            "x lr_decay every lr_decay_epochs epochs (Maaloe 2016)")
+    lr_decay: float = setting(0.75, Interval(0, lower_open=True), "the factor of schedule = decay")
+    lr_decay_epochs: int = setting(200, Interval(1), "epochs between the steps of schedule = decay")
     binarize: str = setting("dynamic", OneOf(("dynamic", "static", "threshold")),
                             "how grey levels become binary data: dynamic resamples each batch, static draws once, "
                             "threshold is x > 0.5",
@@ -184,6 +203,12 @@ class TrainConfig:
                           "the torch device (auto: CUDA when present, else the CPU)", flag=True, resumable=True)
     eval_samples: int = setting(100, Interval(1), "K of the IWAE bound in evaluation", resumable=True)
     grad_clip: float = setting(0.0, Interval(0, note="(0 disables)"), "max gradient norm")
+    grad_clip_value: float = setting(0.0, Interval(0, note="(0 disables)"), "max absolute value of each gradient "
+                                                                           "entry")
+    selection: str = setting("error_se", OneOf(("error_se", "error", "elbo", "last")),
+                             "the epoch best.pt keeps: error_se the latest whose validation error is within one "
+                             "standard error of the lowest so far, error the lowest, elbo the highest validation "
+                             "ELBO, last the final epoch")
     flush_denormal: bool = setting(True, Anything(), "torch.set_flush_denormal: keeps CPU throughput steady on "
                                                      "long runs")
 
@@ -245,25 +270,15 @@ class CrossRule:
     problem: Callable[[Mapping[str, Any]], str | None]
 
 
-def _room_for_unlabelled(v: Mapping[str, Any]) -> str | None:
-    lpb, bs = v["labelled_per_batch"], v["batch_size"]
-    if lpb > bs:
-        return f"labelled_per_batch ({lpb}) exceeds batch_size ({bs})"
-    if lpb == bs:
-        return f"labelled_per_batch ({lpb}) equals batch_size ({bs}), leaving no room for unlabelled examples"
-    return None
-
-
-def _labels_for_batches(v: Mapping[str, Any]) -> str | None:
-    if v["labels"] == 0 and v["labelled_per_batch"] > 0:
-        return "labels = 0 leaves no labelled examples to fill labelled_per_batch; set labelled_per_batch = 0"
+def _labelled_only_needs_labels(v: Mapping[str, Any]) -> str | None:
+    if v["labelled_only"] and v["labelled_per_batch"] == 0:
+        return "labelled_only trains on labelled examples alone, so labelled_per_batch cannot be 0"
     return None
 
 
 CROSS_RULES: dict[str, tuple[CrossRule, ...]] = {
     "objective": (),
-    "train": (CrossRule(("labelled_per_batch", "batch_size"), _room_for_unlabelled),
-              CrossRule(("labels", "labelled_per_batch"), _labels_for_batches)),
+    "train": (CrossRule(("labelled_per_batch", "labelled_only"), _labelled_only_needs_labels),),
 }
 
 

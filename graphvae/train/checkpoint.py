@@ -32,7 +32,8 @@ from graphvae.errors import UserError
 from graphvae.spec import printers
 from graphvae.atomic import atomic_write_bytes
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: batch_size counts unlabelled examples only, alpha_scaling = dataset by default
+RESUMABLE_FORMAT = 2  # the oldest format a run can be resumed from (older ones can be evaluated)
 
 
 # -- saving and loading ---------------------------------------------------------------------

@@ -9,8 +9,7 @@ For a split of the data (test by default) it reports, with every label hidden fr
 - ``iwae``: the mean importance-weighted bound with K samples (``-k K``), tighter than the ELBO;
 - ``examples``: how many examples were evaluated.
 
-Model selection (best.pt) uses :func:`selection_score`: the mean validation error of the
-categorical supervised variables, else of the continuous ones, else the negative ELBO.
+Which epoch best.pt keeps is :mod:`graphvae.train.selection`'s.
 """
 
 from __future__ import annotations
@@ -86,19 +85,6 @@ def validate(model, spec, arrays: dict, device="cpu") -> dict:
     return evaluate_arrays(model, spec, arrays, device=device)
 
 
-def selection_score(spec, row: dict) -> float:
-    """Lower is better: mean validation error of categorical supervised variables, else of the
-    continuous ones, else -ELBO (validation, or training when there is no validation split)."""
-    for domain_ok in (lambda d: d == "categorical", lambda d: d != "categorical"):
-        keys = [f"val/error/{v.name}" for v in spec.supervised if domain_ok(v.domain)]
-        vals = [row[k] for k in keys if k in row]
-        if vals:
-            return sum(vals) / len(vals)
-    if "val/elbo" in row:
-        return -row["val/elbo"]
-    return -row.get("train/elbo", -row.get("train/loss", math.inf))
-
-
 def evaluate_run(run_path, data: str | None = None, data_dir: str | None = None, samples: int | None = None,
                  which: str = "best", split: str = "test", device: str | None = None) -> dict:
     """Load a run and evaluate it on a split of its data (or of ``data``); IWAE with K = ``samples``
@@ -120,4 +106,9 @@ def evaluate_run(run_path, data: str | None = None, data_dir: str | None = None,
     if RunFolder(run_path).labelled_path.exists():
         out["labelled_examples"] = int(len(load_labelled(run_path)))
     out["supervised"] = {v.name: v.domain for v in spec.supervised}
+    base = RunFolder(run_path).baseline
+    if base.has_checkpoint() and which == "best":  # the labelled-only baseline, beside the run
+        res = evaluate_run(base.path, data, data_dir, 0, which, split, device)
+        out["baseline"] = {k: v for k, v in res.items() if k.startswith("error/")}
+        out["baseline"].update(epoch=res["epoch"], step=res["step"])
     return out

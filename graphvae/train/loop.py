@@ -26,11 +26,12 @@ from graphvae.spec.loader import load_spec_file
 from graphvae.spec.settings import TrainConfig
 from graphvae.train import config as trainconfig
 from graphvae.train import reporting
-from graphvae.train.checkpoint import (capture_rng, load_weights, open_checkpoint, restore_rng, save_checkpoint,
-                                       spec_differences)
+from graphvae.train.checkpoint import (RESUMABLE_FORMAT, capture_rng, load_weights, open_checkpoint, restore_rng,
+                                       save_checkpoint, spec_differences)
 from graphvae.train.device import pick_device, seed_everything
-from graphvae.train.optim import build_optimizer, build_scheduler
+from graphvae.train.optim import build_optimizer, build_scheduler, clip_gradients
 from graphvae.train.runfolder import RunFolder
+from graphvae.train.selection import Selection
 
 
 class NonFiniteLoss(UserError):
@@ -45,6 +46,7 @@ class TrainResult:
     metrics: list[dict] = field(default_factory=list)  # metrics.jsonl rows
     best_score: float = math.inf  # model-selection score of best.pt (lower is better)
     interrupted: bool = False  # stopped early (Ctrl-C or max_steps); last.pt holds the state
+    selected: str = ""  # which epoch best.pt holds, and why (graphvae.train.selection)
 
 
 @dataclass
@@ -52,7 +54,7 @@ class Tally:
     """The trainer's bookkeeping, saved in every checkpoint (``step`` and ``extra``)."""
 
     step: int = 0  # optimiser steps taken in all
-    best: float = math.inf  # the best model-selection score so far, the one best.pt holds
+    selection: Selection = field(default_factory=Selection)  # which epoch best.pt holds (the selection rule)
     sums: dict[str, float] = field(default_factory=dict)  # sums of the logged terms over this epoch's steps
     epoch_steps: int = 0  # steps taken in this epoch
     epoch_seconds: float = 0.0  # seconds spent stepping in this epoch
@@ -102,7 +104,10 @@ def _open_new(spec, config: TrainConfig | None, folder: RunFolder):
 def _open_resumed(spec, config: TrainConfig | None, folder: RunFolder):
     """``(spec, text, suffix, cfg, state)`` of the run ``folder/last.pt`` continues; a ``spec``
     given must describe the same model."""
-    state, run_spec, text, suffix, _ = open_checkpoint(folder, "last")
+    state, run_spec, text, suffix, path = open_checkpoint(folder, "last")
+    if state.get("format", 1) < RESUMABLE_FORMAT:
+        raise UserError(f"{path} was written by an older graphvae (checkpoint format {state.get('format', 1)}), whose "
+                        "batches and classifier weight differ; it can be evaluated and sampled, not resumed")
     if spec is not None:
         diffs = spec_differences(run_spec, _spec_and_text(spec)[0])
         if diffs:
@@ -110,7 +115,7 @@ def _open_resumed(spec, config: TrainConfig | None, folder: RunFolder):
     return run_spec, text, suffix, config or trainconfig.from_dict(state["config"]), state
 
 
-def _build(folder: RunFolder, spec, text: str, suffix: str, cfg: TrainConfig, resume: bool) -> _Run:
+def _build(folder: RunFolder, spec, text: str, suffix: str, cfg: TrainConfig, resume: bool, labelled=None) -> _Run:
     """Data, model, batches, optimiser and schedule; a new run folder is laid out only once the
     data and the model are ready, so bad input leaves nothing behind."""
     from graphvae.compile.compiler import compile_spec
@@ -119,18 +124,20 @@ def _build(folder: RunFolder, spec, text: str, suffix: str, cfg: TrainConfig, re
 
     device = pick_device(cfg.device)
     data = prepare_data(spec, data=cfg.data, data_dir=cfg.data_dir or None, validation=cfg.validation,
-                        labels=cfg.labels, seed=cfg.seed, labelled=load_labelled(folder.path) if resume else None)
+                        labels=cfg.labels, seed=cfg.seed, labelled=load_labelled(folder.path) if resume else labelled)
     model = compile_spec(spec).to(device)
+    model.set_data_size(count_examples(data.train), len(data.labelled))  # for alpha_scaling = dataset
     if not resume:
         folder.create(text, suffix, trainconfig.to_dict(cfg))
         save_labelled(folder.path, data.labelled)
     batches = SemiSupervisedBatches(data.train, spec, data.labelled, batch_size=cfg.batch_size,
                                     labelled_per_batch=cfg.labelled_per_batch, binarize=cfg.binarize,
-                                    generator=torch.Generator().manual_seed(cfg.seed))
+                                    labelled_only=cfg.labelled_only, generator=torch.Generator().manual_seed(cfg.seed))
     opt = build_optimizer(model.parameters(), cfg)
-    sched = build_scheduler(opt, cfg, cfg.epochs * len(batches))
+    sched = build_scheduler(opt, cfg, cfg.epochs * len(batches), len(batches))
     return _Run(folder, spec, text, suffix, cfg, device, data, model, batches, opt, sched,
-                evaluation_arrays(data.val, spec, cfg.binarize), count_examples(data.val))
+                evaluation_arrays(data.val, spec, cfg.binarize), count_examples(data.val),
+                Tally(selection=Selection(cfg.selection)))
 
 
 def _restore(run: _Run, state: dict, log) -> None:
@@ -149,8 +156,8 @@ def _restore(run: _Run, state: dict, log) -> None:
     run.batches.load_state_dict(state["rng"]["batches"])
     restore_rng(state["rng"])
     extra = state["extra"]
-    run.tally = Tally(int(state["step"]), float(extra["best"]), dict(extra["sums"]), int(extra["epoch_steps"]),
-                      float(extra["epoch_seconds"]))
+    run.tally = Tally(int(state["step"]), Selection.from_state(extra["selection"]), dict(extra["sums"]),
+                      int(extra["epoch_steps"]), float(extra["epoch_seconds"]))
     run.folder.write_metrics([r for r in run.folder.read_metrics() if r.get("epoch", 0) <= int(state["epoch"])])
     run.folder.write_config(trainconfig.to_dict(cfg))
 
@@ -164,7 +171,7 @@ def _snapshot(run: _Run) -> dict:
             "scheduler": run.sched.state_dict() if run.sched is not None else None,
             "step": t.step, "epoch": run.batches.epoch, "rng": rng, "config": trainconfig.to_dict(run.cfg),
             "spec": run.text, "spec_suffix": run.suffix,
-            "extra": {"best": t.best, "sums": dict(t.sums), "epoch_steps": t.epoch_steps,
+            "extra": {"selection": t.selection.state_dict(), "sums": dict(t.sums), "epoch_steps": t.epoch_steps,
                       "epoch_seconds": t.epoch_seconds}}
 
 
@@ -180,8 +187,7 @@ def _step(run: _Run, batch: dict) -> float:
                                                          values))
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
-    if run.cfg.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.grad_clip)
+    clip_gradients(run.model.parameters(), run.cfg)
     run.opt.step()
     if run.sched is not None:
         run.sched.step()
@@ -194,24 +200,21 @@ def _step(run: _Run, batch: dict) -> float:
 
 def _end_epoch(run: _Run, writer) -> dict:
     """Validate, log a metrics row, and checkpoint (best.pt too when the selection score improved)."""
-    from graphvae.train.evaluate import selection_score, validate
+    from graphvae.train.evaluate import validate
 
     t, cfg = run.tally, run.cfg
     row = {"epoch": run.batches.epoch, "step": t.step}
     row.update({f"train/{n}": s / max(1, t.epoch_steps) for n, s in t.sums.items()})
     row["lr"] = run.opt.param_groups[0]["lr"]
     if run.n_val:
-        row.update({f"val/{k}": v for k, v in validate(run.model, run.spec, run.val_arrays, run.device).items()
-                    if k != "examples"})
+        row.update({f"val/{k}": v for k, v in validate(run.model, run.spec, run.val_arrays, run.device).items()})
     row["epoch_seconds"] = t.epoch_seconds
     row["steps_per_s"] = t.epoch_steps / t.epoch_seconds if t.epoch_seconds > 0 else 0.0
-    row["examples_per_s"] = row["steps_per_s"] * cfg.batch_size
+    row["examples_per_s"] = row["steps_per_s"] * (run.batches.unlabelled_per_batch + run.batches.labelled_per_batch)
+    improved = t.selection.update(run.spec, row)
+    row["selected"] = improved  # best.pt now holds this epoch
     run.folder.append_metrics(row)
     reporting.write_scalars(writer, row)
-    score = selection_score(run.spec, row)
-    improved = score < t.best or not math.isfinite(t.best)
-    if improved:
-        t.best = score
     t.sums, t.epoch_steps, t.epoch_seconds = {}, 0, 0.0
     snap = _snapshot(run)
     save_checkpoint(run.folder.checkpoint("last"), snap)
@@ -222,12 +225,14 @@ def _end_epoch(run: _Run, writer) -> dict:
 
 # -- the loop ---------------------------------------------------------------------------------------
 def train(spec, config: TrainConfig | None = None, out_dir=None, *, resume: bool = False,
-          progress: bool = True, max_steps: int | None = None, log=print) -> TrainResult:
+          progress: bool = True, max_steps: int | None = None, log=print, labelled=None) -> TrainResult:
     """Train ``spec`` (a path or a Spec with source text) into the run folder ``out_dir``.
 
     ``resume=True`` continues from ``out_dir/last.pt`` (``spec`` may then be None; given,
     it must describe the same model).  ``max_steps`` stops after that many optimiser
-    steps in all, saving ``last.pt`` as Ctrl-C does.  Returns a :class:`TrainResult`.
+    steps in all, saving ``last.pt`` as Ctrl-C does.  ``labelled`` fixes a new run's labelled
+    subset (indices into the training split; default: chosen from the seed).  Returns a
+    :class:`TrainResult`.
     """
     if out_dir is None:
         raise UserError("train needs a run folder (out_dir)")
@@ -241,7 +246,7 @@ def train(spec, config: TrainConfig | None = None, out_dir=None, *, resume: bool
     torch.set_flush_denormal(cfg.flush_denormal)
     seed_everything(cfg.seed)
     # data, model, batches, optimiser and schedule (a new run folder is written only now)
-    run = _build(folder, spec, text, suffix, cfg, resume)
+    run = _build(folder, spec, text, suffix, cfg, resume, labelled)
     # a resumed run continues exactly: weights, optimiser, schedule, batch position, RNGs, metrics
     if state is not None:
         _restore(run, state, log)
@@ -289,5 +294,5 @@ def train(spec, config: TrainConfig | None = None, out_dir=None, *, resume: bool
     if interrupted:
         say(f"stopped at step {run.tally.step} (epoch {run.batches.epoch + 1}/{cfg.epochs}); saved "
             f"{folder.checkpoint('last')}. Continue with: graphvae train --resume {folder.path}")
-    return TrainResult(folder.path, run.tally.step, run.batches.epoch, folder.read_metrics(), run.tally.best,
-                       interrupted)
+    return TrainResult(folder.path, run.tally.step, run.batches.epoch, folder.read_metrics(), run.tally.selection.score,
+                       interrupted, run.tally.selection.describe())

@@ -8,6 +8,7 @@ Torch-free.  Layout of ``RUN/``::
     labelled.json           indices (into the training data) of the labelled subset
     metrics.jsonl           one JSON object per epoch
     last.pt, best.pt        checkpoints (see graphvae.train.checkpoint)
+    baseline/               the labelled-only baseline, a run folder (graphvae baseline RUN)
     tensorboard/            optional, when TensorBoard is installed
 
 Every file is written atomically: a temp file in the same folder, then ``os.replace``.
@@ -69,6 +70,11 @@ class RunFolder:
     def checkpoint(self, which: str = "last") -> Path:
         """``RUN/last.pt`` or ``RUN/best.pt``."""
         return self.path / f"{which}.pt"
+
+    @property
+    def baseline(self) -> "RunFolder":
+        """``RUN/baseline``: the run's labelled-only baseline (graphvae.train.baseline), a run folder itself."""
+        return RunFolder(self.path / "baseline")
 
     def spec_path(self) -> Path | None:
         for name in SPEC_NAMES:

@@ -12,7 +12,7 @@ from graphvae.spec import printers
 from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error
 from graphvae.spec.graph import block_graph
 from graphvae.spec.ir import Factor, Option, Span, Spec, Variable
-from graphvae.spec.settings import Constraint, OneOf, literal_ok
+from graphvae.spec.settings import Bool, Constraint, OneOf, literal_ok
 
 BLOCKS = ("encoder", "decoder")
 BLOCK_LETTER = {"encoder": "q", "decoder": "p"}
@@ -92,8 +92,8 @@ class Context:
 
 def option_ok(constraint: Constraint, value) -> bool:
     """Whether an option's literal meets its constraint: a word for a choice, else a finite number."""
-    if isinstance(constraint, OneOf):
-        return isinstance(value, str) and constraint.check(value)
+    if isinstance(constraint, (OneOf, Bool)):
+        return isinstance(value, bool if isinstance(constraint, Bool) else str) and constraint.check(value)
     return literal_ok(float, value) and constraint.check(value)
 
 

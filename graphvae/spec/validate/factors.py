@@ -12,12 +12,16 @@ from graphvae.spec.binding import bind_params, lone_argument
 from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error, warning
 from graphvae.spec.families import FAMILIES, SUPPORT_OF_DOMAIN, Family, literal_ok, support_contains
 from graphvae.spec.ir import DOMAINS, Dist, Factor, Net, Param, Uniform, Variable
-from graphvae.spec.settings import OneOf
+from graphvae.spec.settings import Bool, Constraint, Interval, OneOf
 from graphvae.spec.validate.context import Context, check_options, describe_factor, factor_span, first_span, head_span
 
 NETWORKS = ("mlp", "linear")
 ACTIVATIONS = ("relu", "softplus", "tanh", "sigmoid", "elu", "leaky_relu", "gelu", "silu", "identity")
-NET_OPTIONS: dict[str, OneOf] = {"activation": OneOf(ACTIVATIONS)}  # option -> its constraint
+NET_OPTIONS: dict[str, Constraint] = {  # option -> its constraint (graphvae.compile.nets reads them)
+    "activation": OneOf(ACTIVATIONS),
+    "batchnorm": Bool(),  # batch normalisation before each hidden activation
+    "dropout": Interval(0, upper=1),  # dropout probability after each hidden activation
+}
 
 CONSTRAINT_TEXT = {
     "real": "a finite number", "positive": "> 0", "nonnegative": ">= 0", "unit_interval": "in [0, 1]",
@@ -121,7 +125,8 @@ def _check_options(block: str, f: Factor, net: Net) -> Iterator[Diagnostic]:
     where = describe_factor(block, f)
     yield from check_options(net.options, NET_OPTIONS, net.kind, f"{net.kind} in {where}", net.span,
                              lambda opt, c: (f"{opt.name} = {opt.value!r} in {where} is not one of "
-                                             f"{', '.join(c.choices)}", did_you_mean(str(opt.value), c.choices)))
+                                             f"{', '.join(c.choices)}", did_you_mean(str(opt.value), c.choices))
+                             if c.choices else (f"{opt.name} = {opt.value!r} in {where} must be {c.math}", None))
 
 
 def _check_widths(block: str, f: Factor, net: Net, node: bool) -> Iterator[Diagnostic]:
