@@ -146,7 +146,7 @@ def main(argv=None) -> int:
     p.add_argument("--spec", default=str(ROOT / "specs" / "m2.gvae"), help="an M2-shaped spec (one x, y, z)")
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--labelled-per-batch", type=int, default=10)
+    p.add_argument("--labelled-per-batch", type=int, default=100)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--labels", type=int, default=100)
     p.add_argument("--data", default="mnist")

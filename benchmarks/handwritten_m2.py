@@ -3,16 +3,19 @@
 Same architecture as specs/m2.gvae: classifier q(y|x) 784-500-10, encoder
 q(z|x,y) 784+10-500-(50 loc, 50 log-scale), decoder p(x|y,z) 10+50-500-784
 Bernoulli logits, ReLU hidden layers, p(z) = N(0, I), p(y) uniform.  With --spec,
-the sizes (x, y, z and the hidden width H of mlp(H)) are read from that M2-shaped spec.  Same data
-(graphvae.data: the same validation split, labelled subset and batches), batch
-size, labelled examples per batch, optimiser, epochs and alpha.
+the sizes (x, y, z, the hidden widths of mlp(...) and whether it has batchnorm = true) are
+read from that M2-shaped spec.  Same data (graphvae.data: the same validation split, labelled
+subset and batches), batch size, labelled examples per batch, optimiser, epochs, alpha and its
+scaling (--alpha-scaling dataset: alpha * N / N_labelled of the training set), clipping.
 
 Objective per batch of B examples (a loss to minimise, mean over the batch):
 
-    labelled (x, y):  -[ E_q(z|x,y) log p(x|y,z) p(y) p(z) / q(z|x,y)  +  alpha * log q(y|x) ]
+    labelled (x, y):  -[ E_q(z|x,y) log p(x|y,z) p(y) p(z) / q(z|x,y)  +  w * log q(y|x) ]
     unlabelled x:     -[ sum_y q(y|x) E_q(z|x,y) log p(x|y,z) p(y) p(z) / q(z|x,y)  +  H(q(y|x)) ]
 
-with one reparameterised z per (x, y) and y enumerated for unlabelled examples.
+with one reparameterised z per (x, y) and y enumerated for unlabelled examples; w is alpha as
+scaled (the compiled model's weight).  Labelled and unlabelled rows go through the networks
+separately, as the compiled model's groups do (it matters under batch normalisation).
 
     python benchmarks/handwritten_m2.py --data mnist --labels 100 --epochs 5
 
@@ -36,13 +39,24 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _mlp(sizes: list[int], batchnorm: bool) -> nn.Sequential:
+    """Affine layers of ``sizes``; each hidden one followed by batch norm (if asked) and a ReLU."""
+    layers: list[nn.Module] = []
+    for i in range(1, len(sizes)):
+        layers.append(nn.Linear(sizes[i - 1], sizes[i]))
+        if i < len(sizes) - 1:
+            layers += ([nn.BatchNorm1d(sizes[i])] if batchnorm else []) + [nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
 class M2(nn.Module):
-    def __init__(self, x_dim=784, y_dim=10, z_dim=50, hidden=500):
+    def __init__(self, x_dim=784, y_dim=10, z_dim=50, hidden=(500,), batchnorm=False):
         super().__init__()
+        hidden = [hidden] if isinstance(hidden, int) else list(hidden)
         self.y_dim, self.z_dim = y_dim, z_dim
-        self.classifier = nn.Sequential(nn.Linear(x_dim, hidden), nn.ReLU(), nn.Linear(hidden, y_dim))
-        self.encoder = nn.Sequential(nn.Linear(x_dim + y_dim, hidden), nn.ReLU(), nn.Linear(hidden, 2 * z_dim))
-        self.decoder = nn.Sequential(nn.Linear(y_dim + z_dim, hidden), nn.ReLU(), nn.Linear(hidden, x_dim))
+        self.classifier = _mlp([x_dim, *hidden, y_dim], batchnorm)
+        self.encoder = _mlp([x_dim + y_dim, *hidden, 2 * z_dim], batchnorm)
+        self.decoder = _mlp([y_dim + z_dim, *hidden, x_dim], batchnorm)
 
     def elbo_given_y(self, x, y_onehot):
         """Single-sample ELBO of log p(x, y) with y given, per row: (N,)."""
@@ -58,14 +72,15 @@ class M2(nn.Module):
     def loss(self, x, y, alpha):
         """Mean over the batch of the negative objective; y = -1 marks unlabelled rows."""
         labelled = y >= 0
-        log_qy = F.log_softmax(self.classifier(x), -1)
         total = x.new_zeros(())
         if labelled.any():
             xl, yl = x[labelled], y[labelled]
+            log_qy = F.log_softmax(self.classifier(xl), -1)
             elbo = self.elbo_given_y(xl, F.one_hot(yl, self.y_dim).to(x.dtype))
-            total = total + (elbo + alpha * log_qy[labelled].gather(1, yl[:, None]).squeeze(1)).sum()
+            total = total + (elbo + alpha * log_qy.gather(1, yl[:, None]).squeeze(1)).sum()
         if (~labelled).any():
-            xu, lq = x[~labelled], log_qy[~labelled]
+            xu = x[~labelled]
+            lq = F.log_softmax(self.classifier(xu), -1)
             n, k = xu.shape[0], self.y_dim
             ys = torch.eye(k, dtype=x.dtype, device=x.device).repeat(n, 1)  # every class for every example
             elbo = self.elbo_given_y(xu.repeat_interleave(k, 0), ys).view(n, k)
@@ -80,9 +95,10 @@ class M2(nn.Module):
 
 def m2_like(spec) -> M2:
     """The hand-written M2 with the sizes of an M2-shaped spec (one observed x, supervised y,
-    latent z; mlp(H) with one H throughout)."""
-    hidden = spec.encoder[0].dist.params[0].value.hidden[0]  # mlp(H) of q(y|x)
-    return M2(x_dim=spec.observed[0].size, y_dim=spec.supervised[0].classes, z_dim=spec.latent[0].size, hidden=hidden)
+    latent z; the mlp(...) of q(y|x), its widths and batchnorm, for every network)."""
+    net = spec.encoder[0].dist.params[0].value  # mlp(...) of q(y|x)
+    return M2(x_dim=spec.observed[0].size, y_dim=spec.supervised[0].classes, z_dim=spec.latent[0].size,
+              hidden=tuple(net.hidden), batchnorm=bool(net.option("batchnorm", False)))
 
 
 def error_rate(model: M2, arrays: dict, x_var: str, y_var: str, chunk: int = 1000) -> float:
@@ -91,9 +107,12 @@ def error_rate(model: M2, arrays: dict, x_var: str, y_var: str, chunk: int = 100
 
     n, wrong = len(arrays[x_var]), 0
     device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()  # batch normalisation uses its running statistics
     for start in range(0, n, chunk):
         b = to_batch(arrays, list(range(start, min(n, start + chunk))), device=device)
         wrong += int((model.predict(b[x_var].reshape(b[x_var].shape[0], -1)) != b[y_var]).sum())
+    model.train(was_training)
     return wrong / max(1, n)
 
 
@@ -105,9 +124,12 @@ def main(argv=None) -> int:
     p.add_argument("--labels", type=int, default=100)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--labelled-per-batch", type=int, default=10)
+    p.add_argument("--labelled-per-batch", type=int, default=100)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--alpha", type=float, default=0.1)
+    p.add_argument("--alpha-scaling", choices=["dataset", "per_example"], default="dataset")
+    p.add_argument("--grad-clip", type=float, default=0.0, help="max gradient norm (0 disables)")
+    p.add_argument("--grad-clip-value", type=float, default=0.0, help="max gradient entry (0 disables)")
     p.add_argument("--validation", type=float, default=0.1)
     p.add_argument("--binarize", default="dynamic")
     p.add_argument("--seed", type=int, default=0)
@@ -134,6 +156,8 @@ def main(argv=None) -> int:
     batches = SemiSupervisedBatches(data.train, spec, data.labelled, batch_size=args.batch_size,
                                     labelled_per_batch=args.labelled_per_batch, binarize=args.binarize,
                                     generator=torch.Generator().manual_seed(args.seed))
+    weight = args.alpha * len(data.train[x_var]) / max(1, len(data.labelled)) if args.alpha_scaling == "dataset" \
+        else args.alpha
     print(f"hand-written M2: {sum(p.numel() for p in model.parameters())} parameters, "
           f"{len(data.labelled)} labelled examples, {len(batches)} steps per epoch", flush=True)
     val = evaluation_arrays(data.val, spec, args.binarize)
@@ -144,9 +168,13 @@ def main(argv=None) -> int:
         total = 0.0
         for batch in batches:
             x = batch[x_var].reshape(batch[x_var].shape[0], -1).to(device)
-            loss = model.loss(x, batch[y_var].to(device), args.alpha)
+            loss = model.loss(x, batch[y_var].to(device), weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if args.grad_clip_value > 0:
+                torch.nn.utils.clip_grad_value_(model.parameters(), args.grad_clip_value)
+            if args.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
             opt.step()
             total += float(loss.detach())
             step += 1

@@ -97,3 +97,62 @@ def test_compiled_m2_equals_the_benchmark_m2_on_an_mnist_batch(monkeypatch):
     for a, b in zip(torch.autograd.grad(loss_c, list(compiled.parameters())),
                     torch.autograd.grad(loss_h, list(hand.parameters()))):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+BN_M2 = """model bn_m2
+x : observed   binary[64]
+y : supervised categorical[10]
+z : latent     real[8]
+encoder {
+  y | x    ~ Categorical(mlp(16, 12, batchnorm = true))
+  z | x, y ~ Normal(mlp(16, 12, batchnorm = true))
+}
+decoder {
+  z        ~ Normal(0, 1)
+  y        ~ Categorical(uniform)
+  x | y, z ~ Bernoulli(mlp(16, 12, batchnorm = true))
+}
+objective {
+  y = enumerate
+}
+"""
+
+
+def test_compiled_m2_equals_the_benchmark_m2_with_batchnorm_on_digits(tmp_path, monkeypatch):
+    """The hand-written M2 gains the recipe's options: two batch-normalised hidden layers and the
+    classifier weight alpha N / N_l; with the same noise it computes the same loss and gradients."""
+    import handwritten_m2
+    import torch
+
+    from graphvae.compile.compiler import compile_spec
+    from graphvae.data import SemiSupervisedBatches, prepare_data
+    from graphvae.spec.loader import load_spec
+
+    path = tmp_path / "bn_m2.gvae"
+    path.write_text(BN_M2)
+    spec = load_spec(str(path))
+    data = prepare_data(spec, data="digits", labels=50, seed=2)
+    batch = next(iter(SemiSupervisedBatches(data.train, spec, data.labelled, batch_size=40, labelled_per_batch=-1,
+                                            generator=torch.Generator().manual_seed(2))))
+    torch.manual_seed(2)
+    hand = handwritten_m2.m2_like(spec)
+    torch.manual_seed(2)
+    compiled = compile_spec(spec).set_data_size(len(data.train["x"]), len(data.labelled))
+    assert [tuple(p.shape) for p in compiled.parameters()] == [tuple(p.shape) for p in hand.parameters()]
+    for a, b in zip(compiled.parameters(), hand.parameters()):
+        assert torch.equal(a, b)
+    x, y = batch["x"].reshape(90, -1), batch["y"]
+    n_l, n_u = int((y >= 0).sum()), int((y < 0).sum())
+    assert (n_l, n_u) == (50, 40)
+    torch.manual_seed(1)
+    loss_c = compiled.loss({"x": batch["x"], "y": y})
+    torch.manual_seed(1)
+    eps_u, eps_l = torch.randn(10, 1, n_u, 8), torch.randn(1, n_l, 8)
+    queue = [eps_l[0], eps_u[:, 0].transpose(0, 1).reshape(n_u * 10, 8)]
+    monkeypatch.setattr(handwritten_m2.torch, "randn_like", lambda t: queue.pop(0).clone())
+    loss_h = hand.loss(x, y, compiled.objective.alpha_for(90, n_l))
+    assert not queue
+    assert float(loss_c.detach()) == pytest.approx(float(loss_h.detach()), rel=1e-5)
+    for a, b in zip(torch.autograd.grad(loss_c, list(compiled.parameters())),
+                    torch.autograd.grad(loss_h, list(hand.parameters()))):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)

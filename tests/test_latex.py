@@ -141,22 +141,22 @@ def test_factorisation(text, block, expected):
 
 @pytest.mark.parametrize("text, present, absent", [
     # label before latent: the exact supervised term with alpha log q(y|x)
-    ("m2", ["(exact)", "\\alpha \\log q(y \\mid x)", "\\mathrm{E}_{q(z \\mid x, y)}",
+    ("m2", ["(exact)", "\\alpha \\frac{N}{N_{\\mathrm{labelled}}} \\log q(y \\mid x)", "\\mathrm{E}_{q(z \\mid x, y)}",
           "\\alpha = 0.1", "S = 1", "enumerated", "\\sum_{y} q(y \\mid x)"],
-     ["(1 + \\alpha)", "\\frac{1}{S}", "\\beta_"]),
+     ["(1 + \\alpha \\frac{N}{N_{\\mathrm{labelled}}})", "\\frac{1}{S}", "\\beta_"]),
     # label after the latent: importance-sampled with z^(s) ~ q(z|x)
-    ("style_first", ["importance-sampled", "(1 + \\alpha) \\log q(y \\mid x)",
+    ("style_first", ["importance-sampled", "(1 + \\alpha \\frac{N}{N_{\\mathrm{labelled}}}) \\log q(y \\mid x)",
                    "\\bigg[\\beta_{z} \\log \\frac{p(z)}{q(z \\mid x)} + \\log \\frac{p(y)}{q(y \\mid x, z)}"
-                   " + \\log p(x \\mid y, z)\\bigg] \\\\\n&\\qquad + (1 + \\alpha)",
+                   " + \\log p(x \\mid y, z)\\bigg] \\\\\n&\\qquad + (1 + \\alpha \\frac{N}{N_{\\mathrm{labelled}}})",
                    "q(y \\mid x) &\\approx \\frac{1}{S} \\sum_{s=1}^{S} q(y \\mid x, z^{(s)})",
                    "z^{(s)} &\\sim q(z \\mid x)", "\\alpha = 0.3", "S = 8", "\\tau = 0.66",
                    "\\beta_{z} \\log \\frac{p(z)}{q(z \\mid x)}", "\\beta_{z} = 4"],
      ["(exact)", "enumerated"]),
     # exact, with a KL weight: the compiled (1 + alpha) form with beta inside, in both terms
     ("m2_beta", ["(exact)", "\\mathrm{E}_{q(z \\mid x, y)}\\bigg[\\beta_{z} \\log \\frac{p(z)}{q(z \\mid x, y)}",
-                 "\\bigg] \\\\\n&\\qquad + (1 + \\alpha) \\log q(y \\mid x)"],
+                 "\\bigg] \\\\\n&\\qquad + (1 + \\alpha \\frac{N}{N_{\\mathrm{labelled}}}) \\log q(y \\mid x)"],
      ["\\frac{1}{S}"]),
-    ("style_first_no_beta", ["\\left[\\log \\frac{p(x, y, z)}{q(y, z \\mid x)}\\right] + (1 + \\alpha)"],
+    ("style_first_no_beta", ["\\left[\\log \\frac{p(x, y, z)}{q(y, z \\mid x)}\\right] + (1 + \\alpha \\frac{N}{N_{\\mathrm{labelled}}})"],
      ["\\beta"]),
     # two latents around the label: proposals from both latents' q factors, weight q(y | a)
     ("chain", ["w_s = q(y \\mid a^{(s)})", "a^{(s)}, z^{(s)} &\\sim q(a \\mid x)\\, q(z \\mid x, y)",

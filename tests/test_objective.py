@@ -329,6 +329,38 @@ def test_alpha_scaling_conventions():
     assert float(losses["labelled_fraction"].detach()) == pytest.approx(float(losses["per_example"].detach()) - extra, abs=1e-5)
 
 
+@pytest.mark.parametrize("scaling, data_size, weight", [
+    ("per_example", None, 0.5),
+    ("labelled_fraction", None, 0.5 * 8 / 2),
+    ("dataset", (1000, 10), 0.5 * 1000 / 10),  # Kingma's alpha * N / N_l of the training set
+    ("dataset", None, 0.5 * 8 / 2),  # not told the training set: the batch stands for it
+    ("per_example", (1000, 10), 0.5),
+])
+def test_the_classifier_weight_of_each_labelled_example(scaling, data_size, weight):
+    """loss(scaling) = loss(no classifier term) - weight * sum_labelled log q(y|x) / B, B = 8."""
+    x = torch.bernoulli(torch.full((8, 5), 0.5))
+    y = torch.tensor([0, 1, -1, -1, -1, -1, -1, -1])
+    model = compile_text(M2_TINY, alpha=0.5, alpha_scaling=scaling)
+    zero = compile_text(M2_TINY, alpha=0.0, alpha_scaling="per_example")
+    zero.load_state_dict(model.state_dict())
+    if data_size:
+        model.set_data_size(*data_size)
+    assert model.objective.alpha_for(8, 2) == pytest.approx(weight)
+    torch.manual_seed(9)
+    loss, terms = model.loss({"x": x, "y": y}, terms=True)
+    torch.manual_seed(9)
+    base = zero.loss({"x": x, "y": y})
+    log_qy = float(terms["classifier/y"]) * 2  # the mean over the 2 labelled examples, times 2
+    assert float(loss.detach()) == pytest.approx(float(base.detach()) - weight * log_qy / 8, abs=1e-4)
+
+
+def test_the_resolved_weight_is_said():
+    model = compile_text(M2_TINY, alpha=0.1)
+    assert "of each batch" in model.objective.alpha_text()
+    assert model.set_data_size(1293, 100).objective.alpha_text() == \
+        "alpha * N / N_labelled = 0.1 * 1293 / 100 = 1.293 per labelled example"
+
+
 def test_beta_weights_the_kl_term():
     x = torch.tensor([[0.3], [2.0]])
     params = (0.2, 0.1, 0.3, -0.7)

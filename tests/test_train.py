@@ -252,3 +252,43 @@ def test_train_usage_errors_exit_2(argv, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "usage:" in err and "Traceback" not in err
+
+
+# -- the labelled-only baseline ---------------------------------------------------------------------
+def test_baseline_run_folder_steps_and_report(tmp_path, spec_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", str(spec_path), "--epochs", "1", "--out", str(run), "--no-progress", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert main(["baseline", str(run), "--no-progress", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    base = RunFolder(run).baseline
+    state, base_state = load_checkpoint(run / "last.pt"), load_checkpoint(base.checkpoint("last"))
+    assert base_state["step"] == state["step"] and base_state["config"]["labelled_only"] is True
+    assert json.loads((base.path / "labelled.json").read_text()) == json.loads((run / "labelled.json").read_text())
+    assert "labelled-only baseline" in out and "the unlabelled data gain" in out
+    assert main(["eval", str(run), "-k", "0"]) == 0
+    assert "the unlabelled data gain" in capsys.readouterr().out
+    assert main(["baseline", str(run), "--no-progress", "--device", "cpu"]) == 0  # finished: nothing more to train
+    assert load_checkpoint(base.checkpoint("last"))["step"] == state["step"]
+    assert main(["baseline", str(base.path), "--no-progress"]) == 1
+    assert "is itself a labelled-only run" in capsys.readouterr().err
+
+
+def test_train_with_baseline_flag(tmp_path, spec_path, capsys):
+    run = tmp_path / "run"
+    argv = ["train", str(spec_path), "--epochs", "1", "--out", str(run), "--no-progress", "--device", "cpu",
+            "--baseline"]
+    assert main(argv) == 0
+    assert "the unlabelled data gain" in capsys.readouterr().out and (run / "baseline" / "best.pt").exists()
+
+
+def test_an_older_checkpoint_is_evaluated_not_resumed(tmp_path, spec_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", str(spec_path), "--epochs", "1", "--out", str(run), "--no-progress", "--device", "cpu"]) == 0
+    state = load_checkpoint(run / "last.pt")
+    state["format"] = 1
+    torch.save(state, run / "last.pt")
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 1
+    assert "checkpoint format 1" in capsys.readouterr().err
+    assert main(["eval", str(run), "-k", "0", "--checkpoint", "last"]) == 0

@@ -29,6 +29,7 @@ from graphvae.render.latex import Block
 from graphvae.spec import printers
 from graphvae.spec.estimators import estimator_call
 from graphvae.spec.ir import Dist, Factor, Net, Spec, Variable
+from graphvae.spec.settings import objective_setting
 
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
 INSTALL_HINT = (
@@ -163,8 +164,8 @@ def describe(spec: Spec, only: str | None = None) -> Diagram:
     blocks = [b for b in ("encoder", "decoder") if only in (None, b)]
     settings = []
     if spec.supervised:
-        settings.append(f"alpha = {printers.number(spec.objective.get('alpha', 0.1), compact=True)}")
-    settings.append(f"S = {spec.objective.get('samples', 1)}")
+        settings.append(f"alpha = {printers.number(objective_setting(spec.objective, 'alpha'), compact=True)}")
+    settings.append(f"S = {objective_setting(spec.objective, 'samples')}")
     settings += [f"beta {b.var} = {printers.number(b.value, compact=True)}" for b in spec.objective.betas if float(b.value) != 1.0]
     label = f"model {spec.name}   ({', '.join(settings)})"
     return Diagram(spec.name, label, [_cluster(spec, b) for b in blocks])

@@ -31,6 +31,7 @@ from graphvae.spec import printers
 from graphvae.spec.estimators import ESTIMATORS, estimator_call
 from graphvae.spec.graph import decoder_graph, encoder_graph, topological_order
 from graphvae.spec.ir import Factor, Spec
+from graphvae.spec.settings import objective_setting
 
 HEADER = (
     "% Needs only \\usepackage{amsmath}.  Deterministic nodes are folded into the\n"
@@ -215,6 +216,16 @@ def _elbo(spec: Spec, q: Block, p: Block) -> list[str]:
                         _bracket(spec, q, p))
 
 
+def _weight(spec: Spec) -> str:
+    """The weight of a labelled example's log q(y|x) beyond its ELBO, as alpha_scaling makes it."""
+    scaling = objective_setting(spec.objective, "alpha_scaling")
+    if scaling == "dataset":
+        return "\\alpha \\frac{N}{N_{\\mathrm{labelled}}}"
+    if scaling == "labelled_fraction":
+        return "\\alpha \\frac{B}{B_{\\mathrm{labelled}}}"
+    return "\\alpha"
+
+
 def _supervised(spec: Spec, q: Block, p: Block) -> tuple[list[str], bool]:
     """Lines of the labelled-example term, and whether it is importance-sampled."""
     labels = [v.name for v in spec.supervised if v.name in q.variables()]
@@ -227,11 +238,11 @@ def _supervised(spec: Spec, q: Block, p: Block) -> tuple[list[str], bool]:
     sampled_labels = [y for y in labels if set(q.given(y)) & set(latents)]
     if not sampled_labels:
         if len(bracket) > 1:  # the compiled form, with the KL weights inside
-            lines = _expectation(lhs, post, bracket, f" + (1 + \\alpha) \\log {q_y}")
+            lines = _expectation(lhs, post, bracket, f" + (1 + {_weight(spec)}) \\log {q_y}")
         else:  # the same value, in Kingma et al.'s form
             p_all = joint("p", p.variables())
             lines = [f"{lhs} &= \\mathrm{{E}}_{{{post}}}\\left[\\log \\frac{{{p_all}}}{{{post}}}\\right]"
-                     f" + \\alpha \\log {q_y}"]
+                     f" + {_weight(spec)} \\log {q_y}"]
         if len(latents) > 1:
             lines.append(f"{post} &= " + "\\, ".join(q.term(z) for z in latents))
         if len(labels) > 1:
@@ -241,7 +252,7 @@ def _supervised(spec: Spec, q: Block, p: Block) -> tuple[list[str], bool]:
     weight = "\\, ".join(q.term(y, sampled=sampled) for y in sampled_labels)
     exact = "".join(q.term(y) + "\\, " for y in labels if y not in sampled_labels)
     proposal = "\\, ".join(q.term(z) for z in latents)
-    lines = _expectation(lhs, post, bracket, f" + (1 + \\alpha) \\log {q_y}") + [
+    lines = _expectation(lhs, post, bracket, f" + (1 + {_weight(spec)}) \\log {q_y}") + [
         f"\\mathrm{{E}}_{{{post}}}\\left[f({_names(latents)})\\right] &\\approx \\sum_{{s=1}}^{{S}} "
         f"\\frac{{w_s}}{{\\sum_{{s'=1}}^{{S}} w_{{s'}}}}\\, f({_names(latents, sampled)}), \\quad w_s = {weight}",
         f"{q_y} &\\approx {exact}\\frac{{1}}{{S}} \\sum_{{s=1}}^{{S}} {weight}",
@@ -276,7 +287,7 @@ def objective(spec: Spec) -> str:
     labels = [v.name for v in spec.supervised if v.name in q.variables()]
     out = [f"Unlabelled examples (${_names(observed)}$ only) maximise the ELBO",
            "\\begin{align*}", *_join(_elbo(spec, q, p)), "\\end{align*}"]
-    samples = obj.get("samples", 1)
+    samples = objective_setting(obj, "samples")
     settings = [f"$S = {tex_number(samples)}$ sample{'' if samples == 1 else 's'} per example"]
     settings += [f"$\\beta_{{{tex_name(b.var)}}} = {tex_number(b.value)}$"
                  for b in obj.betas if float(b.value) != 1.0]
@@ -285,10 +296,10 @@ def objective(spec: Spec) -> str:
         word = "importance-sampled, since a label follows a latent in $q$" if sampled else "exact"
         out += [f"Labelled examples (${_names(observed + labels)}$) maximise the supervised term ({word})",
                 "\\begin{align*}", *_join(lines), "\\end{align*}"]
-        alpha = obj.get("alpha", 0.1)
-        scaling = obj.get("alpha_scaling", "per_example")
-        scale = "per labelled example" if scaling == "per_example" else (
-            "scaled by $N / N_{\\mathrm{labelled}}$" if scaling == "labelled_fraction" else tex_text(scaling))
+        alpha, scaling = objective_setting(obj, "alpha"), objective_setting(obj, "alpha_scaling")
+        scale = {"per_example": "once per labelled example",
+                 "labelled_fraction": "times the batch's examples $B$ per labelled one",
+                 "dataset": "times the training set's examples $N$ per labelled one"}.get(scaling, tex_text(scaling))
         settings.insert(0, f"$\\alpha = {tex_number(alpha)}$ ({scale})")
         total = (f"\\mathcal{{J}} = \\sum_{{{_names(observed)} \\in \\mathcal{{U}}}} \\mathcal{{L}}({_names(observed)})"
                  f" + \\sum_{{({_names(observed + labels)}) \\in \\mathcal{{S}}}} "

@@ -184,7 +184,7 @@ class TrainConfig:
     labelled_only: bool = setting(False, Anything(), "leave out the unlabelled examples: the labelled-only baseline "
                                                      "that graphvae baseline trains")
     optimizer: str = setting("adam", OneOf(("adam", "adamw", "sgd", "rmsprop")), "optimiser")
-    lr: float = setting(1e-3, Interval(0, lower_open=True), "learning rate", flag=True)
+    lr: float = setting(3e-3, Interval(0, lower_open=True), "learning rate (of Adam, by default)", flag=True)
     weight_decay: float = setting(0.0, Interval(0), "optimiser weight decay")
     schedule: str = setting("constant", OneOf(("constant", "cosine", "step", "exponential", "decay")),
                             "learning rate over the run: cosine to 0 by the end, step x0.1 at 50 % and 75 % of the "
@@ -240,6 +240,11 @@ def _rows(cls, block: str) -> dict[str, Setting]:
 
 SETTINGS: dict[str, dict[str, Setting]] = {"objective": _rows(ObjectiveConfig, "objective"),
                                            "train": _rows(TrainConfig, "train")}
+def objective_setting(objective, name: str):
+    """A setting of a spec's objective block as written, else its default."""
+    return objective.get(name, SETTINGS["objective"][name].default)
+
+
 FLAGS = tuple(name for name, row in SETTINGS["train"].items() if row.flag)  # train settings with a named --flag
 
 

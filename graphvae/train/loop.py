@@ -252,7 +252,10 @@ def train(spec, config: TrainConfig | None = None, out_dir=None, *, resume: bool
         _restore(run, state, log)
         log(f"resuming {folder.path} at step {run.tally.step} (epoch {run.batches.epoch + 1}/{cfg.epochs})")
     else:
-        log(f"{run.data.summary()}; {len(run.batches)} steps per epoch; device {run.device}; run folder {folder.path}")
+        weight = f"; classifier weight {run.model.objective.alpha_text()}" if spec.supervised else ""
+        log(f"{run.data.summary()}; {len(run.batches)} steps per epoch of {run.batches.unlabelled_per_batch} "
+            f"unlabelled + {run.batches.labelled_per_batch} labelled examples{weight}; device {run.device}; "
+            f"run folder {folder.path}")
 
     from tqdm import tqdm
 
