@@ -96,6 +96,10 @@ class M2(nn.Module):
 def m2_like(spec) -> M2:
     """The hand-written M2 with the sizes of an M2-shaped spec (one observed x, supervised y,
     latent z; the mlp(...) of q(y|x), its widths and batchnorm, for every network)."""
+    x, likelihood = spec.observed[0], next(f for f in spec.decoder if f.name == spec.observed[0].name)
+    if x.domain != "binary" or likelihood.dist.family != "Bernoulli":
+        raise SystemExit(f"the hand-written M2 is a Bernoulli one over binary x; {spec.path} has {x.domain} x "
+                         f"under {likelihood.dist.family}")
     net = spec.encoder[0].dist.params[0].value  # mlp(...) of q(y|x)
     return M2(x_dim=spec.observed[0].size, y_dim=spec.supervised[0].classes, z_dim=spec.latent[0].size,
               hidden=tuple(net.hidden), batchnorm=bool(net.option("batchnorm", False)))

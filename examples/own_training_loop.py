@@ -30,7 +30,8 @@ def main(argv=None) -> int:
     spec = graphvae.load_spec(SPEC)
     model = graphvae.compile_spec(spec)
     data = prepare_data(spec, data="digits", labels=100, seed=args.seed)
-    batches = SemiSupervisedBatches(data.train, spec, data.labelled, batch_size=64, labelled_per_batch=16,
+    model.set_data_size(len(data.train["x"]), data.n_labelled)  # the classifier weight alpha * N / N_labelled
+    batches = SemiSupervisedBatches(data.train, spec, data.labelled, batch_size=100, labelled_per_batch=100,
                                     generator=torch.Generator().manual_seed(args.seed))
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
 
@@ -50,6 +51,7 @@ def main(argv=None) -> int:
     test = evaluation_arrays(data.test, spec, "dynamic")
     batch = to_batch(test, range(len(test["y"])))
     labels = batch.pop("y")
+    model.eval()  # batch normalisation uses its running statistics
     with torch.no_grad():
         error = (model.predict(batch, "y") != labels).float().mean().item()
     print(f"test error after {step} steps: {100 * error:.2f}% on {len(labels)} digits ({data.n_labelled} labels)")

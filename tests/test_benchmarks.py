@@ -30,7 +30,9 @@ def test_interval_of_paired_differences():
 
 
 def test_compare_runs_both_models_and_prints_the_table(tmp_path):
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "compare_m2.py"), "--spec", str(ROOT / "specs" / "digits_m2.gvae"),
+    spec = tmp_path / "binary_digits_m2.gvae"  # the hand-written M2 is a Bernoulli one
+    spec.write_text(BN_M2.replace("mlp(16, 12, batchnorm = true)", "mlp(32)"))
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "compare_m2.py"), "--spec", str(spec),
            "--data", "digits", "--seeds", "0", "--epochs", "1", "--batch-size", "64", "--labelled-per-batch", "16",
            "--out", str(tmp_path)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
@@ -38,6 +40,9 @@ def test_compare_runs_both_models_and_prints_the_table(tmp_path):
     hand = json.loads((tmp_path / "h0.json").read_text())
     assert hand["epochs"] == 1 and len(hand["val_error"]) == 1 and 0 <= hand["test_error_final"] <= 1
     assert (tmp_path / "c0" / "last.pt").exists()
+    refused = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "handwritten_m2.py"), "--spec",
+                              str(ROOT / "specs" / "digits_m2.gvae"), "--data", "digits"], capture_output=True, text=True)
+    assert refused.returncode != 0 and "Bernoulli" in refused.stderr
     row = next(line for line in done.stdout.splitlines() if line.startswith("| 0 |"))
     assert row.count("%") == 4
     assert "compiled worse in" in done.stdout

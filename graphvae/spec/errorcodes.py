@@ -116,10 +116,11 @@ IGNORED_PARENTS = register("ignored-parents", FACTORS, "a factor with parents wh
 UNKNOWN_NETWORK = register("unknown-network", FACTORS, "networks are `mlp` and `linear`")
 UNKNOWN_OPTION = register("unknown-option", FACTORS,
                           "an option the network or the estimator does not take: networks take `activation`, "
-                          "`relax` takes `temperature`, the other estimators none")
+                          "`batchnorm` and `dropout`, `relax` takes `temperature`, the other estimators none")
 BAD_OPTION = register("bad-option", FACTORS,
                       "an option's value breaks its constraint: `activation` is one of relu, softplus, tanh, sigmoid, "
-                      "elu, leaky_relu, gelu, silu, identity; `temperature` is a number > 0")
+                      "elu, leaky_relu, gelu, silu, identity; `batchnorm` true or false; `dropout` in [0, 1); "
+                      "`temperature` a number > 0")
 BAD_NETWORK = register("bad-network", FACTORS,
                        "widths are positive integers; `mlp` needs at least one hidden width; a deterministic "
                        "`linear` needs exactly one width, `linear` as a family argument none")
@@ -140,8 +141,7 @@ UNKNOWN_SETTING = register("unknown-setting", OBJECTIVE,
                            "[language.md](language.md#the-objective-block))")
 BAD_SETTING = register("bad-setting", OBJECTIVE,
                        "a value of the wrong type or outside its constraint (`lr > 0`, `validation` in [0, 1), "
-                       "`optimizer` one of ...); `labelled_per_batch` not below `batch_size`; `labels = 0` with "
-                       "`labelled_per_batch` > 0")
+                       "`optimizer` one of ...); `labelled_only` with `labelled_per_batch = 0`")
 UNKNOWN_ESTIMATOR = register("unknown-estimator", OBJECTIVE,
                              "estimators are `enumerate`, `relax(temperature = t)` and `reinforce`")
 BAD_ESTIMATOR = register("bad-estimator", OBJECTIVE,
