@@ -161,3 +161,37 @@ def test_compiled_m2_equals_the_benchmark_m2_with_batchnorm_on_digits(tmp_path, 
     for a, b in zip(torch.autograd.grad(loss_c, list(compiled.parameters())),
                     torch.autograd.grad(loss_h, list(hand.parameters()))):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
+
+
+def test_semisupervised_benchmark_prints_runs_beside_their_baselines(tmp_path, capsys):
+    import semisupervised
+
+    spec = tmp_path / "small.gvae"
+    spec.write_text(BN_M2.replace("binary[64]", "unit[64]").replace("Bernoulli(mlp", "ContinuousBernoulli(mlp"))
+    argv = ["--spec", str(spec), "--seeds", "0", "--out", str(tmp_path / "out"), "--set", "epochs=1",
+            "--curve", str(tmp_path / "curve.png")]
+    assert semisupervised.main(argv) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| 0 |"))
+    assert row.count("%") == 3 and "mean ± sd over 1" in out
+    assert (tmp_path / "out" / "s0" / "baseline" / "best.pt").exists() and (tmp_path / "curve.png").stat().st_size
+    assert semisupervised.finished(tmp_path / "out" / "s0") and semisupervised.jobs_for(0, semisupervised_args(
+        tmp_path)) == []
+
+
+def semisupervised_args(tmp_path):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(out=str(tmp_path / "out"), set=[], spec="")
+
+
+def test_make_tabular_is_deterministic_and_linearly_separable():
+    import make_tabular
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    a, b = make_tabular.make(seed=3), make_tabular.make(seed=3)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert a["x"].shape == (2000, 20) and (a["y"] >= 0).sum() == 100 and (a["test_y"] >= 0).all()
+    fit = LogisticRegression(max_iter=2000).fit(a["test_x"], a["test_y"])
+    assert (fit.predict(a["test_x"]) == a["test_y"]).mean() > 0.99
