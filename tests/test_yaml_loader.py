@@ -182,8 +182,20 @@ def test_alias_bomb_stays_cheap():
         text += f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}" if i > 1 else "*a"] * 9) + "]\n"
     text += "model: m\nvariables:\n  x: {role: latent, domain: real, shape: *a11}\n"
     spec, diags = load_yaml(text, "t.yaml")
-    assert spec is not None and diags
-    assert all(d.code in ("unknown-key", "wrong-type") for d in diags)
+    assert spec is None
+    assert [(d.code, d.message) for d in diags] == [
+        ("too-large", "the YAML document's aliases expand it by more than 100,000 nodes")]
+
+
+def test_aliases_that_add_few_nodes_are_read():
+    spec, diags = load_yaml("model: m\nvariables:\n  x: &v {role: observed, domain: real, shape: [2]}\n"
+                            "  y: *v\n", "t.yaml")
+    assert spec is not None and not diags and [v.name for v in spec.variables] == ["x", "y"]
+
+
+def test_a_node_inside_itself_is_too_large():
+    spec, diags = load_yaml("model: m\ntrain: &a {data: [*a]}\n", "t.yaml")
+    assert spec is None and [d.code for d in diags] == ["too-large"]
 
 
 def test_names_read_as_written():

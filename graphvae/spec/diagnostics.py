@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass
+import re
+from collections import Counter
+from dataclasses import dataclass, replace
 from typing import Iterable, Sequence
 
 from graphvae.spec.errorcodes import CODES, ERROR, WARNING, ErrorCode
@@ -67,9 +69,21 @@ def warning(code: ErrorCode | str, message: str, span: Span | None = None, hint:
     return _make(WARNING, code, message, span, hint)
 
 
+MAX_SUGGESTION_CHOICES = 1000  # more choices than this get no "did you mean" (it would cost O(choices))
+MAX_SUGGESTION_LENGTH = 100  # nor does a longer name (difflib's matching grows with the product of lengths)
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
-    """``"did you mean 'x'?"`` for the closest choice, or None."""
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    """``"did you mean 'x'?"`` for the closest choice, or None.  Bounded in cost: a name or a
+    set of choices too large to search cheaply gets no suggestion."""
+    if not isinstance(name, str) or len(name) > MAX_SUGGESTION_LENGTH:
+        return None
+    if not isinstance(choices, (list, tuple, dict, set, frozenset)):
+        choices = list(choices)
+    if len(choices) > MAX_SUGGESTION_CHOICES:
+        return None
+    choices = [c for c in choices if len(c) <= MAX_SUGGESTION_LENGTH]
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
     if not close:
         lowered = {c.lower(): c for c in choices}
         if name.lower() in lowered:
@@ -82,23 +96,110 @@ def sort_key(d: Diagnostic):
     return (s.path, s.line, s.col) if s else ("", 0, 0)
 
 
-def render(diags: Sequence[Diagnostic], sources: dict[str, str] | None = None) -> str:
-    """Human-readable report: headline, then the source line and a caret under the span."""
+MAX_SHOWN = 50  # diagnostics render() prints in full; the rest are counted by code
+MAX_LINE_WIDTH = 120  # characters of a source line shown, a window around the caret beyond that
+MAX_MESSAGE_WIDTH = 400  # characters of a headline's message shown (JSON keeps it whole)
+ELLIPSIS = "\u2026"
+
+# Line breaks as each front end counts lines: lark counts "\n" (the DSL parser reads "\r\n" as
+# one), PyYAML also a lone "\r" and the Unicode line breaks.
+_BREAKS = {"dsl": re.compile(r"\r?\n"), "yaml": re.compile("\r\n|[\n\r\x85\u2028\u2029]")}
+
+
+class SourceLines:
+    """A text's lines, indexed once (``line(n)`` is then a slice), for showing many diagnostics
+    of one file in time linear in its size."""
+
+    def __init__(self, text: str, path: str = ""):
+        language = "yaml" if path.lower().endswith((".yaml", ".yml")) else "dsl"
+        self.text = text
+        self.bounds = [(0, None)]  # (start, end) of each line; the last line ends with the text
+        for m in _BREAKS[language].finditer(text):
+            self.bounds[-1] = (self.bounds[-1][0], m.start())
+            self.bounds.append((m.end(), None))
+
+    def line(self, n: int) -> str | None:
+        """Line ``n`` (1-based) without its line break, or None past the end."""
+        if not 1 <= n <= len(self.bounds):
+            return None
+        start, end = self.bounds[n - 1]
+        return self.text[start:end]
+
+
+def _visible(text: str) -> str:
+    """``text`` with tabs as one space and other invisible characters as U+FFFD, one character
+    each, so that a caret counted in characters stays under its column."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else (" " if c == "\t" else "\ufffd") for c in text)
+
+
+def source_excerpt(line: str, col: int, width: int = 1, max_width: int = MAX_LINE_WIDTH) -> tuple[str, str]:
+    """The source line and its caret line for a span starting at ``col`` (1-based) and
+    ``width`` characters wide.  A line longer than ``max_width`` is cut to a window around the
+    column, with an ellipsis at each cut end; the caret stays under its character."""
+    col = max(1, min(col, len(line) + 1))
+    width = max(1, width)
+    start, end = 0, len(line)
+    if len(line) > max_width:
+        if col > max_width - max_width // 4:  # else the caret fits in the line's first window
+            start = max(0, min(col - 1 - max_width // 3, len(line) - max_width))
+        end = start + max_width
+    shown = _visible(line[start:end])
+    prefix = ELLIPSIS if start > 0 else ""
+    suffix = ELLIPSIS if end < len(line) else ""
+    offset = col - 1 - start + len(prefix)
+    width = max(1, min(width, len(prefix) + len(shown) + len(suffix) - offset))
+    return prefix + shown + suffix, " " * offset + "^" * width
+
+
+def _short(message: str, limit: int = MAX_MESSAGE_WIDTH) -> str:
+    if len(message) <= limit:
+        return message
+    keep = limit // 2
+    return f"{message[:keep]}{ELLIPSIS}{message[-keep:]}"
+
+
+def _counted(diags: Sequence[Diagnostic]) -> str:
+    """``1,234 more errors [wrong-type], 3 more warnings [unused]``: the diagnostics not shown."""
+    counts = Counter((d.severity, d.code) for d in diags)
+    parts = []
+    for (severity, code), n in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        parts.append(f"{n:,} more {severity}{'s' if n != 1 else ''} [{code}]")
+    return ", ".join(parts)
+
+
+def render(diags: Sequence[Diagnostic], sources: dict[str, str] | None = None,
+           limit: int | None = MAX_SHOWN) -> str:
+    """Human-readable report: headline, then the source line and a caret under the span.
+
+    The first ``limit`` diagnostics (by position) are shown, then one line counting the rest
+    by code; each file is indexed once, a long line is shown as a window around the caret and a
+    long message is shortened, so the report costs time linear in the files."""
     sources = sources or {}
+    indexed: dict[str, SourceLines] = {}
+    ordered = sorted(diags, key=sort_key)
+    shown = ordered if limit is None else ordered[:limit]
     out: list[str] = []
-    for d in sorted(diags, key=sort_key):
-        out.append(d.headline())
+    for d in shown:
+        headline = d.headline()
+        if len(d.message) > MAX_MESSAGE_WIDTH:
+            headline = replace(d, message=_short(d.message)).headline()
+        out.append(headline)
         s = d.span
         text = sources.get(s.path) if s else None
         if s and text is not None:
-            lines = text.splitlines()
-            if 1 <= s.line <= len(lines):
-                src = lines[s.line - 1].expandtabs(1)
-                out.append(f"    {src}")
-                width = 1
-                if s.end_line == s.line and s.end_col > s.col:
-                    width = s.end_col - s.col
-                out.append("    " + " " * (s.col - 1) + "^" * max(1, width))
+            if s.path not in indexed:
+                indexed[s.path] = SourceLines(text, s.path)
+            src = indexed[s.path].line(s.line)
+            if src is not None:
+                width = s.end_col - s.col if s.end_line == s.line and s.end_col > s.col else 1
+                shown_line, caret = source_excerpt(src, s.col, width)
+                out.append(f"    {shown_line}")
+                out.append(f"    {caret}")
+    rest = ordered[len(shown):]
+    if rest:
+        out.append(f"{ELLIPSIS} and {_counted(rest)} (graphvae check --format json lists them all)")
     return "\n".join(out)
 
 

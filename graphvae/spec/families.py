@@ -106,7 +106,10 @@ def literal_ok(constraint: str, value: float) -> bool:
 
     ``simplex`` literals are accepted when they can be broadcast, i.e. never for a scalar
     unless the variable has one class; callers handle that case."""
-    if not math.isfinite(value):
+    try:
+        if not math.isfinite(value):
+            return False
+    except OverflowError:  # an int beyond a float's range (the front ends refuse such literals)
         return False
     base = constraint.removeprefix("independent(").split(",")[0].rstrip(")")
     if base in ("real", "real_vector"):

@@ -16,6 +16,7 @@ so that every mistake in a file is reported at once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from math import prod
 from typing import Iterator, Union
 
@@ -23,6 +24,14 @@ ROLES = ("observed", "supervised", "latent")
 DOMAINS = ("real", "positive", "unit", "binary", "categorical", "simplex")
 # Domains whose values are finite and discrete (a latent of such a domain needs an estimator).
 DISCRETE_DOMAINS = ("binary", "categorical")
+
+
+def _first_by(items, attr: str) -> dict:
+    """``{item.<attr>: item}`` keeping the first item of each key."""
+    out: dict = {}
+    for item in items:
+        out.setdefault(getattr(item, attr), item)
+    return out
 
 
 @dataclass(frozen=True, order=True)
@@ -226,23 +235,30 @@ class Objective:
     betas: tuple[Beta, ...] = ()
     span: Span | None = _span()
 
+    # lookups by name go through dicts built once (the first entry of a name wins), so that a
+    # rule asking once per variable stays linear in the spec's size
+    @cached_property
+    def _settings_by_name(self) -> dict[str, Setting]:
+        return _first_by(self.settings, "name")
+
+    @cached_property
+    def _estimators_by_var(self) -> dict[str, Estimator]:
+        return _first_by(self.estimators, "var")
+
+    @cached_property
+    def _betas_by_var(self) -> dict[str, Beta]:
+        return _first_by(self.betas, "var")
+
     def get(self, name: str, default=None):
-        for s in self.settings:
-            if s.name == name:
-                return s.value
-        return default
+        s = self._settings_by_name.get(name)
+        return s.value if s is not None else default
 
     def estimator(self, var: str) -> Estimator | None:
-        for e in self.estimators:
-            if e.var == var:
-                return e
-        return None
+        return self._estimators_by_var.get(var)
 
     def beta(self, var: str) -> float:
-        for b in self.betas:
-            if b.var == var:
-                return float(b.value)
-        return 1.0
+        b = self._betas_by_var.get(var)
+        return float(b.value) if b is not None else 1.0
 
 
 @dataclass(frozen=True)
@@ -263,11 +279,16 @@ class Spec:
     source: str = field(default="", compare=False, repr=False)
 
     # -- lookups -----------------------------------------------------------------
+    @cached_property
+    def _variables_by_name(self) -> dict[str, Variable]:
+        return _first_by(self.variables, "name")
+
+    @cached_property
+    def _train_by_name(self) -> dict[str, Setting]:
+        return _first_by(self.train, "name")
+
     def variable(self, name: str) -> Variable | None:
-        for v in self.variables:
-            if v.name == name:
-                return v
-        return None
+        return self._variables_by_name.get(name)
 
     @property
     def var_map(self) -> dict[str, Variable]:
@@ -296,7 +317,5 @@ class Spec:
             yield "decoder", f
 
     def train_setting(self, name: str, default=None):
-        for s in self.train:
-            if s.name == name:
-                return s.value
-        return default
+        s = self._train_by_name.get(name)
+        return s.value if s is not None else default

@@ -61,7 +61,7 @@ def _read(path: str) -> tuple[str | None, list[Diagnostic]]:
         return None, [error(codes.UNKNOWN_EXTENSION, _unknown_extension(path), at)]
     try:
         with open(path, encoding="utf-8") as fh:
-            return fh.read(), []
+            return fh.read().removeprefix("\ufeff"), []  # a byte-order mark: columns count from after it
     except UnicodeDecodeError as exc:
         return None, [error(codes.UNREADABLE_FILE, f"'{path}' is not UTF-8 text (byte {exc.start})", at)]
     except OSError as exc:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import functools
 import importlib.resources
+import math
 import re
 from pathlib import Path
 
@@ -59,11 +60,31 @@ def _lark() -> Lark:
 
 # -- the tree -> IR transformer ---------------------------------------------------------------
 
+MAX_WHOLE = 2**63 - 1  # the largest whole-number literal: it fits a 64-bit integer (and a float)
+BOM = "\ufeff"
+
+
 def _number(text: str) -> int | float:
-    """A numeric literal as written: ``1`` is an int, ``1.0`` and ``1e-3`` are floats."""
+    """A numeric literal as written: ``1`` is an int, ``1.0`` and ``1e-3`` are floats.  Raises
+    OverflowError for a whole number beyond :data:`MAX_WHOLE` or a decimal beyond a float's
+    range (``1e999``); the digits are counted before converting, so any length is cheap."""
     if re.fullmatch(r"[+-]?\d+", text):
-        return int(text)
-    return float(text)
+        digits = text.lstrip("+-").lstrip("0") or "0"
+        if len(digits) > len(str(MAX_WHOLE)) or int(digits) > MAX_WHOLE:
+            raise OverflowError(text)
+        return -int(digits) if text.startswith("-") else int(digits)
+    value = float(text)
+    if math.isinf(value):
+        raise OverflowError(text)
+    return value
+
+
+def number_too_large(text: str) -> str:
+    """The message for a literal :func:`_number` refuses; a long one is shown by its ends."""
+    shown = text if len(text) <= 24 else f"{text[:10]}...{text[-10:]} ({len(text):,} characters)"
+    if re.fullmatch(r"[+-]?\d+", text):
+        return f"the whole number {shown} is too large: whole numbers are at most 2^63 - 1 ({MAX_WHOLE})"
+    return f"the number {shown} is too large: numbers are at most about 1.8e308"
 
 
 class _ToIR(Transformer):
@@ -83,8 +104,16 @@ class _ToIR(Transformer):
     def _tok(self, tok: Token) -> Span:
         return Span(self.path, tok.line, tok.column, tok.end_line, tok.end_column)
 
+    def _num(self, tok: Token) -> int | float:
+        """The number a NUMBER token holds; one out of range is a diagnostic (and reads as 0)."""
+        try:
+            return _number(tok.value)
+        except OverflowError:
+            self.diagnostics.append(error(codes.NUMBER_RANGE, number_too_large(tok.value), self._tok(tok)))
+            return 0
+
     def _whole(self, tok: Token, what: str) -> int:
-        value = _number(tok.value)
+        value = self._num(tok)
         if isinstance(value, int):
             return value
         self.diagnostics.append(error(codes.SYNTAX, f"expected a whole number for {what}, found '{tok.value}'",
@@ -100,7 +129,7 @@ class _ToIR(Transformer):
         if kind == "false":
             return False
         if kind == "number":
-            return _number(tok.value)
+            return self._num(tok)
         if kind == "string":
             try:
                 return str(ast.literal_eval(tok.value))
@@ -153,7 +182,7 @@ class _ToIR(Transformer):
         return Net(name, hidden, options, self._span(meta))
 
     def _arg_value(self, value):
-        return _number(value.value) if isinstance(value, Token) else value
+        return self._num(value) if isinstance(value, Token) else value
 
     @v_args(meta=True)
     def positional(self, meta, children):
@@ -215,7 +244,7 @@ class _ToIR(Transformer):
 
     @v_args(meta=True)
     def beta(self, meta, children):
-        return Beta(children[0].value, _number(children[1].value), self._span(meta))
+        return Beta(children[0].value, self._num(children[1]), self._span(meta))
 
     @v_args(meta=True)
     def objective_block(self, meta, children):
@@ -287,6 +316,7 @@ def parse_dsl(text: str, path: str = "<string>") -> tuple[Spec | None, list[Diag
     """
     if not isinstance(text, str):
         raise TypeError(f"parse_dsl expects text (str), not {type(text).__name__}")
+    text = text.removeprefix(BOM)  # a byte-order mark some editors write is no part of the spec
     source = text.replace("\r\n", "\n") if "\r\n" in text else text
     work = source if source.endswith("\n") else source + "\n"
     diags: list[Diagnostic] = []

@@ -27,6 +27,8 @@ from typing import Any, Callable, Mapping, get_type_hints
 from graphvae.errors import UserError
 from graphvae.spec.diagnostics import did_you_mean
 
+INT_LIMIT = 2**63  # integer settings fit a signed 64-bit integer (torch and numpy seeding, counts)
+INT_TEXT = "below 2^63 (a 64-bit integer)"
 DATASETS = ("digits", "mnist", "fashion-mnist", "kmnist")  # or a path to an .npz file (graphvae.data)
 
 
@@ -256,7 +258,12 @@ def literal_ok(kind: type, value) -> bool:
     if isinstance(value, bool):
         return False
     if kind is float:
-        return isinstance(value, (int, float)) and math.isfinite(value)
+        try:
+            return isinstance(value, (int, float)) and math.isfinite(value)
+        except OverflowError:  # an int beyond a float's range
+            return False
+    if kind is int:
+        return isinstance(value, int) and -INT_LIMIT <= value < INT_LIMIT
     return isinstance(value, kind)
 
 
@@ -287,9 +294,17 @@ CROSS_RULES: dict[str, tuple[CrossRule, ...]] = {
 }
 
 
+def out_of_range(row: Setting, value) -> bool:
+    """Whether ``value`` is an integer too large for the integer setting ``row``."""
+    return (row.type is int and isinstance(value, int) and not isinstance(value, bool)
+            and not -INT_LIMIT <= value < INT_LIMIT)
+
+
 def value_problem(row: Setting, value) -> str | None:
-    """Why a typed ``value`` is not valid for ``row`` (a number must be finite; then the constraint),
-    in command-line words and without the name, or None."""
+    """Why a typed ``value`` is not valid for ``row`` (a number must be finite, an integer fit 64
+    bits; then the constraint), in command-line words and without the name, or None."""
+    if out_of_range(row, value):
+        return f"must be {INT_TEXT}"
     if not literal_ok(row.type, value):
         return f"must be {type_text(row.type, spec=True)}"
     return None if row.constraint.check(value) else f"must be {row.constraint.words}"

@@ -23,7 +23,7 @@ from graphvae.spec.diagnostics import Diagnostic, error
 from graphvae.spec.ir import (Beta, Call, Dist, Estimator, Factor, Net, Objective, Option, Param, Setting, Span, Spec,
                               Uniform, Variable)
 from graphvae.spec.settings import SETTINGS
-from graphvae.spec.yaml_nodes import TAG, NodeReader, bad_tags, syntax_error
+from graphvae.spec.yaml_nodes import MAX_EXPANDED_NODES, TAG, NodeReader, alias_growth, bad_tags, syntax_error
 
 __all__ = ["load_yaml", "TOP_KEYS", "VARIABLE_KEYS", "FACTOR_KEYS", "OBJECTIVE_KEYS"]
 
@@ -31,6 +31,7 @@ TOP_KEYS = ("model", "variables", "encoder", "decoder", "objective", "train")
 VARIABLE_KEYS = ("role", "domain", "shape", "classes")
 FACTOR_KEYS = ("given", "dist", "net", "args", "params")
 OBJECTIVE_KEYS = tuple(SETTINGS["objective"]) + ("estimators", "beta")
+BOM = "\ufeff"
 
 
 
@@ -246,6 +247,7 @@ def load_yaml(text: str, path: str = "<string>") -> tuple[Spec | None, list[Diag
     than plain values, lists and mappings (``yaml-tag``).  Never raises for bad text."""
     if not isinstance(text, str):
         raise TypeError(f"load_yaml expects text (str), not {type(text).__name__}")
+    text = text.removeprefix(BOM)  # as the DSL's parser does (PyYAML would skip it too, counting a column)
     try:
         roots = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as exc:
@@ -261,6 +263,9 @@ def load_yaml(text: str, path: str = "<string>") -> tuple[Spec | None, list[Diag
     bad = bad_tags(root, path)
     if bad:
         return None, bad
+    if alias_growth(root) > MAX_EXPANDED_NODES:
+        return None, [error(codes.TOO_LARGE, f"the YAML document's aliases expand it by more than "
+                            f"{MAX_EXPANDED_NODES:,} nodes", Span(path, 1, 1, 1, 1))]
     walker = SpecReader(path)
     try:
         spec = walker.spec(root, text)

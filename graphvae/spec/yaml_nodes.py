@@ -8,6 +8,7 @@ Python object.
 
 from __future__ import annotations
 
+import math
 import re
 
 import yaml
@@ -21,6 +22,25 @@ TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp")}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WHAT = {ScalarNode: "a single value", SequenceNode: "a list", MappingNode: "a mapping"}
+_EXPLICIT_INF = re.compile(r"[-+]?\.(inf|Inf|INF)")  # YAML's own infinity, left to the constraints
+MAX_WHOLE = 2**63 - 1  # as the DSL's (graphvae.spec.parser.MAX_WHOLE)
+MAX_NUMBER_TEXT = 400  # a number written longer is out of range, whatever its digits
+MAX_EXPANDED_NODES = 100_000  # nodes a document may reach through its aliases ("billion laughs")
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else f"{text[:20]}...{text[-10:]}"
+
+
+def number_too_large(text: str) -> str:
+    """The message for a YAML number out of range (worded as the DSL's)."""
+    shown = text if len(text) <= 24 else f"{text[:10]}...{text[-10:]} ({len(text):,} characters)"
+    if _INT.fullmatch(text):
+        return f"the whole number {shown} is too large: whole numbers are at most 2^63 - 1 ({MAX_WHOLE})"
+    return f"the number {shown} is too large: numbers are at most about 1.8e308"
+
+
+_INT = re.compile(r"[-+]?[0-9_:]+|[-+]?0x[0-9a-fA-F_]+|[-+]?0b[0-1_]+")
 
 
 class NodeReader:
@@ -45,7 +65,7 @@ class NodeReader:
     def wrong(self, node: Node, expected: str, where: str) -> None:
         found = _WHAT.get(type(node), "something else")
         if isinstance(node, ScalarNode):
-            found = f"'{node.value}'" if node.value else "nothing"
+            found = f"'{_shown(node.value)}'" if node.value else "nothing"
         self.report(codes.WRONG_TYPE, f"{where}: expected {expected}, found {found}", node)
 
     # -- typed readers --------------------------------------------------------------------
@@ -56,11 +76,23 @@ class NodeReader:
             return ...
         if node.tag == TAG + "timestamp":
             return node.value
-        try:
-            return self.constructor.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, TypeError) as exc:
-            self.report(codes.WRONG_TYPE, f"{where}: cannot read '{node.value}': {exc}", node)
+        if node.tag in (TAG + "int", TAG + "float") and len(node.value) > MAX_NUMBER_TEXT:
+            # read by its length alone: PyYAML's sexagesimal ints (1:30:00) cost quadratic time
+            self.report(codes.NUMBER_RANGE, f"{where}: {number_too_large(node.value)}", node)
             return ...
+        try:
+            value = self.constructor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+            self.report(codes.WRONG_TYPE, f"{where}: cannot read '{_shown(node.value)}': {exc}", node)
+            return ...
+        if node.tag == TAG + "int" and isinstance(value, int) and abs(value) > MAX_WHOLE:
+            self.report(codes.NUMBER_RANGE, f"{where}: {number_too_large(node.value)}", node)
+            return ...
+        if (node.tag == TAG + "float" and isinstance(value, float) and math.isinf(value)
+                and not _EXPLICIT_INF.fullmatch(node.value)):
+            self.report(codes.NUMBER_RANGE, f"{where}: {number_too_large(node.value)}", node)
+            return ...
+        return value
 
     def name(self, node: Node, where: str) -> str | None:
         """An identifier.  Keys read as written, so ``on`` or ``null`` are names here, not truth values."""
@@ -69,7 +101,7 @@ class NodeReader:
             return None
         if not _NAME.fullmatch(node.value):
             self.report(codes.WRONG_TYPE, f"{where}: expected a name (a letter or '_', then letters, digits or '_'),"
-                                      f" found '{node.value}'", node)
+                                      f" found '{_shown(node.value)}'", node)
             return None
         return node.value
 
@@ -150,6 +182,49 @@ def bad_tags(root: Node | None, path: str) -> list[Diagnostic]:
         elif isinstance(node, MappingNode):
             todo.extend(n for pair in node.value for n in pair)
     return sorted(diags, key=lambda d: (d.span.line, d.span.col))
+
+
+def alias_growth(root: Node | None, limit: int = MAX_EXPANDED_NODES) -> int:
+    """How many more nodes reading ``root`` visits than it holds, counting a node once per alias
+    to it (capped just above ``limit``).  Counted over the shared node graph with each node's size
+    memoised, so a "billion laughs" of nested aliases costs time linear in the file, not in its
+    expansion."""
+    if root is None:
+        return 0
+    limit += _count(root)
+    size: dict[int, int] = {}
+    entered: set[int] = set()
+    todo: list[tuple[Node, bool]] = [(root, False)]
+    while todo:
+        node, children_done = todo.pop()
+        if id(node) in size:
+            continue
+        if not children_done and id(node) in entered:
+            return limit  # a node inside itself (`&a [*a]`): it expands without end
+        entered.add(id(node))
+        kids = (node.value if isinstance(node, SequenceNode) else
+                [n for pair in node.value for n in pair] if isinstance(node, MappingNode) else [])
+        if children_done:
+            size[id(node)] = min(limit + 1, 1 + sum(size.get(id(k), 0) for k in kids))
+            continue
+        todo.append((node, True))
+        todo.extend((k, False) for k in kids if id(k) not in size)
+    return size[id(root)] - len(size)
+
+
+def _count(root: Node) -> int:
+    """The number of distinct nodes under ``root``."""
+    seen, todo = set(), [root]
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, SequenceNode):
+            todo.extend(node.value)
+        elif isinstance(node, MappingNode):
+            todo.extend(n for pair in node.value for n in pair)
+    return len(seen)
 
 
 def syntax_error(exc: yaml.YAMLError, path: str) -> Diagnostic:

@@ -41,11 +41,19 @@ def factor_span(f: Factor) -> Span | None:
     return first_span(f.name_span, f.span)
 
 
+MAX_NAMED_PARENTS = 8  # a factor with more is described by its first few and a count
+
+
 def describe_factor(block: str, f: Factor) -> str:
-    """``q(z | x, y)`` or ``p(x)``; deterministic nodes read ``h = mlp(x)``-like: ``node 'h'``."""
+    """``q(z | x, y)`` or ``p(x)``; deterministic nodes read ``h = mlp(x)``-like: ``node 'h'``.
+    Beyond :data:`MAX_NAMED_PARENTS` parents, ``p(x | a, b, c, d, e, ... 5,995 more)``, so that
+    the messages about one factor do not each repeat all its parents."""
     if f.deterministic:
         return f"deterministic node '{f.name}' in the {block}"
-    return f"{BLOCK_LETTER[block]}({printers.given(f.name, f.parents)})"
+    parents = f.parents
+    if len(parents) > MAX_NAMED_PARENTS:
+        parents = (*parents[:5], f"... {len(parents) - 5:,} more")
+    return f"{BLOCK_LETTER[block]}({printers.given(f.name, parents)})"
 
 
 @dataclass
@@ -57,6 +65,7 @@ class Context:
     factors: dict[str, dict[str, Factor]] = field(default_factory=dict)  # block -> name -> factor
     graphs: dict[str, nx.DiGraph] = field(default_factory=dict)  # block -> graph
     used: set[str] = field(default_factory=set)  # names appearing in any factor
+    _deterministic: dict[str, dict[str, Factor]] = field(default_factory=dict)  # block -> name -> node
 
     @classmethod
     def build(cls, spec: Spec) -> "Context":
@@ -80,7 +89,10 @@ class Context:
         return self.spec.factors()
 
     def deterministic(self, block: str) -> dict[str, Factor]:
-        return {n: f for n, f in self.factors[block].items() if f.deterministic}
+        """The block's deterministic nodes by name (computed once: rules ask per parent)."""
+        if block not in self._deterministic:
+            self._deterministic[block] = {n: f for n, f in self.factors[block].items() if f.deterministic}
+        return self._deterministic[block]
 
     def stochastic(self, block: str, name: str) -> Factor | None:
         f = self.factors[block].get(name)

@@ -90,7 +90,7 @@ def _check_literal(where: str, fam: Family, slot: str, arg: Param, var: Variable
             return
         yield error(codes.BAD_PARAMETER, f"{where}: '{name}' of {fam.name} must be {_constraint_text(constraint)}; "
                     f"a single number {value!r} is not", span, f"use {fam.name}(uniform) for equal probabilities")
-    elif not literal_ok(constraint, float(value)):
+    elif not literal_ok(constraint, value):
         yield error(codes.BAD_PARAMETER, f"{where}: '{name}' of {fam.name} must be {_constraint_text(constraint)} "
                     f"({constraint}), found {value!r}", span)
 

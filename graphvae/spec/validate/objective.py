@@ -16,12 +16,13 @@ from graphvae.spec.estimators import (DECLARABLE, ENUMERATE_LIMIT, ESTIMATORS, d
                                       size_text, support_log2, support_size)
 from graphvae.spec.families import FAMILIES
 from graphvae.spec.ir import Setting, Span, Variable
-from graphvae.spec.settings import SETTINGS, cross_problems, literal_ok, type_text
+from graphvae.spec.settings import INT_TEXT, SETTINGS, cross_problems, literal_ok, out_of_range, type_text
 from graphvae.spec.validate.context import Context, check_options, first_span
 
 
 def rule_estimators(ctx: Context) -> Iterator[Diagnostic]:
     seen: set[str] = set()
+    names = list(ctx.variables) + list(SETTINGS['objective'])  # for "did you mean", built once
     for est in ctx.spec.objective.estimators:
         span = first_span(est.span, est.method.span)
         if est.var in seen:
@@ -30,7 +31,6 @@ def rule_estimators(ctx: Context) -> Iterator[Diagnostic]:
         seen.add(est.var)
         var = ctx.variables.get(est.var)
         if var is None:
-            names = list(ctx.variables) + list(SETTINGS['objective'])
             yield error(codes.UNDEFINED_NAME, f"estimator for '{est.var}', which is not a declared variable "
                         "(nor an objective setting)", span, did_you_mean(est.var, names))
             continue
@@ -95,6 +95,7 @@ def rule_large_enumeration(ctx: Context) -> Iterator[Diagnostic]:
 
 def rule_betas(ctx: Context) -> Iterator[Diagnostic]:
     seen: set[str] = set()
+    names = list(ctx.variables)
     for b in ctx.spec.objective.betas:
         if b.var in seen:
             yield error(codes.DUPLICATE, f"variable '{b.var}' has two KL weights (beta)", b.span)
@@ -103,7 +104,7 @@ def rule_betas(ctx: Context) -> Iterator[Diagnostic]:
         var = ctx.variables.get(b.var)
         if var is None:
             yield error(codes.UNDEFINED_NAME, f"beta for '{b.var}', which is not a declared variable", b.span,
-                        did_you_mean(b.var, list(ctx.variables)))
+                        did_you_mean(b.var, names))
         elif var.role != "latent":
             yield error(codes.BAD_BETA, f"beta weights the KL term of a latent variable; '{b.var}' is {var.role}",
                         b.span)
@@ -115,6 +116,8 @@ def rule_betas(ctx: Context) -> Iterator[Diagnostic]:
 
 def _setting_problem(row, value) -> str | None:
     """Why a spec literal is not valid for the setting ``row``, worded for a diagnostic, or None."""
+    if out_of_range(row, value):
+        return f"must be {INT_TEXT}"
     if not literal_ok(row.type, value):
         return f"must be {type_text(row.type, spec=True)}"
     return None if row.constraint.check(value) else f"must be {row.constraint.math}"
@@ -125,6 +128,7 @@ def check_settings(settings: tuple[Setting, ...], block: str, span: Span | None 
     """Names, types and constraints of ``settings`` against :data:`graphvae.spec.settings.SETTINGS`,
     then the block's cross rules over the given values (defaults for the others)."""
     rows, seen, valid, spans = SETTINGS[block], set(), {}, {}
+    names = list(rows) + list(extra_names)
     for s in settings:
         if s.name in seen:
             yield error(codes.DUPLICATE, f"setting '{s.name}' is given twice in the {block} block", s.span)
@@ -132,7 +136,7 @@ def check_settings(settings: tuple[Setting, ...], block: str, span: Span | None 
         seen.add(s.name)
         if s.name not in rows:
             yield error(codes.UNKNOWN_SETTING, f"unknown {block} setting '{s.name}'; settings are "
-                        f"{', '.join(rows)}", s.span, did_you_mean(s.name, list(rows) + list(extra_names)))
+                        f"{', '.join(rows)}", s.span, did_you_mean(s.name, names))
             continue
         problem = _setting_problem(rows[s.name], s.value)
         if problem:

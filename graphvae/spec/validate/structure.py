@@ -69,9 +69,9 @@ def _other_block(block: str) -> str:
 
 
 def rule_undefined_names(ctx: Context) -> Iterator[Diagnostic]:
+    known_in = {block: list(ctx.variables) + list(ctx.deterministic(block)) for block in BLOCKS}
     for block, f in ctx.all_factors():
-        local = ctx.deterministic(block)
-        known = list(ctx.variables) + list(local)
+        local, known = ctx.deterministic(block), known_in[block]
         if not f.deterministic and f.name not in ctx.variables:
             yield error(codes.UNDEFINED_NAME, f"{describe_factor(block, f)} is a factor for '{f.name}', "
                         "which is not a declared variable", factor_span(f), did_you_mean(f.name, known))
