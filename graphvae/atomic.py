@@ -1,45 +1,95 @@
 """Atomic file writes: a temp file in the target's folder, fsync, then ``os.replace``.
 
 Readers see the old file or the new one, never half of one; a failed write leaves
-the old file as it was and no temp file behind.  Every module that writes user
-files (run folders, checkpoints, pictures, formatted specs, IDX files) goes through here.
+the old file as it was and no temp file behind, and is a one-line :class:`UserError`
+(``cannot write 'last.pt': No space left on device; the previous file is kept``).  Every
+module that writes user files (run folders, checkpoints, pictures, formatted specs, IDX
+files) goes through here.
+
+- A symlink is written through: its target gets the new contents and the link stays.
+- A target that exists but is not a regular file (``/dev/null``, ``/dev/full``, a FIFO) is
+  written straight into, never replaced; a folder is refused.
+- A process killed mid-write leaves ``.NAME.XXXX.tmp`` beside the target;
+  :func:`remove_stale_temps` clears them (a run folder does it when a run starts).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 from graphvae.errors import UserError
 
 
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _write_into(path: Path, data: bytes) -> None:
+    """Write into an existing special file (a device or FIFO) without replacing it."""
+    try:
+        with open(path, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+    except OSError as exc:
+        raise UserError(f"cannot write '{path}': {_reason(exc)}") from None
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Replace ``path`` by ``data`` atomically, keeping an existing file's permission bits."""
     path = Path(path)
+    if path.is_symlink():  # write through the link to its target
+        path = Path(os.path.realpath(path))
+    if path.is_dir():
+        raise UserError(f"cannot write '{path}': it is a folder; name a file")
+    if path.exists() and not path.is_file():
+        return _write_into(path, data)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise UserError(f"cannot write '{path}': folder '{folder}' does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UserError(f"cannot write '{path}': {_reason(exc)}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
+            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
         else:  # mkstemp creates 0600; give new files the usual umask-based mode
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            kept = "; the previous file is kept" if path.exists() else ""
+            raise UserError(f"cannot write '{path}': {_reason(exc)}{kept}") from None
         raise
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def remove_stale_temps(folder: str | os.PathLike, names) -> list[Path]:
+    """Delete the temp files (``.NAME.*.tmp``) that a killed :func:`atomic_write_bytes` left in
+    ``folder`` for each of ``names``; returns those removed."""
+    folder = Path(folder)
+    removed = []
+    for name in names:
+        for tmp in folder.glob(f".{name}.*.tmp"):
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except OSError:
+                pass
+    return removed

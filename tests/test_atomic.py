@@ -1,4 +1,5 @@
-"""Atomic writes: all or nothing, permissions kept, a missing folder is a user error."""
+"""Atomic writes: all or nothing, permissions kept, a missing folder or a failed write is a user error,
+symlinks written through, special files written into, stale temp files removed."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypatc
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(atomic.os, "replace", fail)
-    with pytest.raises(OSError):
+    with pytest.raises(UserError, match=r"last\.pt': No space left on device; the previous file is kept$"):
         atomic.atomic_write_bytes(target, b"half")
     assert target.read_bytes() == b"good checkpoint"
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
@@ -45,3 +46,40 @@ def test_new_file_gets_a_normal_mode(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_symlink_is_written_through(tmp_path):
+    target = tmp_path / "real.gvae"
+    target.write_text("old")
+    link = tmp_path / "link.gvae"
+    link.symlink_to(target.name)
+    atomic.atomic_write_text(link, "new")
+    assert link.is_symlink() and target.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.gvae", "real.gvae"]
+
+
+@pytest.mark.parametrize("target, message", [
+    ("folder", "it is a folder; name a file"),
+    ("/dev/full", "cannot write '/dev/full': No space left on device"),
+])
+def test_unwritable_targets_are_one_line(tmp_path, target, message):
+    if target == "folder":
+        target = tmp_path / "folder"
+        target.mkdir()
+    with pytest.raises(UserError) as exc:
+        atomic.atomic_write_bytes(target, b"data")
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+    assert os.path.exists("/dev/full") and not os.path.isfile("/dev/full")  # a device, never replaced
+
+
+def test_a_special_file_is_written_into(tmp_path):
+    atomic.atomic_write_bytes(os.devnull, b"ignored")
+    assert not os.path.isfile(os.devnull)
+
+
+def test_remove_stale_temps(tmp_path):
+    for name in (".last.pt.abc123.tmp", ".best.pt.x.tmp", "last.pt", ".other.x.tmp", "notes.tmp"):
+        (tmp_path / name).write_text("x")
+    removed = atomic.remove_stale_temps(tmp_path, ["last.pt", "best.pt"])
+    assert sorted(p.name for p in removed) == [".best.pt.x.tmp", ".last.pt.abc123.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.x.tmp", "last.pt", "notes.tmp"]

@@ -43,7 +43,7 @@ def test_failing_write_leaves_old_checkpoint(tmp_path, monkeypatch):
         raise OSError("no space left on device")
 
     monkeypatch.setattr(os, "fsync", broken_fsync)
-    with pytest.raises(OSError):
+    with pytest.raises(UserError, match="no space left on device; the previous file is kept"):
         save_checkpoint(path, _state(9.0))
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]

@@ -2,13 +2,17 @@
 
 A straight loop in the style of nanoGPT: open the run (new, or resumed from ``last.pt``),
 load the data, compile the model, then step through semi-supervised batches; at the end of
-every epoch validate, append a row to ``metrics.jsonl`` and write ``last.pt`` (and
-``best.pt`` when validation improved).  A resumed run restores the model, optimiser,
+every epoch validate, append a row to ``metrics.jsonl``, write ``last.pt`` and then, when
+validation improved, ``best.pt`` with the same bytes.  ``last.pt`` is the commit point: a
+run killed before it is written redoes the epoch on resume; one killed after it, before
+``best.pt`` is written, has ``best.pt`` repaired from ``last.pt`` on resume (its
+``extra.selected`` says it is the selected epoch), so any kill ends where an
+uninterrupted run does.  A resumed run restores the model, optimiser,
 scheduler, data iterator and every RNG from ``last.pt``, so that a resumed CPU run ends
 exactly where an uninterrupted one does.
 
-Ctrl-C finishes the current step, saves ``last.pt`` and returns; a second Ctrl-C
-stops at once.  A non-finite loss stops the run, names the term, and leaves the
+Ctrl-C (or SIGTERM) finishes the current step, saves ``last.pt`` and returns; a second
+one stops at once.  A non-finite loss stops the run, names the term, and leaves the
 last good checkpoint in place.
 """
 
@@ -26,8 +30,10 @@ from graphvae.spec.loader import load_spec_file
 from graphvae.spec.settings import TrainConfig
 from graphvae.train import config as trainconfig
 from graphvae.train import reporting
-from graphvae.train.checkpoint import (RESUMABLE_FORMAT, capture_rng, load_weights, open_checkpoint, restore_rng,
-                                       save_checkpoint, spec_differences)
+from graphvae.atomic import atomic_write_bytes
+from graphvae.train.checkpoint import (RESUMABLE_FORMAT, capture_rng, checkpoint_bytes, load_weights,
+                                       open_checkpoint, optimizer_differences, restore_rng, save_checkpoint,
+                                       spec_differences)
 from graphvae.train.device import pick_device, seed_everything
 from graphvae.train.optim import build_optimizer, build_scheduler, clip_gradients
 from graphvae.train.runfolder import RunFolder
@@ -78,6 +84,7 @@ class _Run:
     val_arrays: dict  # the validation split, binarized once
     n_val: int
     tally: Tally = field(default_factory=Tally)
+    files: dict = field(default_factory=dict)  # sha256 of the run's tied files (labelled.json), in every checkpoint
 
 
 # -- opening a run --------------------------------------------------------------------------------
@@ -98,13 +105,14 @@ def _open_new(spec, config: TrainConfig | None, folder: RunFolder):
     if folder.has_checkpoint():
         raise UserError(f"{folder.path} already holds a run; continue it with 'graphvae train --resume "
                         f"{folder.path}', or choose another --out")
+    folder.check_new_run_place()
     return spec, text, suffix, cfg
 
 
 def _open_resumed(spec, config: TrainConfig | None, folder: RunFolder):
     """``(spec, text, suffix, cfg, state)`` of the run ``folder/last.pt`` continues; a ``spec``
     given must describe the same model."""
-    state, run_spec, text, suffix, path = open_checkpoint(folder, "last")
+    state, run_spec, text, suffix, path = open_checkpoint(folder, "last", resume=True)
     if state.get("format", 1) < RESUMABLE_FORMAT:
         raise UserError(f"{path} was written by an older graphvae (checkpoint format {state.get('format', 1)}), whose "
                         "batches and classifier weight differ; it can be evaluated and sampled, not resumed")
@@ -137,29 +145,55 @@ def _build(folder: RunFolder, spec, text: str, suffix: str, cfg: TrainConfig, re
     sched = build_scheduler(opt, cfg, cfg.epochs * len(batches), len(batches))
     return _Run(folder, spec, text, suffix, cfg, device, data, model, batches, opt, sched,
                 evaluation_arrays(data.val, spec, cfg.binarize), count_examples(data.val),
-                Tally(selection=Selection(cfg.selection)))
+                Tally(selection=Selection(cfg.selection)), folder.file_digests())
 
 
 def _restore(run: _Run, state: dict, log) -> None:
     """Put a resumed run back exactly where ``state`` (``last.pt``) left it."""
     cfg = run.cfg
-    load_weights(run.model, state, run.folder.checkpoint("last"))
-    run.opt.load_state_dict(state["optimizer"])
+    path = run.folder.checkpoint("last")
+    load_weights(run.model, state, path)
+    diffs = optimizer_differences(state["optimizer"], run.opt)
+    try:
+        if diffs:
+            raise ValueError("; ".join(diffs))
+        run.opt.load_state_dict(state["optimizer"])
+    except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
+        raise UserError(f"{path}: its optimiser state does not fit the model ({str(exc)[:160]})") from None
     if run.sched is not None and state.get("scheduler"):
         saved = dict(state["scheduler"])
         saved.setdefault("lr_lambdas", [None] * len(run.opt.param_groups))  # a scheduler saved by another class
-        run.sched.load_state_dict(saved)
-        planned = int(state["config"].get("epochs", cfg.epochs))
+        try:
+            run.sched.load_state_dict(saved)
+        except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
+            raise UserError(f"{path}: its learning-rate schedule state is not valid ({str(exc)[:160]})") from None
+        planned = state["config"].get("epochs", cfg.epochs)
         if planned != cfg.epochs:
             log(f"the {cfg.schedule} learning-rate schedule now spans {cfg.epochs} epochs (was {planned}); "
                 f"from step {int(state['step'])} the rate follows the new plan")
-    run.batches.load_state_dict(state["rng"]["batches"])
-    restore_rng(state["rng"])
+    try:
+        run.batches.load_state_dict(state["rng"]["batches"])
+        restore_rng(state["rng"])
+    except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
+        raise UserError(f"{path}: its random-number state is not valid ({str(exc)[:160]})") from None
     extra = state["extra"]
     run.tally = Tally(int(state["step"]), Selection.from_state(extra["selection"]), dict(extra["sums"]),
                       int(extra["epoch_steps"]), float(extra["epoch_seconds"]))
     run.folder.write_metrics([r for r in run.folder.read_metrics() if r.get("epoch", 0) <= int(state["epoch"])])
     run.folder.write_config(trainconfig.to_dict(cfg))
+    _repair_best(run.folder, state)
+
+
+def _repair_best(folder: RunFolder, state: dict) -> None:
+    """A run killed after an epoch's ``last.pt`` (``state``) but before its ``best.pt``: when
+    ``last.pt`` holds the selected epoch and ``best.pt`` differs, ``best.pt`` gets ``last.pt``'s
+    bytes, as the epoch's end would have written them."""
+    if state["extra"].get("selected") is not True:
+        return
+    last, best = folder.checkpoint("last"), folder.checkpoint("best")
+    data = last.read_bytes()
+    if not best.is_file() or best.read_bytes() != data:
+        atomic_write_bytes(best, data)
 
 
 def _snapshot(run: _Run) -> dict:
@@ -170,9 +204,9 @@ def _snapshot(run: _Run) -> dict:
     return {"model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
             "scheduler": run.sched.state_dict() if run.sched is not None else None,
             "step": t.step, "epoch": run.batches.epoch, "rng": rng, "config": trainconfig.to_dict(run.cfg),
-            "spec": run.text, "spec_suffix": run.suffix,
+            "spec": run.text, "spec_suffix": run.suffix, "files": dict(run.files),
             "extra": {"selection": t.selection.state_dict(), "sums": dict(t.sums), "epoch_steps": t.epoch_steps,
-                      "epoch_seconds": t.epoch_seconds}}
+                      "epoch_seconds": t.epoch_seconds, "selected": False}}
 
 
 # -- one step, one epoch's end ----------------------------------------------------------------------
@@ -217,9 +251,11 @@ def _end_epoch(run: _Run, writer) -> dict:
     reporting.write_scalars(writer, row)
     t.sums, t.epoch_steps, t.epoch_seconds = {}, 0, 0.0
     snap = _snapshot(run)
-    save_checkpoint(run.folder.checkpoint("last"), snap)
+    snap["extra"]["selected"] = improved  # so that a resume can finish a best.pt write a kill cut short
+    data = checkpoint_bytes(snap)
+    atomic_write_bytes(run.folder.checkpoint("last"), data)  # the commit point (see the module's docstring)
     if improved:
-        save_checkpoint(run.folder.checkpoint("best"), snap)
+        atomic_write_bytes(run.folder.checkpoint("best"), data)
     return row
 
 
@@ -237,6 +273,7 @@ def train(spec, config: TrainConfig | None = None, out_dir=None, *, resume: bool
     if out_dir is None:
         raise UserError("train needs a run folder (out_dir)")
     folder = RunFolder(out_dir)
+    folder.remove_stale_temps()  # left by a run killed during an atomic write
     # the spec and its configuration: a new run, or the one RUN/last.pt continues
     if resume:
         spec, text, suffix, cfg, state = _open_resumed(spec, config, folder)

@@ -7,26 +7,34 @@ import threading
 
 
 class InterruptFlag:
-    """While active, the first Ctrl-C only sets ``self.set``; the loop saves and stops after the step.
-    A second Ctrl-C raises KeyboardInterrupt at once.  Inactive outside the main thread."""
+    """While active, the first Ctrl-C (SIGINT) or SIGTERM only sets ``self.set`` (and ``self.signal``);
+    the loop saves and stops after the step.  A second one acts at once (KeyboardInterrupt for
+    SIGINT, the earlier handler for SIGTERM: by default the process ends).  Inactive outside the
+    main thread."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.set = False
-        self._old = None
+        self.signal = None
+        self._old: dict = {}
 
     def _handle(self, signum, frame):
-        self.set = True
-        signal.signal(signal.SIGINT, self._old)
+        self.set, self.signal = True, signum
+        signal.signal(signum, self._old[signum])
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handle)
+            for sig in self.SIGNALS:
+                old = signal.getsignal(sig)
+                self._old[sig] = signal.SIG_DFL if old is None else old
+                signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
 
 
 def tensorboard(folder):
