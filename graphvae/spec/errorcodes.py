@@ -136,6 +136,13 @@ SUPPORT_MISMATCH = register("support-mismatch", FACTORS, "the family's support d
                                                          "(see *Supports* below)")
 BAD_SHAPE = register("bad-shape", FACTORS,
                      "dimensions are positive integers; categorical and simplex take exactly one, K >= 2")
+LARGE_MODEL = register("large-model", FACTORS,
+                      "the networks and one training step need more than 4 GB by the estimate (weights four "
+                      "times: with gradients and Adam's moments; activations at the spec's batch size, samples "
+                      "and enumerated values); the message gives the figures", WARNING)
+MODEL_TOO_LARGE = register("model-too-large", FACTORS,
+                           "the same estimate exceeds 64 GB: `mlp(100000, 100000)`, `real[100000000]`, "
+                           "`samples = 100000` and the like cannot be allocated")
 SHAPE_MISMATCH = register("shape-mismatch", FACTORS,
                           "the family's event rank exceeds the variable's number of dimensions (Categorical for a "
                           "scalar `real`)")

@@ -7,7 +7,8 @@ Each rule is a small generator of diagnostics whose codes are registered in
 
 * :mod:`.structure`: names and structure, the graphs q and p;
 * :mod:`.factors`: families, parameters, networks, supports and shapes;
-* :mod:`.objective`: estimators, KL weights, and the objective and train settings.
+* :mod:`.objective`: estimators, KL weights, and the objective and train settings;
+* :mod:`.memory`: the memory the networks and a training step need, estimated.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from typing import Callable, Iterable
 
 from graphvae.spec.diagnostics import Diagnostic, sort_key
 from graphvae.spec.ir import Spec
-from graphvae.spec.validate import factors, objective, structure
+from graphvae.spec.validate import factors, memory, objective, structure
 from graphvae.spec.validate.context import Context
 
 Rule = Callable[[Context], Iterable[Diagnostic]]
 
-RULES: list[Rule] = [*structure.RULES, *factors.RULES, *objective.RULES]
+RULES: list[Rule] = [*structure.RULES, *factors.RULES, *objective.RULES, *memory.RULES]
 
 
 def validate(spec: Spec) -> list[Diagnostic]:
