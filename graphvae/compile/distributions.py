@@ -19,12 +19,19 @@ builds distributions from parameter tensors.
   finite where the simplex-space density underflows.
 * :func:`register` adds a family in one call (also to the torch-free metadata, so
   validation sees it).
+* Non-finite parameters never raise: distributions are built without torch's argument
+  checks (also the ones torch builds inside, e.g. StudentT's ``Chi2``), and :func:`drawable`
+  gives a copy to draw from where torch would refuse them (``torch.bernoulli``,
+  ``torch.multinomial``, ``torch.normal``).  A NaN parameter so gives a NaN log-density, which
+  the trainer's non-finite check names.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib
 import itertools
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
@@ -82,10 +89,55 @@ def event_dims(family_name: str, shape: tuple[int, ...]) -> int:
     return len(shape) - family(family_name).event_rank
 
 
+@contextmanager
+def _unchecked():
+    """Build distributions without argument checks, also the ones a distribution builds inside
+    itself with torch's default (StudentT's ``Chi2``, ExpRelaxedCategorical's ``Categorical``)."""
+    saved = Distribution._validate_args
+    Distribution.set_default_validate_args(False)
+    try:
+        yield
+    finally:
+        Distribution.set_default_validate_args(saved)
+
+
 def build(family_name: str, params: dict[str, torch.Tensor], n_event: int) -> Distribution:
     """The family's distribution over one value of a variable: ``Independent`` over ``n_event`` dims."""
-    d = torch_class(family_name)(**params, validate_args=False)
+    with _unchecked():
+        d = torch_class(family_name)(**params, validate_args=False)
     return Independent(d, n_event, validate_args=False) if n_event > 0 else d
+
+
+def _valid(c: constraints.Constraint, value: torch.Tensor) -> torch.Tensor:
+    """Per entry of ``value``: finite and (where the constraint is checked entrywise) within ``c``."""
+    if isinstance(c, constraints.independent):
+        c = c.base_constraint
+    ok = torch.isfinite(value)
+    if c is constraints.simplex:  # unnormalised rows are fine to draw from
+        return ok & (value >= 0)
+    try:
+        inside = c.check(value)
+    except (NotImplementedError, RuntimeError, TypeError):
+        return ok
+    return ok & inside if inside.shape == value.shape else ok
+
+
+def drawable(d: Distribution) -> Distribution:
+    """``d`` to draw from: a shallow copy whose non-finite or invalid parameter entries are 1
+    (valid for every family here), the other entries untouched, so that a draw never raises and
+    draws the same values as ``d`` wherever ``d`` is valid.  Take log-densities from ``d``."""
+    new = copy.copy(d)
+    if isinstance(getattr(d, "base_dist", None), Distribution):  # Independent, LogNormal: the base draws
+        new.base_dist = drawable(d.base_dist)
+        return new
+    names = ("probs",) if "probs" in d.arg_constraints else tuple(d.arg_constraints)
+    for name in names:
+        value = getattr(d, name) if name == "probs" else d.__dict__.get(name)  # probs: materialised from logits
+        if torch.is_tensor(value) and value.is_floating_point():
+            safe = torch.where(_valid(d.arg_constraints[name], value), value, torch.ones((), dtype=value.dtype,
+                                                                                       device=value.device))
+            setattr(new, name, safe)
+    return new
 
 
 def base_of(d: Distribution) -> Distribution:
@@ -122,7 +174,8 @@ def build_relaxed(family_name: str, d: Distribution, temperature: float) -> Dist
     base = base_of(d)
     logits = base.logits
     temp = torch.as_tensor(temperature, dtype=logits.dtype, device=logits.device)
-    r = cls(temp, logits=logits, validate_args=False)
+    with _unchecked():
+        r = cls(temp, logits=logits, validate_args=False)
     n = d.reinterpreted_batch_ndims if isinstance(d, Independent) else 0
     return Independent(r, n, validate_args=False) if n > 0 else r
 

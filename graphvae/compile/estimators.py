@@ -104,7 +104,7 @@ def _rsample(node: QNode, d, trace: Trace, samples: int) -> None:
 @draws("sample", "reinforce", "score")
 def _sample(node: QNode, d, trace: Trace, samples: int) -> None:
     """An exact draw without a gradient through it (reinforce and score add score-function terms)."""
-    _record(node, d.expand(_target(d, trace, samples)).sample(), d, trace)
+    _record(node, dists.drawable(d).expand(_target(d, trace, samples)).sample(), d, trace)
 
 
 @draws("relax")

@@ -339,7 +339,7 @@ class CompiledModel(nn.Module):
                 if var.role == "observed":
                     value = mean_or_mode(d.expand(target), var, mean_only=True)
                 else:
-                    value = d.expand(target).sample()
+                    value = dists.drawable(d).expand(target).sample()
             vals[name] = value
             out[name] = value.reshape((n,) + tuple(value.shape[2:]))
         return out if draw else {v.name: out[v.name] for v in self.spec.observed}

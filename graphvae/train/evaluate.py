@@ -24,6 +24,15 @@ from graphvae.train.runfolder import RunFolder
 EVAL_BATCH = 250
 
 
+class NonFiniteMetric(UserError):
+    """A metric came out NaN or infinite: the model's weights (or batch-norm statistics) are not finite."""
+
+    def __init__(self, name: str, value: float, n: int):
+        super().__init__(f"{name} is {value} on {n} examples: the model's weights or batch-norm statistics are "
+                         "not finite")
+        self.name, self.value = name, value
+
+
 def _n_examples(arrays: dict) -> int:
     for key, value in arrays.items():
         if not key.startswith("_"):
@@ -77,6 +86,9 @@ def evaluate_arrays(model, spec, arrays: dict, device="cpu", iwae_samples: int =
         if count:
             err = total / count
             out[f"error/{v.name}"] = err if v.domain == "categorical" else math.sqrt(err)
+    for key, value in out.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise NonFiniteMetric(key, value, n)
     return out
 
 
@@ -102,7 +114,10 @@ def evaluate_run(run_path, data: str | None = None, data_dir: str | None = None,
     torch.manual_seed(cfg.seed)
     out = {"run": str(run_path), "checkpoint": which, "split": split, "data": data or cfg.data,
            "epoch": int(state.get("epoch", 0)), "step": int(state.get("step", 0))}
-    out.update(evaluate_arrays(model, spec, arrays, device=next(model.parameters()).device, iwae_samples=k))
+    try:
+        out.update(evaluate_arrays(model, spec, arrays, device=next(model.parameters()).device, iwae_samples=k))
+    except NonFiniteMetric as e:
+        raise UserError(f"{run_path} ({which}.pt) on the {split} split: {e}") from None
     if RunFolder(run_path).labelled_path.exists():
         out["labelled_examples"] = int(len(load_labelled(run_path)))
     out["supervised"] = {v.name: v.domain for v in spec.supervised}

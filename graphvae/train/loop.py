@@ -216,9 +216,10 @@ def _step(run: _Run, batch: dict) -> float:
     names = ["loss", *terms]
     values = torch.stack([loss.detach(), *(t.detach().float().reshape(()) for t in terms.values())]).tolist()
     bad = [n for n, v in zip(names, values) if not math.isfinite(v)]
-    if bad:
-        raise NonFiniteLoss(reporting.non_finite_message(run.folder, run.tally.step, run.batches.epoch, bad, names,
-                                                         values))
+    if bad:  # the batcher moves to the next epoch as it hands out an epoch's last batch
+        epoch = run.batches.epoch - 1 if run.batches.step == 0 else run.batches.epoch
+        raise NonFiniteLoss(reporting.non_finite_message(run.folder, run.tally.step, epoch, bad, names, values,
+                                                         order=run.model.q_order))
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
     clip_gradients(run.model.parameters(), run.cfg)
@@ -232,16 +233,25 @@ def _step(run: _Run, batch: dict) -> float:
     return values[0]
 
 
+def _validate(run: _Run) -> dict:
+    """The validation metrics at an epoch's end; a non-finite one stops the run like a non-finite loss."""
+    from graphvae.train.evaluate import NonFiniteMetric, validate
+
+    try:
+        return validate(run.model, run.spec, run.val_arrays, run.device)
+    except NonFiniteMetric as e:
+        raise NonFiniteLoss(reporting.non_finite_validation_message(run.folder, run.tally.step, run.batches.epoch,
+                                                                    str(e))) from None
+
+
 def _end_epoch(run: _Run, writer) -> dict:
     """Validate, log a metrics row, and checkpoint (best.pt too when the selection score improved)."""
-    from graphvae.train.evaluate import validate
-
     t, cfg = run.tally, run.cfg
     row = {"epoch": run.batches.epoch, "step": t.step}
     row.update({f"train/{n}": s / max(1, t.epoch_steps) for n, s in t.sums.items()})
     row["lr"] = run.opt.param_groups[0]["lr"]
     if run.n_val:
-        row.update({f"val/{k}": v for k, v in validate(run.model, run.spec, run.val_arrays, run.device).items()})
+        row.update({f"val/{k}": v for k, v in _validate(run).items()})
     row["epoch_seconds"] = t.epoch_seconds
     row["steps_per_s"] = t.epoch_steps / t.epoch_seconds if t.epoch_seconds > 0 else 0.0
     row["examples_per_s"] = row["steps_per_s"] * (run.batches.unlabelled_per_batch + run.batches.labelled_per_batch)

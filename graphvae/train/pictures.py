@@ -172,11 +172,17 @@ class _Grids:
     batch: dict  # test examples with their labels ...
     hidden: dict  # ... and with every label hidden from the model
     codes: dict = None  # the posterior means/modes of the hidden batch (model.encode)
+    source: str = ""  # the checkpoint, for messages
 
     def decode(self, n: int, given: dict):
         return self.model.sample(n, given=given)[self.x.name]
 
     def images(self, values):
+        import torch
+
+        if values.is_floating_point() and not bool(torch.isfinite(values).all()):
+            raise UserError(f"{self.source}: the model gives non-finite values of {self.x.name} (NaN or infinite): "
+                            "its weights or batch-norm statistics are not finite")
         return _as_images(values, self.shape)
 
 
@@ -282,7 +288,8 @@ def sample_pictures(run_path, out_dir, n: int = 8, seed: int = 0, which: str = "
     test = evaluation_arrays(data_obj.test, spec, cfg.binarize)
     pick = torch.randperm(len(test[x.name]), generator=torch.Generator().manual_seed(seed))[: max(2 * n, 16)]
     batch = {k: v.to(dev) for k, v in to_batch(test, pick.sort().values.tolist()).items()}
-    grids = _Grids(model, x, y, z, shape, n, out, dev, batch, hide_labels(batch, spec))
+    grids = _Grids(model, x, y, z, shape, n, out, dev, batch, hide_labels(batch, spec),
+                   source=f"{run_path} ({which}.pt)")
     torch.manual_seed(seed)
     with torch.no_grad():
         written = [_generation(grids)]

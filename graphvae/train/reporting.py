@@ -53,12 +53,45 @@ def write_scalars(writer, row: dict) -> None:
                 writer.add_scalar(k, v, row["epoch"])
 
 
-def non_finite_message(folder, step: int, epoch: int, bad: list[str], names: list[str], values: list) -> str:
-    culprit = next((n for n in bad if n != "loss"), "loss")
-    kept = (f"the last good checkpoint {folder.checkpoint('last')} is kept" if folder.checkpoint("last").exists()
-            else "no checkpoint was written yet")
+_LATER_TERMS = ("reconstruction", "ess", "n_labelled", "elbo")  # after the variables' own terms, in this order
+
+
+def culprit_term(bad: list[str], order=()) -> str:
+    """The most specific of the non-finite terms ``bad``: a variable's own term first (its
+    ``classifier/``, then ``kl/``; the earliest variable of ``order``, q's order, first, since later
+    nodes read its values), then ``reconstruction``, ``ess/``, ``elbo``, any other, and ``loss`` last."""
+    order = list(order)
+
+    def rank(name: str) -> tuple:
+        head, _, var = name.partition("/")
+        if head in ("classifier", "kl"):
+            return 0, order.index(var) if var in order else len(order), head == "kl"
+        if head in _LATER_TERMS:
+            return 1 + _LATER_TERMS.index(head), 0, False
+        return 1 + len(_LATER_TERMS) + (name == "loss"), 0, False
+
+    return min(bad, key=rank)
+
+
+def non_finite_message(folder, step: int, epoch: int, bad: list[str], names: list[str], values: list,
+                       order=()) -> str:
+    """The stop at a non-finite loss: ``step`` steps were taken before it, in 0-based ``epoch``;
+    names the most specific bad term (:func:`culprit_term`, variables in q's ``order``)."""
+    culprit = culprit_term(bad, order)
     return (f"non-finite loss at step {step + 1} (epoch {epoch + 1}): term '{culprit}' is "
-            f"{values[names.index(culprit)]}; {kept}; try a lower --lr or --set grad_clip=10")
+            f"{values[names.index(culprit)]}; {_kept(folder)}; try a lower --lr or --set grad_clip=10")
+
+
+def non_finite_validation_message(folder, step: int, epoch: int, metric: str) -> str:
+    """The stop at a non-finite validation metric after ``epoch`` epochs (``step`` steps); ``metric``
+    says which and why, e.g. "elbo is nan on 144 examples: ..."."""
+    return (f"non-finite validation metric after epoch {epoch} (step {step}): val/{metric}; {_kept(folder)}; "
+            "try a lower --lr or --set grad_clip=10")
+
+
+def _kept(folder) -> str:
+    return (f"the last good checkpoint {folder.checkpoint('last')} is kept" if folder.checkpoint("last").exists()
+            else "no checkpoint was written yet")
 
 
 def val_postfix(row: dict) -> dict:
