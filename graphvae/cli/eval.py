@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from graphvae.train.evaluate import evaluate_run
+from graphvae.errors import UserError
+from graphvae.train.evaluate import EVAL_BATCH, evaluate_run
 
 
 def error_text(value: float, domain: str) -> str:
@@ -44,7 +45,49 @@ def baseline_lines(res: dict) -> list[str]:
     return lines
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux's MemAvailable), or None when unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_samples(k: int | None, spec, free: int | None = None) -> None:
+    """Refuse up front an IWAE ``-k`` whose samples cannot fit in memory: K draws of every
+    variable and network activation for each of EVAL_BATCH examples at once, 4 bytes each."""
+    free = available_memory() if free is None else free
+    if not k or free is None:
+        return
+    width = sum(max(1, _numel(v.shape)) for v in spec.variables)
+    nets = [n for f in (*spec.encoder, *spec.decoder) for n in (f.dist.nets if f.dist is not None else (f.net,))]
+    width += sum(int(h) for n in nets if n is not None for h in n.hidden)
+    need = 4 * 3 * k * EVAL_BATCH * width  # x3: the values, their log-densities and temporaries
+    if need > free:
+        fits = max(1, free // (4 * 3 * EVAL_BATCH * width))
+        raise UserError(f"-k {k} is too large: IWAE draws K samples for each of {EVAL_BATCH} examples at once, "
+                        f"about {need / 2**30:,.1f} GiB here, and {free / 2**30:,.1f} GiB is available "
+                        f"(about -k {fits:,} fits)")
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
 def run(args) -> int:
+    if args.samples is not None and args.samples > 0:
+        from graphvae.spec.loader import load_spec
+        from graphvae.train.runfolder import RunFolder
+
+        folder = RunFolder(args.run).require()
+        check_samples(args.samples, load_spec(str(folder.spec_path())))
     res = evaluate_run(args.run, data=args.data, data_dir=args.data_dir, samples=args.samples,
                        which=args.checkpoint, split=args.split, device=args.device)
     print(json.dumps(res, indent=2) if args.json else format_report(res))

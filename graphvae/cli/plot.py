@@ -1,9 +1,11 @@
-"""``graphvae plot RUN [-o OUT.png]``: the training curves of a run (torch-free)."""
+"""``graphvae plot RUN [-o OUT.png]``: the training curves of a run (torch-free); ``-o``'s folder is
+created when missing."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from graphvae.cli.outputs import output_file
 from graphvae.errors import UserError
 from graphvae.train.pictures import plot_curves
 from graphvae.train.runfolder import RunFolder
@@ -14,8 +16,9 @@ def run(args) -> int:
     out = Path(args.out) if args.out else folder.path / "curves.png"
     if out.suffix.lower() != ".png":
         raise UserError(f"{out}: plot writes PNG; name the file with .png")
-    if not out.parent.is_dir():
-        raise UserError(f"{out.parent}: no such folder")
-    plot_curves(folder.read_metrics(), out, title=str(folder.path))
+    if out.is_dir():
+        output_file(out)  # refuses a folder
+    rows = folder.read_metrics()
+    plot_curves(rows, output_file(out) if rows else out, title=str(folder.path))
     print(f"wrote {out}")
     return 0

@@ -1,6 +1,7 @@
 """``graphvae render SPEC [-o OUT] [--only encoder|decoder] [--latex]`` (torch-free).
 
-SPEC is a spec file or a run folder (its stored spec)."""
+SPEC is a spec file or a run folder (its stored spec).  ``-o``'s folder is created when missing
+(as every command's output, see :mod:`graphvae.cli.outputs`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 from graphvae.atomic import atomic_write_bytes
+from graphvae.cli.outputs import output_file
 from graphvae.errors import UserError
 from graphvae.render.diagram import describe, image_bytes, output_format, to_graphviz
 from graphvae.spec.loader import load_spec
@@ -25,12 +27,15 @@ def run(args) -> int:
         if out is None:
             sys.stdout.write(text)
         else:
-            atomic_write_bytes(out, text.encode("utf-8"))
+            atomic_write_bytes(output_file(out), text.encode("utf-8"))
         return 0
     fmt = output_format(out) if out is not None else "dot"
+    if out is not None and Path(out).is_dir():
+        output_file(out)  # refuses a folder before any drawing
     digraph = to_graphviz(describe(load_spec(str(spec_path(args.spec))), only))
     if out is None:
         sys.stdout.write(digraph.source)
     else:
-        atomic_write_bytes(out, image_bytes(digraph, fmt))
+        data = image_bytes(digraph, fmt)
+        atomic_write_bytes(output_file(out), data)
     return 0

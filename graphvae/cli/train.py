@@ -15,20 +15,42 @@ from graphvae.train.runfolder import RunFolder
 
 
 def _default_out(spec) -> Path:
+    """``runs/<model>``, or ``runs/<model>-2``, ... : the first that holds no run yet and may take one."""
     base = Path("runs") / (spec.name or "run")
     out, n = base, 1
-    while RunFolder(out).has_checkpoint():
+    while RunFolder(out).has_checkpoint() or (out.exists() and not _may_take_a_run(out)):
         n += 1
         out = base.with_name(f"{base.name}-{n}")
     return out
+
+
+def _may_take_a_run(path: Path) -> bool:
+    try:
+        RunFolder(path).check_new_run_place()
+    except UserError:
+        return False
+    return True
+
+
+def _saved_config(folder: RunFolder):
+    """The configuration ``RUN/last.pt`` was trained with (a one-line UserError when there is none)."""
+    last = folder.checkpoint("last")
+    if not last.is_file():
+        if folder.checkpoint("best").is_file():
+            raise UserError(f"{folder.path} has best.pt but no last.pt, which resuming needs")
+        raise UserError(f"{folder.path}: no checkpoint yet (the run stopped before its first epoch ended or its "
+                        f"first Ctrl-C); start it again with 'graphvae train SPEC --out {folder.path}'")
+    state = load_checkpoint(last)
+    if not isinstance(state.get("config"), dict):
+        raise UserError(f"{last}: not a valid graphvae checkpoint: 'config' is missing")
+    return trainconfig.from_dict(state["config"], f"{last}")
 
 
 def run(args) -> int:
     overrides = trainconfig.flag_overrides(args)
     if args.resume:
         folder = RunFolder(args.resume).require()
-        last = folder.checkpoint("last")
-        saved = trainconfig.from_dict(load_checkpoint(last)["config"], f"{last}")
+        saved = _saved_config(folder)
         cfg = trainconfig.resume_overrides(saved, overrides)
         if args.out and Path(args.out).resolve() != folder.path.resolve():
             raise UserError("--out and --resume name different folders; a resumed run stays in its folder")
