@@ -470,3 +470,25 @@ def test_flags_too_large_for_memory_are_refused_up_front(trained, tmp_path, caps
     argv = [a.format(run=trained[1], tmp=tmp_path) for a in argv]
     assert message in _one_line_error(capsys, main(argv))
     assert not (tmp_path / "figs").exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/sys/vm/overcommit_memory")
+                    or open("/proc/sys/vm/overcommit_memory").read().strip() != "0",
+                    reason="needs Linux's heuristic overcommit, which refuses an allocation beyond all memory at once")
+def test_a_real_allocator_failure_is_one_line(monkeypatch, capsys):
+    from graphvae.cli import eval as eval_command
+
+    def allocate(args):
+        torch.empty(10 ** 13)  # 40 TB: refused at once, nothing touched
+
+    monkeypatch.setattr(eval_command, "run", allocate)
+    line = _one_line_error(capsys, main(["eval", "RUN"]))
+    assert "out of memory: an allocation of 36.4 TiB failed" in line
+
+
+@pytest.mark.parametrize("name", ["metrics.jsonl", "labelled.json", "spec.sha256"])
+def test_a_folder_in_place_of_a_run_file_is_one_line(run, tmp_path, capsys, name):
+    (run / name).unlink()
+    (run / name).mkdir()
+    command = "plot" if name == "metrics.jsonl" else "eval"
+    _one_line_error(capsys, main(_argv(command, run, tmp_path)))

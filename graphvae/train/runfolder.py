@@ -121,7 +121,7 @@ class RunFolder:
         if not self.path.is_dir() or spec is None or not self.config_path.is_file() or not self.sha_path.is_file():
             return False
         try:
-            return self.sha_path.read_text(encoding="utf-8").strip() == sha256_file(spec)
+            return self.sha_path.read_text(encoding="utf-8").strip() == sha256_text(spec.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError):
             return False
 
@@ -241,6 +241,8 @@ class RunFolder:
             text = self.metrics_path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
             raise UserError(f"{self.metrics_path}: not UTF-8 text (byte {exc.start})") from None
+        except OSError as exc:
+            raise UserError(f"cannot read {self.metrics_path}: {exc.strerror or exc}") from None
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
@@ -261,7 +263,10 @@ class RunFolder:
         """Refuse a run whose spec text was edited after training (its hash no longer matches)."""
         text = self.read_spec_text()
         if self.sha_path.exists():
-            want = self.sha_path.read_text(encoding="utf-8").strip()
+            try:
+                want = self.sha_path.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise UserError(f"cannot read {self.sha_path}: {getattr(exc, 'strerror', None) or exc}") from None
             if want and want != sha256_text(text):
                 raise UserError(f"{self.spec_path()}: edited after training (its sha256 differs from "
                                 f"{self.sha_path.name}); the checkpoints belong to the original spec")
