@@ -117,3 +117,24 @@ def test_spec_differences(other, phrases):
 ])
 def test_state_dict_differences(saved, current, phrase):
     assert state_dict_differences(saved, current) == [phrase]
+
+
+@pytest.mark.parametrize("a, b", [
+    ({"x": 1}, {"x": 1.0}), ({"x": 1}, {"x": "1"}), ({"x": [1]}, {"x": (1,)}), ({"x": 1, "y": 2}, {"y": 2, "x": 1}),
+    ({"w": torch.zeros(2)}, {"w": torch.zeros(2, dtype=torch.float64)}), ({"w": torch.zeros(4)}, {"w": torch.zeros(2, 2)}),
+    ({"w": torch.zeros(3)}, {"w": torch.tensor([0.0, 0.0, 1e-45])}),
+])
+def test_digest_tells_types_shapes_order_and_values_apart(a, b):
+    assert checkpoint.payload_digest(a) != checkpoint.payload_digest(b)
+    assert checkpoint.payload_digest(a) == checkpoint.payload_digest(dict(a, digest="ignored"))
+
+
+def test_digest_is_stored_and_checked(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, _state(1.0))
+    state = torch.load(path, weights_only=True)
+    assert state["format"] == 3 and state["digest"] == checkpoint.payload_digest(state)
+    state["step"] = 4  # a changed value under the old digest
+    torch.save(state, path)
+    with pytest.raises(UserError, match="corrupt checkpoint"):
+        load_checkpoint(path)

@@ -54,7 +54,7 @@ def _feed(h, value, depth: int = 0) -> None:
     if isinstance(value, torch.Tensor):
         t = value.detach().cpu().contiguous()
         h.update(f"T{t.dtype}{tuple(t.shape)}:".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())  # the raw bytes, without a copy
     elif isinstance(value, dict):
         h.update(f"D{len(value)}:".encode())
         for key, item in value.items():
