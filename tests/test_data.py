@@ -192,7 +192,18 @@ def test_npz_continuous_label(tmp_path):
     ({"x": np.full((5, 3), np.nan), "y": np.zeros(5)}, "array 'x' of .*: 15 NaN values in observed variable x"),
     ({"x": np.ones((5, 3)), "y": np.full(5, 2)}, "array 'y' of .*values outside 0..1"),
     ({"x": np.ones((5, 3)), "y": np.zeros(5), "test_x": np.ones((2, 4)), "test_y": np.zeros(2)}, "array 'test_x'.*4 values per example"),
-    ({"x": np.ones((1, 3)), "y": np.zeros(1)}, "has 1 examples; holding out a test set needs at least 2"),
+    ({"x": np.ones((1, 3)), "y": np.zeros(1)}, "has 1 example; holding out 20% as a test set needs at least 3"),
+    ({"x": np.ones((2, 3)), "y": np.zeros(2)}, "has 2 examples; holding out 20% as a test set needs at least 3"),
+    ({"x": np.ones((5, 3)), "y": np.array([0, 1, 1e20, 0, 1])}, r"1 values outside 0..1 or -1 .*\(e.g. 1e\+20\)"),
+    ({"x": np.ones((5, 3)), "y": np.array([0, 1, -5, 0, 1])}, r"1 values outside 0..1 or -1 .*\(e.g. -5\)"),
+    ({"x": np.ones((5, 3)), "y": np.array([0, 1, 0.5, 0, 1])}, "needs integer class indices"),
+    ({"x": np.float32(1), "y": np.zeros(5)}, r"array 'x' of .* is a scalar; expected one value per example"),
+    ({"x": np.ones((5, 3)), "y": np.int64(0)}, r"array 'y' of .* is a scalar"),
+    ({"x": np.ones((5, 3)), "y": np.zeros(5), "test_x": np.float32(1), "test_y": np.zeros(2)},
+     r"array 'test_x' of .* is a scalar"),
+    ({"x": np.ones((5, 3)), "y": np.zeros(5), "test_x": np.ones((0, 3)), "test_y": np.zeros(0)},
+     "arrays test_x, test_y hold no examples; give test examples, or leave the test_ arrays out"),
+    ({"x": np.ones((0, 3)), "y": np.zeros(0)}, "arrays x, y hold no examples$"),
 ])
 def test_npz_errors(tmp_path, arrays, fragment):
     with pytest.raises(UserError, match=fragment):
@@ -209,6 +220,86 @@ def test_unreadable_npz(tmp_path, write, fragment):
     write(path)
     with pytest.raises(UserError, match=fragment):
         load_dataset(str(path), make_spec("x observed unit 3"))
+
+
+# -- data bombs: sizes are checked before anything is allocated -----------------------------------
+
+def _npy_bytes(shape, dtype="<f4", data: bytes = b"") -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return buffer.getvalue() + data
+
+
+def _zip(path: Path, **members: bytes) -> str:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, content in members.items():
+            zf.writestr(f"{name}.npy", content)
+    return str(path)
+
+
+def lying_header(tmp_path):  # 2 KB: a header claiming a (10**12, 64) float32 array
+    return _zip(tmp_path / "lie.npz", x=_npy_bytes((10**12, 64), data=bytes(1024)), y=_npy_bytes((5,), "<i8",
+                                                                                                   bytes(40)))
+
+
+def deflate_bomb(tmp_path):  # ~80 KB on disk, 82 MB of zeros
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, x=np.zeros((320_000, 64), np.float32), y=np.zeros(320_000, np.int64))
+    return str(path)
+
+
+def big_for_the_machine(tmp_path, monkeypatch):  # honest arrays, more than the memory limit (set low here)
+    from graphvae.data import idx
+
+    monkeypatch.setattr(idx, "MAX_DATA_BYTES", 10_000)
+    return write_npz(tmp_path, x=np.random.default_rng(0).random((100, 64)), y=np.zeros(100))
+
+
+def two_arrays_over_the_limit(tmp_path, monkeypatch):  # each array fits the limit, the two together do not
+    from graphvae.data import idx
+
+    monkeypatch.setattr(idx, "MAX_DATA_BYTES", 60_000)
+    return write_npz(tmp_path, x=np.random.default_rng(0).random((100, 64)), y=np.zeros(100),
+                     test_x=np.random.default_rng(1).random((100, 64)), test_y=np.zeros(100))
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (lying_header, r"array 'x' of .*lie.npz: its header declares shape \(1000000000000, 64\) \(256 TB\) but the file "
+                   "holds 1.02 KB of values"),
+    (deflate_bomb, r"array 'x' of .*bomb.npz: .* KB compressed expand to 81.9 MB, more than 500 times: nearly all one "
+                   "value, or a compression bomb"),
+    (big_for_the_machine, r"array 'x' of .*: 51.2 KB of values, more than half of this machine's memory "
+                          r"\(10 KB\)"),
+    (two_arrays_over_the_limit, r"data.npz \(arrays x, test_x\): 102 KB of values, more than half"),
+])
+def test_data_bombs_are_refused_before_allocating(tmp_path, monkeypatch, make, fragment):
+    import resource
+
+    path = make(tmp_path) if make in (lying_header, deflate_bomb) else make(tmp_path, monkeypatch)
+    assert Path(path).stat().st_size < 200_000  # small on disk
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(UserError, match=fragment):
+        load_dataset(path, make_spec("x observed real 64", "y supervised categorical 2"))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000  # KB: nothing big was allocated
+
+
+def test_data_bomb_through_the_cli_is_one_line(tmp_path, capsys):
+    from conftest import tiny_m2
+
+    from graphvae.cli import main
+
+    spec = tmp_path / "m2.gvae"
+    spec.write_text(tiny_m2())
+    code = main(["train", str(spec), "--data", lying_header(tmp_path), "--out", str(tmp_path / "run"),
+                 "--no-progress", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert err.startswith("graphvae: error: array 'x' of ") and "declares shape (1000000000000, 64)" in err
+    assert not (tmp_path / "run").exists()
 
 
 # -- prepare_data ------------------------------------------------------------------------------

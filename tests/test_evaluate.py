@@ -104,3 +104,14 @@ def test_hide_labels():
 def test_selection_score(variables, row, expected):
     spec = Spec("m", tuple(Variable(n, "supervised", d, (10,) if d == "categorical" else (1,)) for n, d in variables))
     assert selection_score(spec, row) == pytest.approx(expected)
+
+
+def test_eval_validation_split_of_a_run_without_one(tmp_path, capsys):
+    spec = tmp_path / "noval.gvae"
+    spec.write_text(tiny_m2(train="  epochs = 1\n  batch_size = 2000\n  labels = 20\n  validation = 0"))
+    assert main(["train", str(spec), "--out", str(tmp_path / "run"), "--no-progress", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "run"), "--split", "validation", "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "holds out no validation examples (validation = 0); evaluate the test split instead" in err

@@ -170,3 +170,72 @@ def test_real_mnist(no_env):
     assert np.bincount(y_train).tolist() == MNIST_TRAIN_COUNTS
     assert len(y_test) == 10000 and set(np.unique(y_test)) == set(range(10))
     assert x_train.min() == 0.0 and x_train.max() == 1.0 and len(paths) == 4
+
+
+# -- bombs: the header's dims are checked before the values are read ------------------------------
+
+def _gzip_bomb(path: Path) -> None:  # ~90 KB on disk: 94 MB of zero pixels
+    write_idx(path, np.zeros((120_000, 28, 28), np.uint8))
+
+
+def _huge_dims(path: Path) -> None:  # 24 bytes claiming 2**31 images of 28x28
+    path.write_bytes(gzip.compress(bytes([0, 0, 8, 3]) + np.array([2**31, 28, 28], ">u4").tobytes() + bytes(8)))
+
+
+def _huge_dims_raw(path: Path) -> None:
+    path.write_bytes(bytes([0, 0, 0x0E, 2]) + np.array([2**32 - 1, 2**32 - 1], ">u4").tobytes())
+
+
+def _trailing_bomb(path: Path) -> None:  # valid values, then 64 MB of zeros after them
+    raw = bytes([0, 0, 8, 1]) + np.array([3], ">u4").tobytes() + bytes(3) + bytes(64 * 2**20)
+    path.write_bytes(gzip.compress(raw))
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (_gzip_bomb, r"\(dims 120000x28x28\): .* KB compressed expand to 94.1 MB, more than 500 times: nearly all one "
+                 "value, or a compression bomb; refused"),
+    (_huge_dims, r"\(dims 2147483648x28x28\): 1.68 TB of values, more than half of this machine's memory"),
+    (_huge_dims_raw, r"\(dims 4294967295x4294967295\): 1.48e\+08 TB of values, more than half"),
+    (_trailing_bomb, r"1048576 or more unexpected bytes after the 3 values"),
+])
+def test_bombs_are_refused_before_allocating(tmp_path, make, fragment):
+    path = tmp_path / "bomb-idx.gz"  # gzip-compressed or not: told apart by content
+    make(path)
+    assert path.stat().st_size < 200_000
+    with pytest.raises(UserError, match=fragment) as info:
+        read_idx(path)
+    assert str(info.value).startswith(str(path))
+
+
+# -- labels: whole class indices 0..9, none missing ------------------------------------------------
+
+@pytest.mark.parametrize("labels, fragment", [
+    (np.array([0, 1, np.nan] + [1] * 9, np.float32), r"1 labels are NaN or infinite"),
+    (np.array([0, 1, np.inf] + [1] * 9, np.float64), r"1 labels are NaN or infinite"),
+    (np.array([0, 0.5] + [1] * 10, np.float32), r"1 labels are not whole numbers \(e.g. 0.5\)"),
+    (np.array([0, -1] + [1] * 10, np.int8), r"label -1 is outside 0..9 \(1 labels are\); .*none is missing"),
+    (np.array([-5, -1] + [1] * 10, np.float64), r"label -5 is outside 0..9 \(2 labels are\)"),
+    (np.array([0, 1e20] + [1] * 10, np.float64), r"label 1e\+20 is outside 0..9"),
+])
+def test_bad_labels_name_the_file(no_env, labels, fragment):
+    folder = no_env / "dir"
+    fake_idx_set(folder)
+    write_idx(folder / "train-labels-idx1-ubyte.gz", labels)
+    with pytest.raises(UserError, match=fragment) as info:
+        read_idx_dataset("mnist", str(folder))
+    assert str(info.value).startswith(str(folder / "train-labels-idx1-ubyte.gz"))
+
+
+def test_float_labels_that_are_whole_are_read(no_env):
+    folder = no_env / "dir"
+    expected = fake_idx_set(folder)
+    write_idx(folder / "train-labels-idx1-ubyte.gz", expected.astype(np.float32))
+    (_, labels), _, _ = read_idx_dataset("mnist", str(folder))
+    assert labels.dtype == np.int64 and labels.tolist() == expected.tolist()
+
+
+def test_no_test_images_is_refused_before_training(no_env):
+    folder = no_env / "dir"
+    fake_idx_set(folder, n_test=0)
+    with pytest.raises(UserError, match=r"t10k-images-idx3-ubyte.gz: no images \(dims 0x4x4\)"):
+        read_idx_dataset("mnist", str(folder))

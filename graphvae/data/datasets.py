@@ -9,12 +9,14 @@ from __future__ import annotations
 import math
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from graphvae.data.batches import choose_labelled, count_examples, label_variable, split_validation, take_examples
+from graphvae.data import idx
 from graphvae.data.idx import IMAGE_CLASSES, IMAGE_DATASETS, read_idx_dataset
 from graphvae.errors import UserError
 from graphvae.spec import printers
@@ -113,14 +115,13 @@ def _check_classes(var: Variable, array: np.ndarray, what: str, missing_ok: bool
             raise UserError(f"{what}: {printers.declaration(var)} needs integer class indices; the data has "
                             "fractional values")
         array = whole
-    array = array.astype(np.int64)
     low = -1 if missing_ok else 0
-    bad = (array < low) | (array >= k)
+    bad = (array < low) | (array >= k)  # before the cast to int64, which would wrap 1e20 round
     if bad.any():
         allowed = f"0..{k - 1}" + (" or -1 for a missing label" if missing_ok else "")
         raise UserError(f"{what}: {int(bad.sum())} values outside {allowed} for {printers.declaration(var)} "
-                        f"(e.g. {int(array[bad][0])})")
-    return array
+                        f"(e.g. {array[bad][0]:g})")
+    return array.astype(np.int64)
 
 
 def infer_image_shape(shape: tuple[int, ...]) -> tuple[int, ...] | None:
@@ -190,6 +191,48 @@ def _match_images(raw: _Images, spec: Spec) -> Dataset:
                    label_var, raw.sources)
 
 
+def _npy_header(fp, what: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    """``(shape, dtype, header bytes)`` from the start of a .npy stream."""
+    version = np.lib.format.read_magic(fp)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
+    else:
+        raise ValueError(f"{what}: .npy format version {version[0]}.{version[1]} is not supported (1.0 and 2.0 are)")
+    return tuple(shape), dtype, fp.tell()
+
+
+def _read_npz(p: Path, path: str, names: list[str]) -> tuple[list[str], dict[str, np.ndarray]]:
+    """``(every array's name, the arrays)`` of an .npz file: of the arrays ``names`` (those present),
+    each checked before it is allocated: the shape its header declares against the bytes its zip
+    member holds, and :func:`idx.check_data_size`."""
+    try:
+        with open(p, "rb") as f:
+            if f.read(6) == b"\x93NUMPY":
+                raise ValueError("it holds a single array, not named arrays")
+        with zipfile.ZipFile(p) as zf:
+            members = {(i.filename[:-4] if i.filename.endswith(".npy") else i.filename): i for i in zf.infolist()}
+            arrays: dict[str, np.ndarray] = {}
+            declared = 0
+            for name in (n for n in names if n in members):
+                info, what = members[name], f"array '{name}' of {path}"
+                with zf.open(info) as fp:
+                    shape, dtype, header = _npy_header(fp, what)
+                size = math.prod(shape) * dtype.itemsize
+                if not dtype.hasobject and header + size > info.file_size:
+                    raise UserError(f"{what}: its header declares shape {shape} ({idx.size_text(size)}) but the file "
+                                    f"holds {idx.size_text(max(0, info.file_size - header))} of values")
+                declared += size
+                idx.check_data_size(what, size, info.compress_size)
+                idx.check_data_size(f"{path} (arrays {', '.join([*arrays, name])})", declared)
+                with zf.open(info) as fp:
+                    arrays[name] = np.lib.format.read_array(fp, allow_pickle=False)
+            return list(members), arrays
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise UserError(f"cannot read {path} as an .npz file: {e}") from None
+
+
 def _load_npz(path: str, spec: Spec) -> Dataset:
     p = Path(path).expanduser()
     if p.is_dir():
@@ -197,22 +240,15 @@ def _load_npz(path: str, spec: Spec) -> Dataset:
                         "with --data-dir FOLDER")
     if not p.is_file():
         raise UserError(f"data file {path} not found")
-    try:
-        npz = np.load(p, allow_pickle=False)
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise ValueError("it holds a single array, not named arrays")
-        with npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise UserError(f"cannot read {path} as an .npz file: {e}") from None
     wanted = [*spec.observed, *spec.supervised]
     if not spec.observed:
         raise UserError("the spec has no observed variable to feed data to")
+    listed, arrays = _read_npz(p, path, [n for v in wanted for n in (v.name, f"test_{v.name}")])
     for v in wanted:
         if v.name not in arrays:
-            hint = did_you_mean(v.name, arrays)
+            hint = did_you_mean(v.name, listed)
             raise UserError(f"{path} has no array '{v.name}' for {printers.declaration(v)}"
-                            + (f"; {hint}" if hint else "") + f" (arrays: {', '.join(arrays) or 'none'})")
+                            + (f"; {hint}" if hint else "") + f" (arrays: {', '.join(listed) or 'none'})")
     has_test = [v.name for v in wanted if f"test_{v.name}" in arrays]
     if has_test and len(has_test) != len(wanted):
         lacking = ", ".join(f"test_{v.name}" for v in wanted if v.name not in has_test)
@@ -221,19 +257,28 @@ def _load_npz(path: str, spec: Spec) -> Dataset:
     if has_test:
         splits["test"] = {v.name: arrays[f"test_{v.name}"] for v in wanted}
     for split, group in splits.items():
-        sizes = {k: (len(a) if np.ndim(a) else 0) for k, a in group.items()}
+        for v in wanted:
+            if np.ndim(group[v.name]) == 0:
+                fit_variable(v, group[v.name], f"array '{'test_' if split == 'test' else ''}{v.name}' of {path}")
+        sizes = {k: len(a) for k, a in group.items()}
         if len(set(sizes.values())) > 1:
             listing = ", ".join(f"{'test_' if split == 'test' else ''}{k}: {n}" for k, n in sizes.items())
             raise UserError(f"{path}: arrays disagree on the number of examples ({listing})")
         for v in wanted:
             name = f"test_{v.name}" if split == "test" else v.name
             group[v.name] = fit_variable(v, group[v.name], f"array '{name}' of {path}")
+        if not count_examples(group):
+            names = ", ".join(f"{'test_' if split == 'test' else ''}{v.name}" for v in wanted)
+            raise UserError(f"{path}: arrays {names} hold no examples" + (
+                "; give test examples, or leave the test_ arrays out to hold out "
+                f"{NPZ_TEST_FRACTION:.0%} of the examples" if split == "test" else ""))
     if not has_test:
         n = count_examples(splits["train"])
         n_test = int(round(n * NPZ_TEST_FRACTION))
         if n_test < 1 or n - n_test < 1:
-            raise UserError(f"{path} has {n} examples; holding out a test set needs at least 2 (or give "
-                            "test_ arrays)")
+            least = next(m for m in range(2, 1000) if 1 <= round(m * NPZ_TEST_FRACTION) < m)
+            raise UserError(f"{path} has {n} example{'s' if n != 1 else ''}; holding out "
+                            f"{NPZ_TEST_FRACTION:.0%} as a test set needs at least {least} (or give test_ arrays)")
         perm = np.random.default_rng(NPZ_SPLIT_SEED).permutation(n)
         splits["train"], splits["test"] = (take_examples(splits["train"], np.sort(perm[n_test:])),
                                            take_examples(splits["train"], np.sort(perm[:n_test])))

@@ -12,6 +12,7 @@ prefixed ``<name>-``.
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import os
 import zlib
@@ -36,42 +37,103 @@ IDX_FILES = {  # role -> standard file name without ".gz"
 _IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Decode the bytes of an (uncompressed) IDX file: magic 00 00 TYPE RANK, RANK big-endian
-    uint32 dims, then the values big-endian."""
-    if len(raw) < 4:
-        raise UserError(f"{name}: not an IDX file: {len(raw)} bytes, shorter than the 4-byte magic number")
-    if raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES or raw[3] == 0:
-        raise UserError(f"{name}: not an IDX file: magic number 0x{raw[:4].hex()} "
+def _memory_limit() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (AttributeError, ValueError, OSError):
+        return 16 * 2**30
+
+
+MAX_DATA_BYTES = _memory_limit()  # the values one data file may declare: half of this machine's memory
+MAX_EXPANSION = 500  # a compressed array may expand this many times (real data: under 50) ...
+EXPANSION_FLOOR = 64 * 2**20  # ... or to this many bytes, whichever is more
+
+
+def size_text(n: int) -> str:
+    """``2.5 GB``, ``3.1 MB``, ``512 bytes``."""
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} bytes"
+
+
+def check_data_size(what: str, declared: int, stored: int | None = None) -> None:
+    """Refuse ``declared`` bytes of values before they are allocated: more than MAX_DATA_BYTES, or
+    (``stored``: the compressed bytes they come from) more than MAX_EXPANSION times ``stored`` and
+    over EXPANSION_FLOOR, the signature of a compression bomb."""
+    if declared > MAX_DATA_BYTES:
+        raise UserError(f"{what}: {size_text(declared)} of values, more than half of this machine's memory "
+                        f"({size_text(MAX_DATA_BYTES)})")
+    if stored is not None and declared > max(EXPANSION_FLOOR, MAX_EXPANSION * max(stored, 1)):
+        raise UserError(f"{what}: {size_text(stored)} compressed expand to {size_text(declared)}, more than "
+                        f"{MAX_EXPANSION} times: nearly all one value, or a compression bomb; refused")
+
+
+def _read(stream, n: int) -> bytes:
+    """Up to ``n`` bytes of ``stream`` (fewer only at its end)."""
+    parts, left = [], n
+    while left > 0:
+        part = stream.read(min(left, 2**26))
+        if not part:
+            break
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
+
+
+def _read_stream(stream, name: str, stored: int | None = None) -> np.ndarray:
+    """Decode an (uncompressed) IDX stream: magic 00 00 TYPE RANK, RANK big-endian uint32 dims, then
+    the values big-endian; the dims are checked (:func:`check_data_size`) before the values are read."""
+    magic = _read(stream, 4)
+    if len(magic) < 4:
+        raise UserError(f"{name}: not an IDX file: {len(magic)} bytes, shorter than the 4-byte magic number")
+    if magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_TYPES or magic[3] == 0:
+        raise UserError(f"{name}: not an IDX file: magic number 0x{magic.hex()} "
                         "(expected 0x0000, a type code 08/09/0b/0c/0d/0e and a rank, e.g. 0x00000803)")
-    rank, dtype = raw[3], np.dtype(_IDX_TYPES[raw[2]])
+    rank, dtype = magic[3], np.dtype(_IDX_TYPES[magic[2]])
     header = 4 + 4 * rank
-    if len(raw) < header:
+    raw_dims = _read(stream, 4 * rank)
+    if len(raw_dims) < 4 * rank:
         raise UserError(f"{name}: truncated: the header of a rank-{rank} IDX file needs {header} bytes, "
-                        f"the file has {len(raw)}")
-    dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", rank, 4))
+                        f"the file has {4 + len(raw_dims)}")
+    dims = tuple(int(d) for d in np.frombuffer(raw_dims, ">u4", rank))
     count = math.prod(dims)
     expected = header + count * dtype.itemsize
     shape = "x".join(map(str, dims))
-    if len(raw) < expected:
-        raise UserError(f"{name}: truncated: dims {shape} need {expected} bytes, the file has {len(raw)}")
-    if len(raw) > expected:
-        raise UserError(f"{name}: {len(raw) - expected} unexpected bytes after the {shape} values")
-    return np.frombuffer(raw, dtype, count, header).reshape(dims).astype(dtype.newbyteorder("="))
+    check_data_size(f"{name} (dims {shape})", count * dtype.itemsize, stored)
+    values = _read(stream, count * dtype.itemsize)
+    if len(values) < count * dtype.itemsize:
+        raise UserError(f"{name}: truncated: dims {shape} need {expected} bytes, the file has {header + len(values)}")
+    extra = len(_read(stream, 2**20))
+    if extra:
+        more = "" if extra < 2**20 else " or more"
+        raise UserError(f"{name}: {extra}{more} unexpected bytes after the {shape} values")
+    return np.frombuffer(values, dtype, count).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Decode the bytes of an (uncompressed) IDX file: magic 00 00 TYPE RANK, RANK big-endian
+    uint32 dims, then the values big-endian."""
+    return _read_stream(io.BytesIO(raw), name)
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX file, gzip-compressed or not (told apart by content)."""
+    """Read an IDX file, gzip-compressed or not (told apart by content), as a stream: a header that
+    declares more than :func:`check_data_size` allows is refused before anything is allocated."""
     try:
-        raw = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            stored = os.fstat(f.fileno()).st_size
+            if f.read(2) != b"\x1f\x8b":
+                f.seek(0)
+                return _read_stream(f, str(path))
+            f.seek(0)
+            try:
+                with gzip.GzipFile(fileobj=f) as stream:
+                    return _read_stream(stream, str(path), stored)
+            except (OSError, EOFError, zlib.error) as e:
+                raise UserError(f"{path}: corrupt or truncated gzip data ({e})") from None
     except OSError as e:
         raise UserError(f"cannot read {path}: {e.strerror or e}") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise UserError(f"{path}: corrupt or truncated gzip data ({e})") from None
-    return parse_idx(raw, str(path))
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
@@ -128,6 +190,24 @@ def find_idx_files(name: str, data_dir: str | None = None) -> dict[str, Path]:
                     f"in one of them, or pass --data-dir FOLDER or set ${DATA_ENV}")
 
 
+def _class_labels(labels: np.ndarray, path: Path) -> np.ndarray:
+    """IDX labels as int64 class indices, each a whole number in 0..IMAGE_CLASSES-1 (an IDX label
+    file gives every image's class: none is missing)."""
+    bad = ~np.isfinite(labels) if labels.dtype.kind == "f" else np.zeros(labels.shape, bool)
+    if bad.any():
+        raise UserError(f"{path}: {int(bad.sum())} labels are NaN or infinite; an IDX label file gives every image's "
+                        f"class 0..{IMAGE_CLASSES - 1}")
+    fractional = labels != np.round(labels) if labels.dtype.kind == "f" else bad
+    if fractional.any():
+        raise UserError(f"{path}: {int(fractional.sum())} labels are not whole numbers (e.g. "
+                        f"{labels[fractional][0]:g}); labels are class indices 0..{IMAGE_CLASSES - 1}")
+    outside = (labels < 0) | (labels >= IMAGE_CLASSES)
+    if outside.any():
+        raise UserError(f"{path}: label {labels[outside][0]:g} is outside 0..{IMAGE_CLASSES - 1} ({int(outside.sum())} "
+                        "labels are); an IDX label file gives every image's class, none is missing")
+    return labels.astype(np.int64)
+
+
 def read_idx_dataset(name: str, data_dir: str | None = None):
     """``((train_images, train_labels), (test_images, test_labels), paths)`` of an IDX dataset:
     images float32 (N, H, W) in [0, 1], labels int64 (N,)."""
@@ -143,8 +223,7 @@ def read_idx_dataset(name: str, data_dir: str | None = None):
         if labels.ndim != 1 or len(labels) != len(images):
             raise UserError(f"{files[f'{split}_labels']}: expected {len(images)} labels (one per image "
                             f"in {where.name}), got an array of shape {labels.shape}")
-        if labels.size and int(labels.max()) >= IMAGE_CLASSES:
-            raise UserError(f"{files[f'{split}_labels']}: label {int(labels.max())} is outside "
-                            f"0..{IMAGE_CLASSES - 1}")
-        splits.append((images.astype(np.float32) / 255.0, labels.astype(np.int64)))
+        if not len(images):
+            raise UserError(f"{where}: no images (dims 0x{images.shape[1]}x{images.shape[2]})")
+        splits.append((images.astype(np.float32) / 255.0, _class_labels(labels, files[f"{split}_labels"])))
     return splits[0], splits[1], tuple(str(p) for p in files.values())

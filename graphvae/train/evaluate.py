@@ -111,6 +111,9 @@ def evaluate_run(run_path, data: str | None = None, data_dir: str | None = None,
     data_obj = prepare_data(spec, data=data or cfg.data, data_dir=data_dir or cfg.data_dir or None,
                             validation=cfg.validation, labels=cfg.labels, seed=cfg.seed)
     arrays = evaluation_arrays(data_obj.test if split == "test" else data_obj.val, spec, cfg.binarize)
+    if split != "test" and not _n_examples(arrays):
+        raise UserError(f"{run_path} holds out no validation examples (validation = {cfg.validation:g}); "
+                        "evaluate the test split instead")
     torch.manual_seed(cfg.seed)
     out = {"run": str(run_path), "checkpoint": which, "split": split, "data": data or cfg.data,
            "epoch": int(state.get("epoch", 0)), "step": int(state.get("step", 0))}
