@@ -283,12 +283,12 @@ def train(spec, config: TrainConfig | None = None, out_dir=None, *, resume: bool
     if out_dir is None:
         raise UserError("train needs a run folder (out_dir)")
     folder = RunFolder(out_dir)
-    folder.remove_stale_temps()  # left by a run killed during an atomic write
     # the spec and its configuration: a new run, or the one RUN/last.pt continues
     if resume:
         spec, text, suffix, cfg, state = _open_resumed(spec, config, folder)
     else:
         (spec, text, suffix, cfg), state = _open_new(spec, config, folder), None
+    folder.remove_stale_temps()  # left by a run killed during an atomic write (the folder is a run, or empty)
     # determinism: denormals slow long CPU runs ~2x (benchmarks/bench_denormal.py); one seed for all RNGs
     torch.set_flush_denormal(cfg.flush_denormal)
     seed_everything(cfg.seed)
