@@ -20,6 +20,7 @@ from graphvae.spec.diagnostics import Diagnostic, SpecError, error, sort_key
 from graphvae.spec.ir import Span, Spec
 
 EXTENSIONS = {".gvae": "dsl", ".yaml": "yaml", ".yml": "yaml"}
+MAX_SPEC_BYTES = 2**20  # 1 MB, hundreds of times the largest spec written by hand
 
 
 def _parser(language: str) -> Callable[[str, str], tuple[Spec | None, list[Diagnostic]]]:
@@ -60,8 +61,13 @@ def _read(path: str) -> tuple[str | None, list[Diagnostic]]:
     if Path(path).suffix.lower() not in EXTENSIONS:
         return None, [error(codes.UNKNOWN_EXTENSION, _unknown_extension(path), at)]
     try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read().removeprefix("\ufeff"), []  # a byte-order mark: columns count from after it
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_SPEC_BYTES + 1)  # bounded: a link to /dev/zero cannot fill the memory
+        if len(data) > MAX_SPEC_BYTES:
+            return None, [error(codes.TOO_LARGE, f"'{path}' is larger than {MAX_SPEC_BYTES // 2**20} MB, the most a "
+                                "spec file may hold", at)]
+        # a byte-order mark is no part of the spec: columns count from after it
+        return data.decode("utf-8").removeprefix("\ufeff"), []
     except UnicodeDecodeError as exc:
         return None, [error(codes.UNREADABLE_FILE, f"'{path}' is not UTF-8 text (byte {exc.start})", at)]
     except OSError as exc:

@@ -37,6 +37,9 @@ __all__ = ["parse_dsl", "grammar_path", "OBJECTIVE_SETTINGS", "MAX_SYNTAX_ERRORS
 # Names in an objective block that are settings; any other ``NAME = method`` is an estimator.
 OBJECTIVE_SETTINGS = frozenset(SETTINGS["objective"])
 MAX_SYNTAX_ERRORS = 20
+# Each syntax error found costs a parse from the top; a long text gets fewer, so that the
+# recovery reads at most about this many characters in all (four parses of a 1 MB file).
+PARSE_BUDGET = 4_000_000
 BLOCKS = ("encoder", "decoder", "objective", "train")
 
 
@@ -322,7 +325,8 @@ def parse_dsl(text: str, path: str = "<string>") -> tuple[Spec | None, list[Diag
     diags: list[Diagnostic] = []
     tree = None
     seen_lines: set[int] = set()
-    while len(diags) < MAX_SYNTAX_ERRORS:
+    most = max(2, min(MAX_SYNTAX_ERRORS, PARSE_BUDGET // len(work)))
+    while len(diags) < most:
         try:
             tree = _lark().parse(work)
             break
