@@ -90,7 +90,7 @@ def straight(tmp_path_factory):
 @pytest.mark.parametrize("target, phase", [
     ("metrics.jsonl", "during"), ("metrics.jsonl", "after"),
     ("last.pt", "during"), ("last.pt", "after"),
-    ("best.pt", "during"),
+    ("best.pt", "during"), ("best.pt", "after"),
 ])
 def test_kill_at_every_epoch_end_write_resumes_exactly(tmp_path, straight, capsys, target, phase):
     spec, straight_run, straight_report = straight

@@ -263,7 +263,7 @@ def test_resume_before_the_first_checkpoint_says_how_to_start(trained, run, caps
 
 @pytest.mark.parametrize("setup, allowed", [
     ("missing", True), ("empty", True), ("run", True), ("run, spec edited", False), ("user files", False),
-    ("stale temps only", True), ("file", False),
+    ("stale temps only", True), ("file", False), ("killed while laid out", True),
 ])
 def test_what_may_take_a_new_run(tmp_path, setup, allowed):
     folder = RunFolder(tmp_path / "out")
@@ -276,6 +276,9 @@ def test_what_may_take_a_new_run(tmp_path, setup, allowed):
     elif setup == "user files":
         for name in ("config.json", "metrics.jsonl", "spec.gvae", "spec.sha256", "spec.yaml"):
             (folder.path / name).write_text("mine\n")
+    elif setup == "killed while laid out":  # create() stopped after the spec: no spec.sha256 nor config.json
+        (folder.path / ".graphvae-creating").write_text("")
+        (folder.path / "spec.gvae").write_text("model m\n")
     elif setup == "stale temps only":
         (folder.path / ".spec.gvae.abc.tmp").write_text("half")
     elif setup == "file":

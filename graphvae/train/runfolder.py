@@ -17,7 +17,8 @@ temp files a killed write leaves behind are removed when a run starts or resumes
 A folder *is a run* when it holds a spec file, ``config.json`` and a ``spec.sha256`` that
 matches the spec (as graphvae writes them).  A new run goes into a missing folder, an
 empty one, or a run that has no checkpoint yet (it is started again); any other folder
-is refused untouched.  Each checkpoint records the sha256 of ``labelled.json``, and a
+is refused untouched.  While a run is laid out, ``.graphvae-creating`` marks the folder, so
+that one killed halfway is still taken.  Each checkpoint records the sha256 of ``labelled.json``, and a
 run whose ``labelled.json`` no longer matches is refused.
 """
 
@@ -36,6 +37,7 @@ from graphvae.errors import UserError
 SPEC_NAMES = ("spec.gvae", "spec.yaml", "spec.yml")  # graphvae writes the first two
 TIED_FILES = ("labelled.json",)  # files whose sha256 every checkpoint records (see check_files)
 WRITTEN = (*SPEC_NAMES, "spec.sha256", "config.json", "labelled.json", "metrics.jsonl", "last.pt", "best.pt")
+CREATING = ".graphvae-creating"  # present while create() lays a run out; a kill leaves it, and the folder stays a run
 
 
 def sha256_text(text: str) -> str:
@@ -130,7 +132,7 @@ class RunFolder:
         empty (stale temp files aside) or a run; ``--out`` must not name a file."""
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"{self.path} is a file, not a folder; --out names the run folder")
-        if not self.path.is_dir() or self.is_run():
+        if not self.path.is_dir() or self.is_run() or (self.path / CREATING).is_file():
             return
         try:
             entries = [e.name for e in self.path.iterdir()
@@ -191,6 +193,7 @@ class RunFolder:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UserError(f"cannot create the run folder {self.path}: {exc.strerror or exc}") from None
+        atomic_write_text(self.path / CREATING, "graphvae is laying out a run here\n")
         suffix = ".yaml" if spec_suffix in (".yaml", ".yml") else ".gvae"
         for name in SPEC_NAMES:  # a fresh run replaces an earlier spec of the other language
             if name != f"spec{suffix}" and (self.path / name).exists():
@@ -200,6 +203,7 @@ class RunFolder:
         self.write_config(config)
         if self.metrics_path.exists():
             self.metrics_path.unlink()
+        (self.path / CREATING).unlink()
 
     def write_config(self, config: dict) -> None:
         atomic_write_text(self.config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
