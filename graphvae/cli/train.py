@@ -38,8 +38,7 @@ def _saved_config(folder: RunFolder):
     if not last.is_file():
         if folder.checkpoint("best").is_file():
             raise UserError(f"{folder.path} has best.pt but no last.pt, which resuming needs")
-        raise UserError(f"{folder.path}: no checkpoint yet (the run stopped before its first epoch ended or its "
-                        f"first Ctrl-C); start it again with 'graphvae train SPEC --out {folder.path}'")
+        raise folder.no_checkpoint_yet()
     state = load_checkpoint(last)
     if not isinstance(state.get("config"), dict):
         raise UserError(f"{last}: not a valid graphvae checkpoint: 'config' is missing")

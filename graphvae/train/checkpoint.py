@@ -370,8 +370,7 @@ def open_checkpoint(folder, which: str = "last", resume: bool = False):
     if which == "best" and not path.exists():
         path = folder.checkpoint("last")
     if not path.exists() and not folder.has_checkpoint():
-        raise UserError(f"{folder.path}: no checkpoint yet (the run stopped before its first epoch ended or its "
-                        f"first Ctrl-C); start it again with 'graphvae train SPEC --out {folder.path}'")
+        raise folder.no_checkpoint_yet()
     state = load_checkpoint(path)
     if resume:
         check_resumable(state, path)

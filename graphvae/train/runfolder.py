@@ -117,6 +117,11 @@ class RunFolder:
     def has_checkpoint(self) -> bool:
         return self.checkpoint("last").is_file() or self.checkpoint("best").is_file()
 
+    def no_checkpoint_yet(self) -> UserError:
+        """The error for resuming a run that has no checkpoint yet, saying how to start it again."""
+        return UserError(f"{self.path}: no checkpoint yet (the run stopped before its first epoch ended or its "
+                         f"first Ctrl-C); start it again with 'graphvae train SPEC --out {self.path}'")
+
     def is_run(self) -> bool:
         """Whether graphvae laid this folder out: a spec file, config.json, and a spec.sha256 that matches."""
         spec = self.spec_path()
