@@ -10,6 +10,7 @@ calls :func:`blank_line` to keep going and find the next error.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from lark import Token
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
@@ -41,7 +42,10 @@ def _one_of(words: list[str]) -> str:
 
 def _found(tok: Token | None, char: str | None = None) -> str:
     if char is not None:
-        return f"'{char}'"
+        if char.isprintable() and not char.isspace():
+            return f"'{char}'"
+        # an invisible character is named, else the message would read "found ''"
+        return f"U+{ord(char):04X} ({unicodedata.name(char, 'a control character').lower()})"
     if tok is None or tok.type == "$END":
         return "the end of the file"
     if tok.type == "_NL":
