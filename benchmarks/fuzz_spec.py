@@ -192,7 +192,7 @@ def _coherent(rng: random.Random) -> Model:
 
     def network() -> tuple:
         kind, widths, options = _net(rng, odd)
-        options = [(k, v) for k, v in options if k in GOOD_OPTIONS and v in GOOD_OPTIONS[k]]
+        options = list(dict((k, v) for k, v in options if k in GOOD_OPTIONS and v in GOOD_OPTIONS[k]).items())
         return ("mlp", widths or ["8"], options) if kind == "mlp" else ("linear", [], options)
 
     for i, name in enumerate(latents):
@@ -546,7 +546,7 @@ def run_case(case: Case, folder: str, hard_limit: float = 20.0) -> Outcome:
 @dataclass
 class Report:
     counts: Counter = field(default_factory=Counter)
-    slow: list[tuple[int, float, tuple[str, ...]]] = field(default_factory=list)
+    slow: list[tuple[int, float, int, tuple[str, ...]]] = field(default_factory=list)  # case, s, bytes, mutations
     failures: list[tuple[Case, Outcome]] = field(default_factory=list)
     peak_rss_mb: float = 0.0
     largest_input: int = 0
@@ -567,7 +567,7 @@ def fuzz(cases: int, seed: int = 0, max_bytes: int = 1_000_000, slow: float = 2.
             report.largest_input = max(report.largest_input, len(case.data))
             report.most_output = max(report.most_output, outcome.output_chars)
             if outcome.seconds > slow:
-                report.slow.append((index, outcome.seconds, case.mutations))
+                report.slow.append((index, outcome.seconds, len(case.data), case.mutations))
             if outcome.kind in ("traceback", "killed"):
                 report.failures.append((case, outcome))
             if progress and (index - start + 1) % 1000 == 0:
@@ -605,8 +605,11 @@ def main(argv: list[str] | None = None) -> int:
           f"diagnosed {c['diagnosed']:,}, tracebacks {c['traceback']:,}, killed {c['killed']:,}, "
           f"slow (>{args.slow:g} s) {len(report.slow):,}; peak RSS {report.peak_rss_mb:.0f} MB; largest input "
           f"{report.largest_input:,} bytes, most output {report.most_output:,} characters")
-    for index, seconds, mutations in report.slow[:10]:
-        print(f"  slow: case {index} {seconds:.2f} s {mutations}")
+    if report.slow:
+        sizes = sorted(size for _, _, size, _ in report.slow)
+        print(f"  slow cases' inputs: {sizes[0]:,} to {sizes[-1]:,} bytes (median {sizes[len(sizes) // 2]:,})")
+    for index, seconds, size, mutations in report.slow[:10]:
+        print(f"  slow: case {index} {seconds:.2f} s, {size:,} bytes, {mutations}")
     for case, outcome in report.failures[:10]:
         last = outcome.detail.strip().splitlines()[-1] if outcome.detail.strip() else outcome.kind
         print(f"  {outcome.kind}: case {case.index} {case.mutations}: {last}")

@@ -82,7 +82,8 @@ class NodeReader:
             return ...
         try:
             value = self.constructor.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+        except Exception as exc:  # noqa: BLE001 - e.g. `!!bool 50` is a KeyError in PyYAML: any failure reads as one
+            exc = exc if str(exc) and not isinstance(exc, KeyError) else f"not a {node.tag.replace(TAG, '')}"
             self.report(codes.WRONG_TYPE, f"{where}: cannot read '{_shown(node.value)}': {exc}", node)
             return ...
         if node.tag == TAG + "int" and isinstance(value, int) and abs(value) > MAX_WHOLE:
