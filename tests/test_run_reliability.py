@@ -108,6 +108,25 @@ def _selection(state):
     state["extra"]["selection"] = {"rule": 1}
 
 
+def _optimizer(group_key=None, value=None, state_key=None):
+    def change(state):
+        opt = state["optimizer"]
+        if group_key is not None:
+            opt["param_groups"][0][group_key] = value
+        else:
+            first = next(iter(opt["state"]))
+            if value == "del":
+                del opt["state"][first][state_key]
+            else:
+                opt["state"][first][state_key] = value
+    change.__name__ = f"optimizer_{group_key or state_key}_{str(value)[:10]}"
+    return change
+
+
+def _params_dict(state):
+    state["optimizer"]["param_groups"][0]["params"][0] = {}
+
+
 def _numpy_keys(state):
     state["rng"]["numpy"]["keys"] = torch.zeros(5, dtype=torch.int64)
 
@@ -128,6 +147,11 @@ def _numpy_keys(state):
     (_set("optimizer", {}), ["resume"], "'optimizer' is not an optimiser state"),
     (_set("optimizer", [1]), ["resume"], "'optimizer' must be a dict, not a list"),
     (_adam_shape, ["resume"], "its optimiser state does not fit the model (exp_avg of parameter"),
+    (_optimizer("betas", 0), ["resume"], "its optimiser state does not fit the model (hyperparameter betas is 0)"),
+    (_params_dict, ["resume"], "parameter groups must list distinct parameter numbers"),
+    (_optimizer(state_key="exp_avg", value="del"), ["resume"], "state holds step, exp_avg_sq, not step, exp_avg"),
+    (_optimizer(state_key="exp_avg", value=1.5), ["resume"], "exp_avg of parameter 0 has float, not shape"),
+    (_optimizer(state_key="step", value=torch.tensor(-1.0)), ["resume"], "step of parameter 0 is -1.0"),
     (_rng_torch, ["resume"], "'rng.torch' is not a torch RNG state"),
     (_numpy_keys, ["resume"], "'rng.numpy' is not a numpy RNG state"),
     (_selection, ["resume"], "'extra.selection' must hold rule"),
@@ -495,3 +519,54 @@ def test_a_folder_in_place_of_a_run_file_is_one_line(run, tmp_path, capsys, name
     (run / name).mkdir()
     command = "plot" if name == "metrics.jsonl" else "eval"
     _one_line_error(capsys, main(_argv(command, run, tmp_path)))
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "rmsprop"])
+def test_every_optimizer_state_passes_the_checks_on_resume(tmp_path, optimizer):
+    """The optimiser-state checks refuse nothing a real run of each optimiser saves."""
+    from graphvae.spec.loader import load_spec_file
+    from graphvae.train import config as trainconfig
+    from graphvae.train.loop import train
+
+    spec = tmp_path / "tiny.gvae"
+    spec.write_text(SPEC)
+    cfg = trainconfig.resolve(load_spec_file(spec)[0], {"device": "cpu", "optimizer": optimizer, "epochs": 1})
+    quiet = dict(progress=False, log=lambda *_: None)
+    assert train(spec, cfg, tmp_path / "run", max_steps=2, **quiet).interrupted
+    assert not train(None, None, tmp_path / "run", resume=True, **quiet).interrupted
+
+
+def test_mutated_checkpoints_never_crash_resume(trained, tmp_path, capsys):
+    """A few seeded mutations of a real checkpoint (a field deleted, or set to a value of another
+    kind, anywhere in it): resuming says one line or runs, never a traceback."""
+    import copy
+
+    good = load_checkpoint(trained[1] / "last.pt")
+
+    def paths(obj, prefix=()):
+        items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) and len(obj) < 20 \
+            else ()
+        for key, value in items:
+            yield prefix + (key,)
+            if not isinstance(value, torch.Tensor):
+                yield from paths(value, prefix + (key,))
+
+    where = list(paths(good))
+    values = [None, -1, 1.5, float("nan"), "x", [], {}, [1, 2], torch.zeros(3), True, 10 ** 30]
+    rng = random.Random(11)
+    for trial in range(25):
+        state, path = copy.deepcopy(good), rng.choice(where)
+        parent = state
+        for key in path[:-1]:
+            parent = parent[key]
+        if isinstance(parent, dict) and rng.random() < 0.3:
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = rng.choice(values)
+        run = tmp_path / f"run{trial}"
+        shutil.copytree(trained[1], run)
+        _write_old(run / "last.pt", state)
+        code = main(["train", "--resume", str(run), "--epochs", "2"] + FLAGS)
+        if code != 0:
+            _one_line_error(capsys, code)
+        capsys.readouterr()

@@ -243,21 +243,69 @@ def check_resumable(state: dict, path) -> None:
     _check_extra(state["extra"], path)
 
 
+def _same_kind(saved, current) -> bool:
+    """Whether a saved optimiser hyperparameter has the kind of the current one (numbers match
+    numbers, tuples match tuples of as many numbers, ...)."""
+    if isinstance(current, bool) or current is None or isinstance(current, str):
+        return type(saved) is type(current)
+    if isinstance(current, (int, float)):
+        return _is_number(saved)
+    if isinstance(current, torch.Tensor):
+        return isinstance(saved, torch.Tensor) and saved.numel() == current.numel()
+    if isinstance(current, (list, tuple)):
+        return (isinstance(saved, (list, tuple)) and len(saved) == len(current)
+                and all(_same_kind(a, b) for a, b in zip(saved, current)))
+    return True
+
+
+def _per_parameter_schema(opt) -> dict:
+    """``{key: example value}`` of the state ``opt``'s class keeps per parameter, from one step of
+    a copy of it on a one-number stand-in parameter."""
+    groups = [{k: v for k, v in opt.param_groups[0].items() if k != "params"}]
+    stand_in = torch.zeros(1, requires_grad=True)
+    stand_in.grad = torch.zeros(1)
+    probe = type(opt)([{"params": [stand_in], **groups[0]}])
+    probe.step()
+    return dict(probe.state_dict()["state"].get(0, {}))
+
+
 def optimizer_differences(saved: dict, opt) -> list[str]:
-    """Why an optimiser's state ``saved`` does not fit ``opt`` (empty when it does)."""
+    """Why an optimiser's state ``saved`` does not fit ``opt`` (empty when it does): its groups'
+    sizes and hyperparameters, and each parameter's state (the keys, kinds and shapes ``opt``'s
+    class keeps)."""
     params = [p for g in opt.param_groups for p in g["params"]]
     ids = [i for g in saved["param_groups"] for i in g["params"]]
     if [len(g["params"]) for g in saved["param_groups"]] != [len(g["params"]) for g in opt.param_groups]:
         return [f"it holds {len(ids)} parameters in {len(saved['param_groups'])} groups, the model "
                 f"{len(params)} in {len(opt.param_groups)}"]
+    if not all(_is_count(i) for i in ids) or len(set(ids)) != len(ids):
+        return ["its parameter groups must list distinct parameter numbers"]
     out = []
-    for pid, param in zip(ids, params):
-        for name, value in (saved["state"].get(pid) or {}).items() if isinstance(saved["state"].get(pid), dict) else ():
-            if isinstance(value, torch.Tensor) and value.dim() > 0 and tuple(value.shape) != tuple(param.shape):
-                out.append(f"{name} of parameter {pid} has shape {tuple(value.shape)}, the parameter {tuple(param.shape)}")
-    bad = [k for k, v in saved["state"].items() if not isinstance(v, dict)]
-    if bad:
-        out.append(f"the state of parameter {bad[0]!r} is not a dict")
+    for group, current in zip(saved["param_groups"], opt.param_groups):
+        for key, value in current.items():
+            if key != "params" and (key not in group or not _same_kind(group[key], value)):
+                out.append(f"hyperparameter {key} is {str(group.get(key, 'missing'))[:40]}")
+    schema = _per_parameter_schema(opt)
+    by_id = dict(zip(ids, params))
+    for pid, state in saved["state"].items():
+        if pid not in by_id or not isinstance(state, dict):
+            out.append(f"it has a state for an unknown parameter {str(pid)[:20]}")
+            continue
+        if state and set(state) != set(schema):
+            out.append(f"parameter {pid}'s state holds {', '.join(map(str, state))[:80]}, not "
+                       f"{', '.join(schema)}")
+            continue
+        for name, value in state.items():
+            like = schema[name]
+            if isinstance(like, torch.Tensor):
+                shape = () if like.dim() == 0 else tuple(by_id[pid].shape)
+                if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
+                    what = f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else _type_name(value)
+                    out.append(f"{name} of parameter {pid} has {what}, not shape {shape}")
+                elif name == "step" and not (value.dim() == 0 and math.isfinite(float(value)) and float(value) >= 0):
+                    out.append(f"step of parameter {pid} is {float(value)}")
+            elif not _same_kind(value, like):
+                out.append(f"{name} of parameter {pid} is a {_type_name(value)}")
     return out[:3]
 
 
