@@ -135,3 +135,12 @@ def test_register_a_local_class_and_reject_unknown_params():
 def test_constraint_name_of_independent_and_unknown():
     assert dists.constraint_name(constraints.independent(constraints.positive, 1)) == "independent(positive, 1)"
     assert dists.constraint_name(constraints.greater_than(3.0)) == "greaterthan"
+
+
+def test_mean_falls_back_to_the_mode_where_undefined():
+    d = dists.build("StudentT", {"df": torch.tensor([0.5, 3.0, float("nan")]), "loc": torch.tensor([1.0, 2.0, 3.0]),
+                                 "scale": torch.ones(3)}, 0)
+    assert torch.isnan(d.mean[0])
+    assert dists.mean(d).tolist() == [1.0, 2.0, 3.0]  # torch's mean where it has one (NaN df: loc too)
+    normal = dists.build("Normal", {"loc": torch.zeros(2), "scale": torch.ones(2)}, 1)
+    assert dists.mean(normal) is normal.mean or torch.equal(dists.mean(normal), normal.mean)

@@ -225,6 +225,53 @@ decoder {
     assert math.isfinite(float(loss))
 
 
+def test_predict_continuous_beside_an_enumerated_variable_it_does_not_read():
+    """q(r | x, z) ignores the enumerated b, whose values are still particles beside z's samples: the
+    mean broadcasts over them (it had S rows against the weights' 4 x S)."""
+    torch.manual_seed(5)
+    model = compile_text("""model reg
+x : observed real[3]
+b : supervised binary[2]
+r : supervised real[2]
+z : latent real[2]
+encoder {
+  b | x ~ Bernoulli(linear)
+  z | x ~ Normal(linear)
+  r | x, z ~ Normal(linear)
+}
+decoder {
+  z ~ Normal(0, 1)
+  b ~ Bernoulli(uniform)
+  r | b ~ Normal(linear)
+  x | r, z ~ Normal(loc = mlp(4), scale = 0.5)
+}
+objective { b = enumerate }
+""")
+    with torch.no_grad():
+        pred = model.predict({"x": torch.randn(4, 3)}, "r")
+    assert pred.shape == (4, 2) and bool(torch.isfinite(pred).all())
+
+
+def test_observed_categorical_takes_class_indices():
+    torch.manual_seed(5)
+    model = compile_text("""model words
+x : observed categorical[5]
+z : latent real[2]
+encoder { z | x ~ Normal(mlp(4)) }
+decoder {
+  z ~ Normal(0, 1)
+  x | z ~ Categorical(mlp(4))
+}
+""")
+    loss = model.loss({"x": torch.tensor([0, 4, 2])})
+    assert math.isfinite(float(loss))
+    assert model.reconstruct({"x": torch.tensor([0, 4, 2])})["x"].dtype == torch.long  # the mode, not a NaN mean
+    for bad, message in [(torch.tensor([0.0, 1.0]), "must be an integer"), (torch.tensor([0, 5]), "class 5 out of range"),
+                         (torch.tensor([-1, 0]), "observed data cannot be missing")]:
+        with pytest.raises(UserError, match=message):
+            model.loss({"x": bad})
+
+
 def test_state_dict_round_trip_and_double():
     torch.manual_seed(6)
     a, b = compile_text(M2), compile_text(M2)

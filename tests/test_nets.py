@@ -111,3 +111,18 @@ def test_factor_module_literals_are_buffers_and_heads_are_constrained():
     prior = FactorModule("Normal", (3,), {}, [(Net("linear"), ("loc", "scale"))], (ParentInput("x", (2,)),))
     scale = prior.params([torch.randn(1, 4, 2) * 100])["scale"]
     assert bool((scale > 0).all())
+
+
+def test_batchnorm_of_a_single_value_uses_the_running_statistics():
+    from graphvae.compile.nets import BatchNorm
+
+    torch.manual_seed(0)
+    bn = BatchNorm(3)
+    bn.running_mean.fill_(0.5)
+    bn.running_var.fill_(2.0)
+    h = torch.randn(1, 1, 3)  # one example, one sample: no batch statistics
+    out = bn.train()(h)
+    assert torch.equal(out, bn.eval()(h)) and out.shape == h.shape
+    assert bool((bn.running_mean == 0.5).all()) and bool((bn.running_var == 2.0).all())
+    bn.train()(torch.randn(4, 3))  # more than one value: batch statistics, running ones updated
+    assert not bool((bn.running_mean == 0.5).all())

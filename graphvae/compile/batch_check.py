@@ -2,7 +2,8 @@
 
 A batch is a dict ``variable name -> tensor`` with examples first:
 
-* observed variables: floating-point ``(B, *shape)``, no NaN or infinity;
+* observed variables: floating-point ``(B, *shape)``, no NaN or infinity (a categorical one:
+  integer ``(B, *shape[:-1])`` class indices, none missing);
 * categorical supervised variables: integer ``(B, *shape[:-1])`` class indices, ``-1``
   where the label is missing;
 * other supervised variables: floating-point ``(B, *shape)``, NaN where missing.
@@ -87,6 +88,8 @@ def check_batch(spec: Spec, batch, dtype: torch.dtype, device: torch.device | No
             values[name], labelled[name] = _check_labels(name, v, t)
         elif v.role == "supervised":
             values[name], labelled[name] = _check_continuous_labels(name, v, t, dtype)
+        elif v.domain == "categorical":
+            values[name] = _check_observed_classes(name, v, t)
         else:
             values[name] = _check_observed(name, v, t, dtype)
     if not size:
@@ -104,6 +107,17 @@ def _check_observed(name: str, v: Variable, t: torch.Tensor, dtype: torch.dtype)
         raise UserError(f"batch['{name}'] (observed) contains {kind} in {int(bad.flatten(1).any(1).sum())} "
                         f"example(s); observed data cannot be missing")
     return t.to(dtype)
+
+
+def _check_observed_classes(name: str, v: Variable, t: torch.Tensor) -> torch.Tensor:
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise UserError(f"batch['{name}'] must be an integer (long) tensor of class indices, got {_describe(t)}")
+    k = v.classes
+    if t.numel() and (bool((t < 0).any()) or bool((t >= k).any())):
+        bad = t[(t < 0) | (t >= k)]
+        raise UserError(f"batch['{name}'] (observed) has class {int(bad[0])} out of range: classes are 0..{k - 1}; "
+                        "observed data cannot be missing")
+    return t.long()
 
 
 def _check_labels(name: str, v: Variable, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

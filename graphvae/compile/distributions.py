@@ -140,6 +140,15 @@ def drawable(d: Distribution) -> Distribution:
     return new
 
 
+def mean(d: Distribution) -> torch.Tensor:
+    """``d.mean``, and for a StudentT with df <= 1, which has none (torch gives NaN), its mode ``loc``."""
+    m = d.mean
+    base = base_of(d)
+    if isinstance(base, torch.distributions.StudentT):
+        return torch.where(base.df <= 1, base.loc, m)
+    return m
+
+
 def base_of(d: Distribution) -> Distribution:
     return d.base_dist if isinstance(d, Independent) else d
 

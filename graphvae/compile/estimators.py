@@ -77,9 +77,10 @@ def _record(node: QNode, value: torch.Tensor, d, trace: Trace) -> None:
 
 
 def mean_or_mode(d, var: Variable, mean_only: bool = False) -> torch.Tensor:
-    """The mean of ``d``; for a discrete variable (unless ``mean_only``) its mode."""
-    if mean_only or not var.discrete:
-        return d.mean
+    """The mean of ``d``; for a discrete variable (unless ``mean_only``) its mode; always the mode
+    for a categorical one (class indices have no mean)."""
+    if (mean_only and var.domain != "categorical") or not var.discrete:
+        return dists.mean(d)
     if var.domain == "binary":
         probs = dists.base_of(d).probs
         return (probs > 0.5).to(probs.dtype)

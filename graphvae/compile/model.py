@@ -264,8 +264,10 @@ class CompiledModel(nn.Module):
             lp = d.log_prob(sup.reshape((sup.shape[0],) + (1,) * (trace.lead + 1) + tuple(sup.shape[1:]))) + lw
             marginal = torch.logsumexp(lp.flatten(1, trace.lead), 1)  # (N, B)
             return sup[marginal.argmax(0)]
-        mean = d.mean
-        lead_shape = mean.shape[:trace.lead + 1]
+        mean = dists.mean(d)
+        # the particles: var's q may not read every enumerated variable, whose weights still count
+        lead_shape = torch.broadcast_shapes(mean.shape[:trace.lead + 1], lw.shape if torch.is_tensor(lw) else ())
+        mean = mean.expand(lead_shape + mean.shape[trace.lead + 1:])
         w = torch.softmax((torch.zeros(lead_shape, dtype=mean.dtype, device=mean.device) + lw).reshape(-1, size), 0)
         flat = mean.reshape((-1, size) + tuple(mean.shape[trace.lead + 1:]))
         return (w.reshape(w.shape + (1,) * (flat.dim() - 2)) * flat).sum(0)

@@ -111,10 +111,17 @@ def _widths(net: Net) -> list[int]:
 
 
 class BatchNorm(nn.BatchNorm1d):
-    """Batch normalisation of the last dim, over every leading dim (samples, enumerated values, batch)."""
+    """Batch normalisation of the last dim, over every leading dim (samples, enumerated values, batch).
+
+    A single value per unit (a group of one labelled example, say) has no batch statistics: it is
+    normalised with the running ones, as in evaluation, and leaves them as they are."""
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return super().forward(h.reshape(-1, h.shape[-1])).reshape(h.shape)
+        flat = h.reshape(-1, h.shape[-1])
+        if self.training and flat.shape[0] == 1:
+            return F.batch_norm(flat, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0,
+                                self.eps).reshape(h.shape)
+        return super().forward(flat).reshape(h.shape)
 
 
 class NodeNet(nn.Module):

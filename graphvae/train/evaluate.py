@@ -29,7 +29,7 @@ class NonFiniteMetric(UserError):
 
     def __init__(self, name: str, value: float, n: int):
         super().__init__(f"{name} is {value} on {n} examples: the model's weights or batch-norm statistics are "
-                         "not finite")
+                         "not finite, or its computation overflows")
         self.name, self.value = name, value
 
 

@@ -97,6 +97,8 @@ def _image_shape(var, data_shape=None) -> tuple[int, ...] | None:
     """(H, W) or (C, H, W) to draw one value of ``var``, or None when it is not image-like."""
     from graphvae.data import infer_image_shape
 
+    if var.domain == "categorical":  # class indices, not grey levels
+        return None
     if data_shape and math.prod(data_shape) == var.size:
         return tuple(data_shape)
     return infer_image_shape(tuple(var.shape))
@@ -182,7 +184,7 @@ class _Grids:
 
         if values.is_floating_point() and not bool(torch.isfinite(values).all()):
             raise UserError(f"{self.source}: the model gives non-finite values of {self.x.name} (NaN or infinite): "
-                            "its weights or batch-norm statistics are not finite")
+                            "its weights or batch-norm statistics are not finite, or its computation overflows")
         return _as_images(values, self.shape)
 
 
