@@ -28,9 +28,12 @@ def _reason(exc: OSError) -> str:
 
 
 def _write_into(path: Path, data: bytes) -> None:
-    """Write into an existing special file (a device or FIFO) without replacing it."""
+    """Write into an existing special file (a device or FIFO) without replacing it; a FIFO
+    nobody reads is an error at once, not a hang."""
     try:
-        with open(path, "wb") as fh:
+        fd = os.open(path, os.O_WRONLY | getattr(os, "O_NONBLOCK", 0))
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
     except OSError as exc:

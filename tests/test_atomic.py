@@ -83,3 +83,10 @@ def test_remove_stale_temps(tmp_path):
     removed = atomic.remove_stale_temps(tmp_path, ["last.pt", "best.pt"])
     assert sorted(p.name for p in removed) == [".best.pt.x.tmp", ".last.pt.abc123.tmp"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.x.tmp", "last.pt", "notes.tmp"]
+
+
+def test_a_fifo_nobody_reads_is_an_error_not_a_hang(tmp_path):
+    fifo = tmp_path / "out.dot"
+    os.mkfifo(fifo)
+    with pytest.raises(UserError, match="cannot write .*out.dot'"):
+        atomic.atomic_write_bytes(fifo, b"digraph {}")

@@ -570,3 +570,12 @@ def test_mutated_checkpoints_never_crash_resume(trained, tmp_path, capsys):
         if code != 0:
             _one_line_error(capsys, code)
         capsys.readouterr()
+
+
+@pytest.mark.parametrize("argv", [["sample", "RUN"], ["plot"], ["render"], ["eval", "RUN", "--checkpoint", "middle"],
+                                  ["train", "--resume"], ["eval", "RUN", "-k", "many"]])
+def test_usage_errors_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "usage:" in err and "Traceback" not in err
