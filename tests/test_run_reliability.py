@@ -579,3 +579,16 @@ def test_usage_errors_exit_2(argv, capsys):
         main(argv)
     err = capsys.readouterr().err
     assert info.value.code == 2 and "usage:" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("k, free, refused", [(1, 10 ** 12, False), (1000, 10 ** 6, True), (0, 1, False)])
+def test_the_iwae_memory_estimate(trained, k, free, refused):
+    from graphvae.cli.eval import check_samples
+    from graphvae.spec.loader import load_spec
+
+    spec = load_spec(str(trained[0]))
+    if refused:
+        with pytest.raises(UserError, match=f"-k {k} is too large"):
+            check_samples(k, spec, free=free)
+    else:
+        check_samples(k, spec, free=free)

@@ -45,8 +45,16 @@ def baseline_lines(res: dict) -> list[str]:
     return lines
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available now (Linux's MemAvailable), or None when unknown."""
+def available_memory(device: str = "cpu") -> int | None:
+    """Bytes of memory available now on ``device`` (a CUDA device's free memory, else Linux's
+    MemAvailable), or None when unknown."""
+    import torch
+
+    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+        try:
+            return int(torch.cuda.mem_get_info(torch.device("cuda" if device == "auto" else device))[0])
+        except (RuntimeError, AssertionError, ValueError):
+            return None
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
@@ -57,10 +65,10 @@ def available_memory() -> int | None:
     return None
 
 
-def check_samples(k: int | None, spec, free: int | None = None) -> None:
+def check_samples(k: int | None, spec, free: int | None = None, device: str = "cpu") -> None:
     """Refuse up front an IWAE ``-k`` whose samples cannot fit in memory: K draws of every
     variable and network activation for each of EVAL_BATCH examples at once, 4 bytes each."""
-    free = available_memory() if free is None else free
+    free = available_memory(device) if free is None else free
     if not k or free is None:
         return
     width = sum(max(1, _numel(v.shape)) for v in spec.variables)
@@ -87,7 +95,8 @@ def run(args) -> int:
         from graphvae.train.runfolder import RunFolder
 
         folder = RunFolder(args.run).require()
-        check_samples(args.samples, load_spec(str(folder.spec_path())))
+        device = args.device or (folder.read_config().get("device") if folder.config_path.is_file() else None)
+        check_samples(args.samples, load_spec(str(folder.spec_path())), device=str(device or "auto"))
     res = evaluate_run(args.run, data=args.data, data_dir=args.data_dir, samples=args.samples,
                        which=args.checkpoint, split=args.split, device=args.device)
     print(json.dumps(res, indent=2) if args.json else format_report(res))
