@@ -102,6 +102,9 @@ def test_kill_at_every_epoch_end_write_resumes_exactly(tmp_path, straight, capsy
     if phase == "during":
         assert any(p.name.startswith(f".{target}.") for p in run.iterdir())  # the temp file a kill leaves
     capsys.readouterr()
+    if (target, phase) == ("last.pt", "after"):  # eval before any resume already takes the selected epoch
+        assert main(["eval", str(run), "-k", "0", "--device", "cpu"]) == 0
+        assert "(best.pt, epoch 2, " in capsys.readouterr().out
     assert main(["train", "--resume", str(run)] + FLAGS) == 0
     out = capsys.readouterr().out
     assert _report(out, run) == straight_report

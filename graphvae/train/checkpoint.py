@@ -417,6 +417,8 @@ def open_checkpoint(folder, which: str = "last", resume: bool = False):
     path = folder.checkpoint(which)
     if which == "best" and not path.exists():
         path = folder.checkpoint("last")
+    elif which == "best" and folder.checkpoint("last").is_file():
+        path = _selected(folder)
     if not path.exists() and not folder.has_checkpoint():
         raise folder.no_checkpoint_yet()
     state = load_checkpoint(path)
@@ -430,6 +432,20 @@ def open_checkpoint(folder, which: str = "last", resume: bool = False):
     if diffs:
         raise UserError(f"{path} was trained on a different spec than {folder.spec_path()}: {'; '.join(diffs)}")
     return state, spec, text, suffix, path
+
+
+def _selected(folder):
+    """``best.pt``, or ``last.pt`` when a kill came between an epoch's ``last.pt`` and its ``best.pt``
+    (``last.pt`` holds a selected epoch and ``best.pt`` differs: a resume would repair it)."""
+    best, last = folder.checkpoint("best"), folder.checkpoint("last")
+    try:
+        if best.read_bytes() == last.read_bytes():
+            return best
+        state = load_checkpoint(last)
+    except (OSError, UserError):
+        return best
+    extra = state.get("extra")
+    return last if isinstance(extra, dict) and extra.get("selected") is True else best
 
 
 def load_weights(model, state: dict, path) -> None:
