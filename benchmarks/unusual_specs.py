@@ -139,16 +139,17 @@ def random_recipe(rng: np.random.Generator, name: str = "unusual", *, observed=N
     """A random recipe; any keyword fixes that choice: ``observed``/``supervised``/``latent`` as lists of
     ``(domain, shape)`` or ``(domain, shape, family)``, ``q_det``/``p_det`` deterministic nodes,
     ``style_first`` (labels after the latents in q), ``estimator`` for every discrete hidden variable."""
-    def declared(spec, count):
+    def declared(spec, count, observed=False):
         out = []
         for item in spec if spec is not None else [None] * count:
             if item is None:
                 domain = _pick(rng, list(HIDDEN_FAMILIES))
-                item = (domain, _pick(rng, SHAPES[domain]))
+                shapes = OBSERVED_SHAPES if observed and domain not in ("categorical", "simplex") else SHAPES[domain]
+                item = (domain, _pick(rng, shapes))
             out.append(item)
         return out
 
-    observed = declared(observed, int(rng.integers(1, 3)))
+    observed = declared(observed, int(rng.integers(1, 3)), observed=True)
     supervised = declared(supervised, int(rng.integers(0, 3)))
     latent = declared(latent, int(rng.integers(1, 3)))
     nets = nets or NETS
@@ -312,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     for (name, code), count in sorted(codes.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
         if count:
             print(f"  {name:<8} exit {code}: {count}")
-    for (name, last), count in messages.most_common(10):
+    for (name, last), count in messages.most_common(20):
         print(f"  {count:>4} x {name}: {last}")
     print(f"tracebacks: {len(tracebacks)}")
     for tb in tracebacks[:5]:

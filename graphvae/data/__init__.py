@@ -50,6 +50,13 @@ Decisions, documented here because results depend on them:
   1437 training and 360 test images.
 * ``.npz``: arrays named after spec variables; ``test_<name>`` arrays give the test split,
   otherwise ``NPZ_TEST_FRACTION`` of the examples are held out with seed ``NPZ_SPLIT_SEED``.
+* Sizes, checked before anything is allocated (``idx.check_data_size``): an ``.npz`` array's
+  ``.npy`` header against its zip member's size, an IDX header's dims against what the stream
+  holds; the values one file declares may take at most half of this machine's memory
+  (``MAX_DATA_BYTES``), and compressed values may expand at most ``MAX_EXPANSION`` (500) times
+  beyond ``EXPANSION_FLOOR`` (64 MB).  Only the arrays a spec needs are read from an ``.npz``.
+* IDX labels are whole class indices 0..9 (an IDX label file gives every image's class; none is
+  missing): NaN, fractional or negative labels are refused naming the file.
 * Matching: an array fits a variable when its size per example equals the variable's; it is
   reshaped to the spec's shape (784 values fit ``binary[784]`` and ``unit[1, 28, 28]``).  Domains
   are checked: binary/unit in [0, 1] (grey levels fed to ``binary`` are binarized), positive > 0,
