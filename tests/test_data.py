@@ -287,19 +287,49 @@ def test_data_bombs_are_refused_before_allocating(tmp_path, monkeypatch, make, f
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000  # KB: nothing big was allocated
 
 
-def test_data_bomb_through_the_cli_is_one_line(tmp_path, capsys):
+def _idx_with_labels(tmp_path, labels):
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    for role, stem in IDX_FILES.items():
+        n = 20 if role.startswith("train") else 5
+        array = np.zeros((n, 8, 8), np.uint8) if role.endswith("images") else (np.arange(n) % 10).astype(np.uint8)
+        write_idx(folder / f"{stem}.gz", labels if role == "train_labels" else array)
+    return folder
+
+
+CLI_CASES = {
+    "lying_header": (lambda t: ["--data", lying_header(t)], "declares shape (1000000000000, 64)"),
+    "two_examples": (lambda t: ["--data", write_npz(t, x=np.ones((2, 64)), y=np.zeros(2))],
+                     "has 2 examples; holding out 20% as a test set needs at least 3"),
+    "label_1e20": (lambda t: ["--data", write_npz(t, x=np.ones((9, 64)), y=np.array([0, 1e20] + [1] * 7))],
+                   "(e.g. 1e+20)"),
+    "scalar_x": (lambda t: ["--data", write_npz(t, x=np.float32(0.5), y=np.zeros(9))], "array 'x' of "),
+    "empty_test_arrays": (lambda t: ["--data", write_npz(t, x=np.ones((9, 64)), y=np.zeros(9), test_x=np.ones((0, 64)),
+                                                        test_y=np.zeros(0))], "arrays test_x, test_y hold no examples"),
+    "idx_nan_labels": (lambda t: ["--data", "mnist", "--data-dir", str(_idx_with_labels(t, np.array([np.nan] * 20)))],
+                       "20 labels are NaN or infinite"),
+    "idx_half_labels": (lambda t: ["--data", "mnist", "--data-dir", str(_idx_with_labels(t, np.full(20, 0.5)))],
+                        "20 labels are not whole numbers (e.g. 0.5)"),
+    "idx_negative_labels": (lambda t: ["--data", "mnist", "--data-dir",
+                                       str(_idx_with_labels(t, np.array([-1, -5] + [0] * 18, np.int8)))],
+                            "label -1 is outside 0..9 (2 labels are)"),
+}
+
+
+@pytest.mark.parametrize("case", list(CLI_CASES))
+def test_bad_data_through_the_cli_is_one_line_before_training(tmp_path, capsys, case):
     from conftest import tiny_m2
 
     from graphvae.cli import main
 
+    make, fragment = CLI_CASES[case]
     spec = tmp_path / "m2.gvae"
-    spec.write_text(tiny_m2())
-    code = main(["train", str(spec), "--data", lying_header(tmp_path), "--out", str(tmp_path / "run"),
-                 "--no-progress", "--device", "cpu"])
+    spec.write_text(tiny_m2() if case.startswith("idx") else tiny_m2().replace("categorical[10]", "categorical[2]"))
+    code = main(["train", str(spec), *make(tmp_path), "--out", str(tmp_path / "run"), "--no-progress", "--device", "cpu"])
     err = capsys.readouterr().err
-    assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert err.startswith("graphvae: error: array 'x' of ") and "declares shape (1000000000000, 64)" in err
-    assert not (tmp_path / "run").exists()
+    assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("graphvae: error: ") and fragment in err
+    assert not (tmp_path / "run").exists()  # refused before a run folder was written
 
 
 # -- prepare_data ------------------------------------------------------------------------------
