@@ -417,11 +417,11 @@ def open_checkpoint(folder, which: str = "last", resume: bool = False):
     path = folder.checkpoint(which)
     if which == "best" and not path.exists():
         path = folder.checkpoint("last")
-    elif which == "best" and folder.checkpoint("last").is_file():
-        path = _selected(folder)
     if not path.exists() and not folder.has_checkpoint():
         raise folder.no_checkpoint_yet()
     state = load_checkpoint(path)
+    if which == "best" and path == folder.checkpoint("best"):
+        path, state = _selected(folder, state)
     if resume:
         check_resumable(state, path)
     if "config" not in state:
@@ -434,18 +434,20 @@ def open_checkpoint(folder, which: str = "last", resume: bool = False):
     return state, spec, text, suffix, path
 
 
-def _selected(folder):
-    """``best.pt``, or ``last.pt`` when a kill came between an epoch's ``last.pt`` and its ``best.pt``
-    (``last.pt`` holds a selected epoch and ``best.pt`` differs: a resume would repair it)."""
+def _selected(folder, best_state: dict):
+    """``(path, state)`` of ``best.pt`` (loaded as ``best_state``), or of ``last.pt`` when a kill came
+    between an epoch's ``last.pt`` and its ``best.pt``: ``last.pt`` holds a later, selected epoch
+    (a resume would copy it to ``best.pt``)."""
     best, last = folder.checkpoint("best"), folder.checkpoint("last")
     try:
-        if best.read_bytes() == last.read_bytes():
-            return best
+        if not last.is_file() or best.read_bytes() == last.read_bytes():
+            return best, best_state
         state = load_checkpoint(last)
     except (OSError, UserError):
-        return best
+        return best, best_state
     extra = state.get("extra")
-    return last if isinstance(extra, dict) and extra.get("selected") is True else best
+    later = state.get("step", 0) > best_state.get("step", 0)
+    return (last, state) if later and isinstance(extra, dict) and extra.get("selected") is True else (best, best_state)
 
 
 def load_weights(model, state: dict, path) -> None:
