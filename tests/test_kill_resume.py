@@ -1,6 +1,6 @@
 """Exact resume after a kill at every write point of an epoch's end.
 
-A subprocess trains the tiny digits M2 for two epochs and ``os._exit``s at one write of the
+A forked child trains the tiny digits M2 for two epochs and ``os._exit``s at one write of the
 second epoch's end (``metrics.jsonl``, ``last.pt``, ``best.pt``; with the temp file written
 but not yet in place, or right after it is), as kill -9 would.  ``graphvae train --resume``
 must then end with the same ``best.pt``, ``last.pt``, metrics and final report as a run that
@@ -10,9 +10,7 @@ was never killed, and no temp file left behind.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import textwrap
 
 import pytest
 import torch
@@ -31,28 +29,30 @@ SPEC = tiny_m2(2, objective="alpha = 0.1\n  y     = enumerate", train="""  data 
 FLAGS = ["--no-progress", "--device", "cpu"]
 TIMING = ("epoch_seconds", "steps_per_s", "examples_per_s")
 
-# os.replace of the target's n-th write: "during" exits before it (the temp file is written),
-# "after" right after it (the file is in place, the next write not begun)
-KILLER = textwrap.dedent("""
-    import os, sys
-    target, phase, nth = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    real_replace, seen = os.replace, {"n": 0}
+def _train_and_die(argv, target: str, phase: str, nth: int) -> int:
+    """Run ``graphvae argv`` in a forked child that ``os._exit``s at the ``nth`` os.replace onto
+    ``target``: "during" just before it (the temp file written, not in place), "after" just after
+    it (in place, the next write not begun).  Returns the child's exit status."""
+    pid = os.fork()
+    if pid == 0:  # the child: nothing it does returns to pytest
+        try:
+            real_replace, seen = os.replace, {"n": 0}
 
-    def replace(src, dst):
-        hit = os.path.basename(dst) == target
-        if hit:
-            seen["n"] += 1
-        if hit and seen["n"] == nth and phase == "during":
-            os._exit(9)
-        real_replace(src, dst)
-        if hit and seen["n"] == nth and phase == "after":
-            os._exit(9)
+            def replace(src, dst):
+                hit = os.path.basename(dst) == target
+                seen["n"] += hit
+                if hit and seen["n"] == nth and phase == "during":
+                    os._exit(9)
+                real_replace(src, dst)
+                if hit and seen["n"] == nth and phase == "after":
+                    os._exit(9)
 
-    os.replace = replace
-    from graphvae.cli import main
-    main(sys.argv[4:])
-    os._exit(3)  # the kill point was never reached
-""")
+            os.replace = replace
+            sys.stdout = sys.stderr = open(os.devnull, "w")
+            main(argv)
+        finally:
+            os._exit(3)  # the kill point was never reached
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
 def _report(text: str, run) -> list[str]:
@@ -95,10 +95,7 @@ def straight(tmp_path_factory):
 def test_kill_at_every_epoch_end_write_resumes_exactly(tmp_path, straight, capsys, target, phase):
     spec, straight_run, straight_report = straight
     run = tmp_path / "run"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    killed = subprocess.run([sys.executable, "-c", KILLER, target, phase, "2", "train", str(spec), "--out", str(run)]
-                            + FLAGS, env=env, capture_output=True, text=True, timeout=120)
-    assert killed.returncode == 9, killed.stderr[-2000:]
+    assert _train_and_die(["train", str(spec), "--out", str(run)] + FLAGS, target, phase, 2) == 9
     if phase == "during":
         assert any(p.name.startswith(f".{target}.") for p in run.iterdir())  # the temp file a kill leaves
     capsys.readouterr()
