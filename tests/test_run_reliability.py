@@ -280,7 +280,7 @@ def test_resume_before_the_first_checkpoint_says_how_to_start(trained, run, caps
     for which in ("last", "best"):
         (run / f"{which}.pt").unlink()
     line = _one_line_error(capsys, main(["train", "--resume", str(run)] + FLAGS))
-    assert f"no checkpoint yet" in line and f"start it again with 'graphvae train SPEC --out {run}'" in line
+    assert "no checkpoint yet" in line and f"start it again with 'graphvae train SPEC --out {run}'" in line
     assert main(["train", str(trained[0]), "--out", str(run)] + FLAGS) == 0  # which starts it
     assert (run / "last.pt").is_file()
 
