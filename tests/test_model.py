@@ -264,7 +264,7 @@ decoder {
 }
 """)
     loss = model.loss({"x": torch.tensor([0, 4, 2])})
-    assert math.isfinite(float(loss))
+    assert math.isfinite(float(loss.detach()))
     assert model.reconstruct({"x": torch.tensor([0, 4, 2])})["x"].dtype == torch.long  # the mode, not a NaN mean
     for bad, message in [(torch.tensor([0.0, 1.0]), "must be an integer"), (torch.tensor([0, 5]), "class 5 out of range"),
                          (torch.tensor([-1, 0]), "observed data cannot be missing")]:
