@@ -210,10 +210,63 @@ def test_npz_errors(tmp_path, arrays, fragment):
         load_dataset(write_npz(tmp_path, **arrays), make_spec("x observed unit 3", "y supervised categorical 2"))
 
 
+def _unsupported_compression(path):
+    np.savez(path, x=np.ones(3))
+    raw = bytearray(path.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):  # local and central headers
+        at = raw.find(signature)
+        while at >= 0:
+            raw[at + offset:at + offset + 2] = (99).to_bytes(2, "little")
+            at = raw.find(signature, at + 4)
+    path.write_bytes(bytes(raw))
+
+
+def test_mutated_data_files_raise_only_user_errors(tmp_path):
+    """Seeded byte mutations (flips, cuts, insertions, truncation) of .npz and IDX files."""
+    import random
+
+    from graphvae.data import read_idx
+
+    np.savez(tmp_path / "a.npz", x=np.random.default_rng(0).random((10, 3)), y=np.arange(10) % 2,
+             test_x=np.ones((4, 3)), test_y=np.zeros(4))
+    np.savez_compressed(tmp_path / "b.npz", x=np.random.default_rng(1).random((10, 3)), y=np.arange(10) % 2)
+    write_idx(tmp_path / "a-idx.gz", np.arange(80, dtype=np.uint8).reshape(5, 4, 4))
+    write_idx(tmp_path / "b-idx", np.arange(80, dtype=np.uint8).reshape(5, 4, 4))
+    npz = [(tmp_path / n).read_bytes() for n in ("a.npz", "b.npz")]
+    idx = [(tmp_path / n).read_bytes() for n in ("a-idx.gz", "b-idx")]
+    rng = random.Random(0)
+    spec = make_spec("x observed unit 3", "y supervised categorical 2")
+
+    def mutate(raw: bytes) -> bytes:
+        b = bytearray(raw)
+        for _ in range(rng.randint(1, 8)):
+            i, kind = rng.randrange(len(b)), rng.random()
+            if kind < 0.5:
+                b[i] = rng.randrange(256)
+            elif kind < 0.7:
+                del b[i:i + rng.randint(1, 50)]
+            elif kind < 0.85:
+                b[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 20)))
+            else:
+                del b[i:]
+            b = b or bytearray(b"\0")
+        return bytes(b)
+
+    for _ in range(400):
+        (tmp_path / "m.npz").write_bytes(mutate(rng.choice(npz)))
+        (tmp_path / "m-idx").write_bytes(mutate(rng.choice(idx)))
+        for load in (lambda: load_dataset(str(tmp_path / "m.npz"), spec), lambda: read_idx(tmp_path / "m-idx")):
+            try:
+                load()
+            except UserError as e:
+                assert "\n" not in str(e)
+
+
 @pytest.mark.parametrize("write, fragment", [
     (lambda p: p.write_bytes(b"not a zip file"), "cannot read .* as an .npz file"),
     (lambda p: np.save(open(p, "wb"), np.ones(3)), "single array"),
     (lambda p: np.savez(p, x=np.array([{"a": 1}] * 3, dtype=object)), "cannot read .* as an .npz file"),
+    (_unsupported_compression, "cannot read .* as an .npz file: .*compression method"),
 ])
 def test_unreadable_npz(tmp_path, write, fragment):
     path = tmp_path / "bad.npz"

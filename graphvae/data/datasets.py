@@ -229,8 +229,9 @@ def _read_npz(p: Path, path: str, names: list[str]) -> tuple[list[str], dict[str
                 with zf.open(info) as fp:
                     arrays[name] = np.lib.format.read_array(fp, allow_pickle=False)
             return list(members), arrays
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise UserError(f"cannot read {path} as an .npz file: {e}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as e:
+        # NotImplementedError: a zip version or compression zipfile lacks; RuntimeError: an encrypted member
+        raise UserError(f"cannot read {path} as an .npz file: {e or type(e).__name__}") from None
 
 
 def _load_npz(path: str, spec: Spec) -> Dataset:
