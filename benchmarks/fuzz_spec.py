@@ -424,7 +424,8 @@ def _truncate(rng: random.Random, text: str) -> str:
 def _repeat(rng: random.Random, text: str) -> str:
     lines = text.split("\n")
     i = rng.randrange(len(lines))
-    return "\n".join(lines[: i + 1] + [lines[i]] * rng.choice((10, 200, 3000)) + lines[i + 1:])
+    times = min(rng.choice((10, 200, 3000)), 2_000_000 // (len(lines[i]) + 1))  # at most about 2 MB more
+    return "\n".join(lines[: i + 1] + [lines[i]] * times + lines[i + 1:])
 
 
 TEXT_MUTATORS = (_token_edit, _token_edit, _token_edit, _huge_number, _long_line, _unicode, _control, _nest,
@@ -469,7 +470,7 @@ def make_case(seed: int, index: int, max_bytes: int = 1_000_000) -> Case:
     done = []
     for _ in range(rng.choice((0, 0, 1, 1, 1, 2, 3))):
         mutate = rng.choice(mutators)
-        text = mutate(rng, text)
+        text = mutate(rng, text)[:max_bytes]  # bounded at each step: repeating a long line twice would reach GBs
         done.append(mutate.__name__.lstrip("_"))
     data = text.encode("utf-8", errors="surrogatepass")
     if rng.random() < 0.05:
@@ -551,6 +552,7 @@ class Report:
     peak_rss_mb: float = 0.0
     largest_input: int = 0
     most_output: int = 0
+    largest_growth: tuple = (0.0, None, 0, ())  # MB the peak RSS grew by in one case: MB, case, bytes, mutations
     seconds: float = 0.0
 
 
@@ -562,7 +564,11 @@ def fuzz(cases: int, seed: int = 0, max_bytes: int = 1_000_000, slow: float = 2.
     with tempfile.TemporaryDirectory(prefix="graphvae-fuzz-") as folder:
         for index in range(start, start + cases):
             case = make_case(seed, index, max_bytes)
+            before = peak_rss_mb()  # after drawing the case: the peak RSS a check adds is its own
             outcome = run_case(case, folder)
+            grew = peak_rss_mb() - before
+            if grew > report.largest_growth[0]:
+                report.largest_growth = (grew, index, len(case.data), case.mutations)
             report.counts[outcome.kind] += 1
             report.largest_input = max(report.largest_input, len(case.data))
             report.most_output = max(report.most_output, outcome.output_chars)
@@ -605,6 +611,9 @@ def main(argv: list[str] | None = None) -> int:
           f"diagnosed {c['diagnosed']:,}, tracebacks {c['traceback']:,}, killed {c['killed']:,}, "
           f"slow (>{args.slow:g} s) {len(report.slow):,}; peak RSS {report.peak_rss_mb:.0f} MB; largest input "
           f"{report.largest_input:,} bytes, most output {report.most_output:,} characters")
+    grew, index, size, mutations = report.largest_growth
+    if index is not None:
+        print(f"  largest rise of the peak RSS in one case: {grew:.0f} MB, case {index} ({size:,} bytes, {mutations})")
     if report.slow:
         sizes = sorted(size for _, _, size, _ in report.slow)
         print(f"  slow cases' inputs: {sizes[0]:,} to {sizes[-1]:,} bytes (median {sizes[len(sizes) // 2]:,})")

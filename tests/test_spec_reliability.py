@@ -11,6 +11,7 @@ import time
 import pytest
 
 from graphvae.cli.main import main
+from graphvae.spec import loader
 from graphvae.spec.diagnostics import MAX_LINE_WIDTH, MAX_SHOWN
 
 TINY = """model m
@@ -230,8 +231,9 @@ def _variables(n: int) -> str:
      "\u2026 and 54,950 more warnings [unused] (graphvae check --format json lists them all)",
      "55000 warnings in 1 of 1 file", 60),
 ])
-def test_thousands_of_diagnostics_print_the_first_and_count_the_rest(tmp_path, capsys, name, text, first, more,
-                                                                      total, limit_s):
+def test_thousands_of_diagnostics_print_the_first_and_count_the_rest(tmp_path, capsys, monkeypatch, name, text,
+                                                                      first, more, total, limit_s):
+    monkeypatch.setattr(loader, "MAX_SPEC_BYTES", 2**20)  # the issue's files, up to 1 MB: linear, not refused
     code, lines, seconds = check(tmp_path, capsys, name, text)
     assert code == (0 if "error" not in total else 1)
     assert headlines(lines, name)[0] == first
@@ -241,17 +243,22 @@ def test_thousands_of_diagnostics_print_the_first_and_count_the_rest(tmp_path, c
     assert seconds < limit_s  # linear: seconds, where it took minutes and gigabytes
 
 
-def test_json_stays_complete(tmp_path, capsys):
+def test_json_stays_complete(tmp_path, capsys, monkeypatch):
     code, lines, seconds = check(tmp_path, capsys, "flow.yaml", _flow_yaml(10_000), "--format", "json")
     report = json.loads("\n".join(lines))
     assert code == 1 and report["errors"] == 10_000 and len(report["files"][0]["diagnostics"]) == 10_000
     assert seconds < 20
 
 
-def test_a_file_over_1_mb_is_refused_unread(tmp_path, capsys):
-    code, lines, seconds = check(tmp_path, capsys, "huge.gvae", TINY + "#" * 2**20)
+@pytest.mark.parametrize("size, refused", [(128 * 1024, False), (128 * 1024 + 1, True), (10**8, True)])
+def test_a_file_over_128_kb_is_refused_unread(tmp_path, capsys, size, refused):
+    text = TINY + "#" * (size - len(TINY))
+    code, lines, seconds = check(tmp_path, capsys, "huge.gvae", text)
+    if not refused:
+        assert code == 0 and lines == ["ok: 1 file checked, no issues"]
+        return
     assert code == 1 and headlines(lines, "huge.gvae") == [
-        "1:1: error: '" + str(tmp_path / "huge.gvae") + "' is larger than 1 MB, the most a spec file may hold "
+        "1:1: error: '" + str(tmp_path / "huge.gvae") + "' is larger than 128 KB, the most a spec file may hold "
         "[too-large]"]
     assert seconds < 1
 

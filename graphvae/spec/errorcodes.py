@@ -62,7 +62,7 @@ DUPLICATE_MODEL = register("duplicate-model", FRONT_END, "a second `model` line 
 DUPLICATE_BLOCK = register("duplicate-block", FRONT_END,
                            "a second block of one kind, e.g. two `encoder` blocks (DSL); write its items in one")
 TOO_LARGE = register("too-large", FRONT_END,
-                     "a spec file over 1 MB; a YAML document nested too deeply to read, or whose aliases "
+                     "a spec file over 128 KB; a YAML document nested too deeply to read, or whose aliases "
                      "expand it by more than 100,000 nodes (a \"billion laughs\")")
 NUMBER_RANGE = register("number-out-of-range", FRONT_END,
                         "a number literal too large to use: a whole number beyond 2^63 - 1 (write a large real "
