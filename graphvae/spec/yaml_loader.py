@@ -13,6 +13,7 @@ returned with them so validation can report the rest at once.
 
 from __future__ import annotations
 
+import re
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
@@ -32,6 +33,7 @@ VARIABLE_KEYS = ("role", "domain", "shape", "classes")
 FACTOR_KEYS = ("given", "dist", "net", "args", "params")
 OBJECTIVE_KEYS = tuple(SETTINGS["objective"]) + ("estimators", "beta")
 BOM = "\ufeff"
+_DEEP = re.compile(r"(?:[\[{][ \t]*){100}|(?:- ){100}")  # 100 lists or mappings opened in a row
 
 
 
@@ -248,6 +250,10 @@ def load_yaml(text: str, path: str = "<string>") -> tuple[Spec | None, list[Diag
     if not isinstance(text, str):
         raise TypeError(f"load_yaml expects text (str), not {type(text).__name__}")
     text = text.removeprefix(BOM)  # as the DSL's parser does (PyYAML would skip it too, counting a column)
+    deep = _DEEP.search(text)
+    if deep:  # PyYAML would recurse until Python's limit, slowly; a spec nests a few levels
+        line = text.count("\n", 0, deep.start()) + 1
+        return None, [error(codes.TOO_LARGE, "the YAML document nests too deeply", Span(path, line, 1, line, 1))]
     try:
         roots = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as exc:
