@@ -65,3 +65,67 @@ def test_only_registered_codes_make_diagnostics():
         error("no-such-code", "m")
     with pytest.raises(ValueError, match="registered as warning"):
         error("unused", "m")
+
+
+# -- long lines, many diagnostics: the report stays linear ----------------------------------------
+from graphvae.spec.diagnostics import MAX_LINE_WIDTH, SourceLines, source_excerpt  # noqa: E402
+
+
+@pytest.mark.parametrize("line, col, width, shown, caret", [
+    ("short line", 7, 4, "short line", "      ^^^^"),
+    ("a\tb", 3, 1, "a b", "  ^"),  # a tab is one column, shown as a space
+    ("x\x00y", 3, 1, "x\ufffdy", "  ^"),  # an invisible character keeps its column
+    ("x" * 200, 3, 1, "x" * MAX_LINE_WIDTH + "\u2026", "  ^"),  # the caret fits the first window
+    ("a" * 500 + "XYZ" + "b" * 500, 501, 3, "\u2026" + "a" * 40 + "XYZ" + "b" * 77 + "\u2026", " " * 41 + "^^^"),
+    ("x" * 200 + "E", 201, 1, "\u2026" + "x" * 119 + "E", " " * 120 + "^"),  # the last character
+    ("abc", 10, 1, "abc", "   ^"),  # past the end: at the end
+])
+def test_source_excerpt_windows_a_long_line_around_the_caret(line, col, width, shown, caret):
+    got_line, got_caret = source_excerpt(line, col, width)
+    assert (got_line, got_caret) == (shown, caret)
+
+
+@pytest.mark.parametrize("text, path, lines", [
+    ("a\nb\r\nc", "s.gvae", ["a", "b", "c"]),
+    ("a\rb\nc", "s.gvae", ["a\rb", "c"]),  # the DSL counts "\n" only, as lark does
+    ("a\rb\x85c\u2028d\n", "s.yaml", ["a", "b", "c", "d", ""]),  # PyYAML's line breaks
+    ("", "s.gvae", [""]),
+])
+def test_source_lines_count_lines_as_each_front_end_does(text, path, lines):
+    src = SourceLines(text, path)
+    assert [src.line(n) for n in range(1, len(lines) + 1)] == lines
+    assert src.line(len(lines) + 1) is None and src.line(0) is None
+
+
+@pytest.mark.parametrize("n, tail", [
+    (50, None),
+    (51, "\u2026 and 1 more error [syntax] (graphvae check --format json lists them all)"),
+    (10_000, "\u2026 and 9,950 more errors [syntax] (graphvae check --format json lists them all)"),
+])
+def test_render_shows_the_first_50_and_counts_the_rest(n, tail):
+    text = "x\n" * n
+    diags = [error("syntax", f"e{i}", Span("m.gvae", i + 1, 1, i + 1, 2)) for i in range(n)]
+    lines = render(diags, {"m.gvae": text}).splitlines()
+    assert len(lines) == 3 * min(n, 50) + (tail is not None)
+    assert lines[0] == "m.gvae:1:1: error: e0 [syntax]"
+    assert (lines[-1] if tail else None) == tail
+
+
+def test_render_counts_the_rest_by_code_most_first():
+    diags = ([error("syntax", "e", Span("m.gvae", 1, 1))] * 50 + [warning("unused", "w", Span("m.gvae", 2, 1))] * 2
+             + [error("cycle", "c", Span("m.gvae", 3, 1))] * 3)
+    assert render(diags, {}).splitlines()[-1] == ("\u2026 and 3 more errors [cycle], 2 more warnings [unused] "
+                                                   "(graphvae check --format json lists them all)")
+
+
+def test_render_shortens_a_long_message_and_json_keeps_it():
+    d = error("syntax", "m" * 10_000, Span("m.gvae", 1, 1))
+    [headline] = render([d], {}).splitlines()
+    assert len(headline) < 500 and "\u2026" in headline and headline.endswith("[syntax]")
+    assert json.loads(to_json([d]))[0]["message"] == "m" * 10_000
+
+
+def test_did_you_mean_is_bounded():
+    assert did_you_mean("v1", [f"v{i}" for i in range(5000)]) is None  # too many choices to search
+    assert did_you_mean("x" * 1000, ["x"]) is None
+    assert did_you_mean("Normall", ("Normal",)) == "did you mean 'Normal'?"
