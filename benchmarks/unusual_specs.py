@@ -63,6 +63,15 @@ OBSERVED_SHAPES = [(16,), (4, 4), (1, 4, 4), (3, 2, 2), (2, 3, 2), (5,), (1,)]
 NETS = ["mlp(4)", "mlp(6, 3)", "linear", "mlp(4, activation = tanh)", "mlp(5, batchnorm = true)",
         "mlp(4, dropout = 0.2)", "mlp(3, activation = softplus)", "mlp(2, 2, activation = elu)"]
 N_EXAMPLES = 40
+TRAIN = {"epochs": "1", "batch_size": "64", "labels": "-1", "labelled_per_batch": "4", "eval_samples": "2",
+         "device": "cpu"}  # one step an epoch (64 > the 32 or so training examples)
+TRAIN_CHOICES = {  # what random_recipe(train=True) draws from, beside TRAIN
+    "batch_size": ["64", "64", "1", "7"], "labelled_per_batch": ["4", "0", "1", "-1"],
+    "binarize": ["dynamic", "static", "threshold"], "validation": ["0.1", "0", "0.5"],
+    "optimizer": ["adam", "adamw", "sgd", "rmsprop"], "schedule": ["constant", "cosine", "step", "exponential", "decay"],
+    "grad_clip": ["0", "1"], "grad_clip_value": ["0", "0.5"], "selection": ["error_se", "error", "elbo", "last"],
+    "weight_decay": ["0", "0.01"],
+}
 
 
 @dataclass
@@ -98,6 +107,7 @@ class Recipe:
     p_det: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)  # objective settings, e.g. {"samples": "3"}
     betas: dict[str, float] = field(default_factory=dict)
+    train: dict[str, str] = field(default_factory=lambda: dict(TRAIN))  # the train block
 
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
@@ -123,8 +133,7 @@ class Recipe:
         lines += [f"  {k} = {value}" for k, value in self.settings.items()]
         lines += [f"  {v.name} = {v.estimator}" for v in self.nodes if v.estimator]
         lines += [f"  beta {k} = {b:g}" for k, b in self.betas.items()]
-        lines += ["}", "", "train {", "  epochs = 1", "  batch_size = 64", "  labels = -1", "  labelled_per_batch = 4",
-                  "  eval_samples = 2", "  device = cpu", "}", ""]
+        lines += ["}", "", "train {"] + [f"  {k} = {value}" for k, value in self.train.items()] + ["}", ""]
         return "\n".join(lines)
 
 
@@ -135,10 +144,12 @@ def _pick(rng, options):
 def random_recipe(rng: np.random.Generator, name: str = "unusual", *, observed=None, supervised=None, latent=None,
                   q_det: bool | None = None, p_det: bool | None = None, style_first: bool | None = None,
                   estimator: str | None = None, samples: int | None = None, beta: bool | None = None,
-                  nets=None) -> Recipe:
+                  nets=None, train: bool = False, train_settings: dict[str, str] | None = None) -> Recipe:
     """A random recipe; any keyword fixes that choice: ``observed``/``supervised``/``latent`` as lists of
     ``(domain, shape)`` or ``(domain, shape, family)``, ``q_det``/``p_det`` deterministic nodes,
-    ``style_first`` (labels after the latents in q), ``estimator`` for every discrete hidden variable."""
+    ``style_first`` (labels after the latents in q), ``estimator`` for every discrete hidden variable;
+    ``train=True`` also draws the train settings (batch sizes down to 1, no validation, optimisers,
+    schedules, clipping, selection, binarization, the labelled-only baseline), ``train_settings`` sets some."""
     def declared(spec, count, observed=False):
         out = []
         for item in spec if spec is not None else [None] * count:
@@ -205,6 +216,11 @@ def random_recipe(rng: np.random.Generator, name: str = "unusual", *, observed=N
     latents = [v.name for v in hidden if v.role == "latent"]
     if latents and (beta if beta is not None else rng.random() < 0.3):
         recipe.betas[latents[0]] = _pick(rng, [0.5, 4.0])
+    if train:
+        recipe.train.update({k: _pick(rng, options) for k, options in TRAIN_CHOICES.items() if rng.random() < 0.5})
+        if any(v.role == "supervised" for v in hidden) and rng.random() < 0.15:
+            recipe.train["labelled_only"] = "true"
+    recipe.train.update(train_settings or {})
     return recipe
 
 
@@ -288,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="/tmp/graphvae_unusual_specs")
+    parser.add_argument("--train", action="store_true", help="draw the train settings too")
     args = parser.parse_args(argv)
     import torch
 
@@ -299,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     for i in range(args.cases):
         rng = np.random.default_rng([args.seed, i])
-        recipe = random_recipe(rng, f"case{i}")
+        recipe = random_recipe(rng, f"case{i}", train=args.train)
         results = run_recipe(recipe, Path(args.out) / f"case{i}", seed=i)
         valid += results[0][1] == 0
         for name, code, last, tb in results:

@@ -69,6 +69,18 @@ CASES = {
                                     latent=[("real", (2,), "Normal")],
                                     nets=["mlp(4, dropout = 0.2)", "mlp(3, activation = softplus)",
                                           "mlp(2, 2, activation = elu)"]),
+    "batches_of_one_without_validation": dict(observed=[IMAGE], supervised=[("categorical", (3,))],
+                                              latent=[("real", (2,), "Normal")], nets=["mlp(4, batchnorm = true)"],
+                                              train_settings={"batch_size": "1", "labelled_per_batch": "1",
+                                                              "validation": "0"}),
+    "labelled_only_baseline": dict(observed=[IMAGE], supervised=[("categorical", (3,)), ("real", (1,), "Normal")],
+                                   latent=[("real", (2,), "Normal")],
+                                   train_settings={"labelled_only": "true", "labelled_per_batch": "-1"}),
+    "optimiser_schedule_clipping": dict(observed=[IMAGE], supervised=[("categorical", (2,))],
+                                        latent=[("real", (2,), "Normal")],
+                                        train_settings={"optimizer": "sgd", "schedule": "cosine", "grad_clip": "1",
+                                                        "grad_clip_value": "0.5", "selection": "elbo",
+                                                        "binarize": "threshold", "validation": "0.5"}),
 }
 
 
