@@ -7,9 +7,9 @@ their class; the others carry -1.  The test split is labelled in full.  Written 
 whose arrays are named after a spec's variables (``x``, ``y``; ``test_x``, ``test_y``), so
 
     python benchmarks/make_tabular.py --out /tmp/tabular.npz
-    graphvae train specs/tabular_m2.gvae --data /tmp/tabular.npz --labels -1
+    graphvae train specs/tabular_m2.gvae --data /tmp/tabular.npz
 
-trains on it.  The same seed gives the same file.
+trains on it (on every label the file gives).  The same seed gives the same file.
 """
 
 from __future__ import annotations

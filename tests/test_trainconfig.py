@@ -35,6 +35,14 @@ def _args(**kw):
     ({}, {"data": "my/own.npz"}, "data", "my/own.npz"),
     ({}, {"device": "cuda:1"}, "device", "cuda:1"),
     ({}, {"labels": "-1"}, "labels", -1),
+    # an .npz file's own labels: all of them unless the spec or the command line says how many
+    ({}, {}, "labels", 100),
+    ({"data": "mnist"}, {}, "labels", 100),
+    ({"data": "own.npz"}, {}, "labels", -1),
+    ({}, {"data": "own.npz"}, "labels", -1),
+    ({"data": "own.npz", "labels": 100}, {}, "labels", 100),
+    ({"data": "own.npz"}, {"labels": "20"}, "labels", 20),
+    ({"labels": 30}, {"data": "own.npz"}, "labels", 30),
 ])
 def test_resolve_layers(train, overrides, field, expected):
     cfg = trainconfig.resolve(_spec(**train), overrides)

@@ -176,7 +176,8 @@ class TrainConfig:
                                             "~/.cache/graphvae/data)", flag=True, resumable=True)
     labels: int = setting(100, Interval(-1, text=(">= 0, or -1 for all", "a count of labelled examples, or -1 "
                                                   "for all")),
-                          "labelled training examples, fixed by index and balanced per class (-1: all)", flag=True)
+                          "labelled training examples, fixed by index and balanced per class (-1: all; an .npz "
+                          "file's default: every label it gives)", flag=True)
     epochs: int = setting(20, Interval(1), "passes over the unlabelled training set", flag=True, resumable=True)
     batch_size: int = setting(100, Interval(1), "unlabelled examples per step; an epoch is one pass over the "
                                                 "training set", flag=True)

@@ -73,10 +73,17 @@ def flag_overrides(args) -> dict[str, Any]:
 
 
 def resolve(spec, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-    """The run's configuration: TrainConfig defaults < the spec's train block < ``overrides``."""
+    """The run's configuration: TrainConfig defaults < the spec's train block < ``overrides``.
+
+    One default depends on the data: an ``.npz`` file's labels are the user's own, so unless
+    the spec or the command line names ``labels``, the run takes every label the file gives
+    (``labels = -1``) rather than subsampling 100 of them."""
     cfg = from_spec(spec)
     if overrides:
         cfg = apply(cfg, overrides, "command line")
+    named = "labels" in (overrides or {}) or any(s.name == "labels" for s in spec.train)
+    if str(cfg.data).endswith(".npz") and not named:
+        cfg = dataclasses.replace(cfg, labels=-1)
     return check_config(cfg)
 
 
