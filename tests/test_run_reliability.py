@@ -492,6 +492,9 @@ def test_other_runtime_errors_are_not_hidden(monkeypatch):
 @pytest.mark.parametrize("argv, message", [
     (["eval", "{run}", "-k", "100000000"], "-k 100000000 is too large: IWAE draws K samples for each of 250"),
     (["sample", "{run}", "--out", "{tmp}/figs", "--n", "100000"], "--n 100000 is too large: a grid has at most 500"),
+    (["sample", "{run}", "--out", "{tmp}/figs", "--n", "0"], "--n must be at least 1 (columns per grid), got 0"),
+    (["sample", "{run}", "--out", "{tmp}/figs", "--seed", str(2 ** 65)], "--seed must be below 2^63"),
+    (["sample", "{run}", "--out", "{tmp}/figs", "--seed", "-5"], "--seed must be non-negative, got -5"),
 ])
 def test_flags_too_large_for_memory_are_refused_up_front(trained, tmp_path, capsys, argv, message):
     argv = [a.format(run=trained[1], tmp=tmp_path) for a in argv]

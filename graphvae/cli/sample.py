@@ -8,12 +8,18 @@ from pathlib import Path
 
 from graphvae.cli.outputs import make_folder
 from graphvae.errors import UserError
+from graphvae.spec.settings import SETTINGS, value_problem
 from graphvae.train.pictures import sample_pictures
 
 MAX_COLUMNS = 500  # a wider grid is past matplotlib's 2^16-pixel picture limit for 28x28 images
 
 
 def run(args) -> int:
+    seed_problem = value_problem(SETTINGS["train"]["seed"], args.seed)  # the same rule as train's --seed
+    if seed_problem:
+        raise UserError(f"--seed {seed_problem}, got {args.seed}")
+    if args.n < 1:
+        raise UserError(f"--n must be at least 1 (columns per grid), got {args.n}")
     if args.n > MAX_COLUMNS:
         raise UserError(f"--n {args.n} is too large: a grid has at most {MAX_COLUMNS} columns "
                         f"({args.n} would be a picture {args.n * 100:,} pixels wide)")
