@@ -293,3 +293,19 @@ def test_an_older_checkpoint_is_evaluated_not_resumed(tmp_path, spec_path, capsy
     assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 1
     assert "checkpoint format 1" in capsys.readouterr().err
     assert main(["eval", str(run), "-k", "0", "--checkpoint", "last"]) == 0
+
+
+@pytest.mark.parametrize("threads, expected", [(1, 1), (2, 2), (0, None)])
+def test_the_threads_setting_is_used_and_said(tmp_path, spec_path, threads, expected):
+    before = torch.get_num_threads()
+    lines = []
+    try:
+        torch.set_num_threads(3)  # what torch would pick by itself on some machine
+        train(spec_path, _cfg(spec_path, epochs=1, threads=threads), tmp_path / "run", progress=False,
+              log=lines.append)
+        used = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    assert used == (expected or 3)  # 0 leaves torch's own choice alone
+    assert f"device cpu, {used} thread{'s' if used != 1 else ''}; " in lines[0]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["threads"] == threads

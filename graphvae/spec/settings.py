@@ -202,6 +202,9 @@ class TrainConfig:
     validation: float = setting(0.1, Interval(0, upper=1), "fraction of training data held out for model "
                                                            "selection")
     seed: int = setting(0, Interval(0), "seeds the data split, labelled subset, initialisation and noise", flag=True)
+    threads: int = setting(1, Interval(0, note="(0: torch's own choice, every core)"),
+                           "CPU threads torch computes with; one suits small models and holds up on a busy "
+                           "machine", flag=True, resumable=True)
     device: str = setting("auto", Pattern(r"auto|cpu|mps|cuda(:\d+)?", "auto, cpu, mps, cuda or cuda:N"),
                           "the torch device (auto: CUDA when present, else the CPU)", flag=True, resumable=True)
     eval_samples: int = setting(100, Interval(1), "K of the IWAE bound in evaluation", resumable=True)

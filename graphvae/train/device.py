@@ -21,6 +21,14 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def use_threads(threads: int) -> int:
+    """Let torch compute with ``threads`` CPU threads (0: leave torch's own choice); returns the
+    number it uses."""
+    if threads > 0 and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)

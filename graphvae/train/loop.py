@@ -34,7 +34,7 @@ from graphvae.atomic import atomic_write_bytes
 from graphvae.train.checkpoint import (RESUMABLE_FORMAT, capture_rng, checkpoint_bytes, load_weights,
                                        open_checkpoint, optimizer_differences, restore_rng, save_checkpoint,
                                        spec_differences)
-from graphvae.train.device import pick_device, seed_everything
+from graphvae.train.device import pick_device, seed_everything, use_threads
 from graphvae.train.optim import build_optimizer, build_scheduler, clip_gradients
 from graphvae.train.runfolder import RunFolder
 from graphvae.train.selection import Selection
@@ -123,6 +123,12 @@ def _open_resumed(spec, config: TrainConfig | None, folder: RunFolder):
     return run_spec, text, suffix, config or trainconfig.from_dict(state["config"]), state
 
 
+def _threads_text(device) -> str:
+    """", 1 thread" on the CPU (the threads setting at work), nothing on an accelerator."""
+    n = torch.get_num_threads()
+    return f", {n} thread{'s' if n != 1 else ''}" if device.type == "cpu" else ""
+
+
 def _build(folder: RunFolder, spec, text: str, suffix: str, cfg: TrainConfig, resume: bool, labelled=None) -> _Run:
     """Data, model, batches, optimiser and schedule; a new run folder is laid out only once the
     data and the model are ready, so bad input leaves nothing behind."""
@@ -131,6 +137,7 @@ def _build(folder: RunFolder, spec, text: str, suffix: str, cfg: TrainConfig, re
                                save_labelled)
 
     device = pick_device(cfg.device)
+    use_threads(cfg.threads)
     data = prepare_data(spec, data=cfg.data, data_dir=cfg.data_dir or None, validation=cfg.validation,
                         labels=cfg.labels, seed=cfg.seed, labelled=load_labelled(folder.path) if resume else labelled)
     model = compile_spec(spec).to(device)
@@ -301,7 +308,8 @@ def train(spec, config: TrainConfig | None = None, out_dir=None, *, resume: bool
     else:
         weight = f"; classifier weight {run.model.objective.alpha_text()}" if spec.supervised else ""
         log(f"{run.data.summary()}; {len(run.batches)} steps per epoch of {run.batches.unlabelled_per_batch} "
-            f"unlabelled + {run.batches.labelled_per_batch} labelled examples{weight}; device {run.device}; "
+            f"unlabelled + {run.batches.labelled_per_batch} labelled examples{weight}; device {run.device}"
+            f"{_threads_text(run.device)}; "
             f"run folder {folder.path}")
 
     from tqdm import tqdm
