@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -126,3 +127,24 @@ def test_resume_overrides(overrides, ok):
     else:
         with pytest.raises(UserError, match="cannot change"):
             trainconfig.resume_overrides(saved, overrides)
+
+
+@pytest.mark.parametrize("spec_path, written, flag, expected", [
+    ("specs/m.gvae", "mix.npz", None, os.path.abspath("specs/mix.npz")),  # the spec's folder, not the cwd
+    ("/home/u/m.gvae", "../data/mix.npz", None, "/home/data/mix.npz"),
+    ("m.gvae", "/abs/mix.npz", None, "/abs/mix.npz"),
+    ("specs/m.gvae", "mnist", None, "mnist"),  # a dataset name is no path
+    ("specs/m.gvae", "mix.npz", "other.npz", "other.npz"),  # a flag is the shell's: relative to the cwd
+])
+def test_a_relative_data_file_in_a_spec_is_read_from_the_spec_folder(spec_path, written, flag, expected):
+    spec = Spec("m", train=(Setting("data", written),), path=spec_path)
+    cfg = trainconfig.resolve(spec, {"data": flag} if flag else None)
+    assert cfg.data == expected
+
+
+def test_a_missing_data_file_shows_the_path_tried(tmp_path, monkeypatch):
+    from graphvae.data import load_dataset
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match=f"data file mix.npz not found \\(looked for {tmp_path}/mix.npz\\)"):
+        load_dataset("mix.npz", Spec("m"))

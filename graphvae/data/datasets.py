@@ -240,7 +240,8 @@ def _load_npz(path: str, spec: Spec) -> Dataset:
         raise UserError(f"{path} is a folder; give an .npz file, or a dataset name ({', '.join(DATASETS)}) "
                         "with --data-dir FOLDER")
     if not p.is_file():
-        raise UserError(f"data file {path} not found")
+        tried = f" (looked for {p.absolute()})" if str(p.absolute()) != path else ""
+        raise UserError(f"data file {path} not found{tried}")
     wanted = [*spec.observed, *spec.supervised]
     if not spec.observed:
         raise UserError("the spec has no observed variable to feed data to")

@@ -10,6 +10,7 @@ value as its type and checking the result against that table.  A bad value is a 
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, Iterable, Mapping
 
 from graphvae.errors import UserError
@@ -60,9 +61,15 @@ def apply(cfg: TrainConfig, values: Mapping[str, Any], origin: str) -> TrainConf
 
 
 def from_spec(spec) -> TrainConfig:
-    """Defaults overlaid with the spec's train block."""
-    origin = f"{spec.path}: train block" if getattr(spec, "path", None) else "train block"
-    return apply(TrainConfig(), {s.name: s.value for s in spec.train}, origin)
+    """Defaults overlaid with the spec's train block.  A relative ``.npz`` path written in a spec
+    file is read from the spec's folder (as the spec's author sees it), made absolute."""
+    path = getattr(spec, "path", None)
+    origin = f"{path}: train block" if path else "train block"
+    cfg = apply(TrainConfig(), {s.name: s.value for s in spec.train}, origin)
+    written = any(s.name == "data" for s in spec.train)
+    if path and written and str(cfg.data).endswith(".npz") and not os.path.isabs(os.path.expanduser(cfg.data)):
+        cfg = dataclasses.replace(cfg, data=os.path.abspath(os.path.join(os.path.dirname(path), cfg.data)))
+    return cfg
 
 
 def flag_overrides(args) -> dict[str, Any]:
