@@ -401,6 +401,34 @@ def test_prepare_digits(labels, per_class):
     np.testing.assert_array_equal(again.labelled, data.labelled)
 
 
+@pytest.fixture
+def two_labels(tmp_path):
+    """40 examples: y (4 classes) labelled on 0..9, s (real) on 10..29: 30 carry a label, none both."""
+    rng = np.random.default_rng(0)
+    y = np.where(np.arange(40) < 10, np.arange(40) % 4, -1)
+    s = np.where((np.arange(40) >= 10) & (np.arange(40) < 30), rng.normal(size=40), np.nan).astype("f4")
+    path = tmp_path / "two.npz"
+    np.savez(path, x=rng.normal(size=(40, 3)).astype("f4"), y=y, s=s,
+             test_x=np.zeros((4, 3), "f4"), test_y=np.arange(4), test_s=np.zeros(4, "f4"))
+    return str(path), make_spec("x observed real 3", "y supervised categorical 4", "s supervised real")
+
+
+@pytest.mark.parametrize("labels, n, counts, text", [
+    (-1, 30, {"y": 10, "s": 20}, "(30 labelled: y 10: 2-3 per class, s 20)"),  # every label of either variable
+    (2, 2, {"y": 2, "s": 0}, "(2 labelled: y 2: 0-1 per class, s 0)"),  # 2 of 4 classes: not "1 per class"
+])
+def test_labels_of_several_supervised_variables_are_counted_each(two_labels, labels, n, counts, text):
+    path, spec = two_labels
+    data = prepare_data(spec, path, validation=0, labels=labels, seed=0)
+    assert data.n_labelled == n and data.label_counts() == counts
+    assert text in data.summary()
+
+
+def test_per_class_counts_cover_every_class():
+    data = prepare_data(M2_DIGITS, "digits", validation=0.1, labels=5, seed=0)
+    assert "(5 labelled: 0-1 per class)" in data.summary()
+
+
 def test_prepare_without_supervised_variable():
     data = prepare_data(make_spec("x observed binary 64"), "digits", labels=100)
     assert data.n_labelled == 0 and data.label_var is None and CLASS_KEY in data.train

@@ -56,7 +56,8 @@ def split_validation(arrays: dict[str, np.ndarray], fraction: float, seed: int):
     return take_examples(arrays, np.sort(perm[n_val:])), take_examples(arrays, np.sort(perm[:n_val]))
 
 
-def _has_label(labels: np.ndarray) -> np.ndarray:
+def has_label(labels: np.ndarray) -> np.ndarray:
+    """Per example, whether ``labels`` holds its label (not -1, not NaN in any entry)."""
     labels = np.asarray(labels)
     if labels.dtype.kind == "f":
         return ~np.isnan(labels.reshape(len(labels), -1)).any(axis=1)
@@ -83,7 +84,7 @@ def choose_labelled(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
 
     ``labels``: int class indices (-1 missing) or floats (NaN missing; then a uniform choice)."""
     labels = np.asarray(labels)
-    available = np.flatnonzero(_has_label(labels))
+    available = np.flatnonzero(has_label(labels))
     if n == -1:
         return available.astype(np.int64)
     _check_settings(labels=n)
@@ -147,7 +148,7 @@ def mask_unlabelled(arrays: dict[str, np.ndarray], spec: Spec, labelled: np.ndar
 
 def labelled_counts(arrays: dict[str, np.ndarray], spec: Spec) -> dict[str, int]:
     """Examples with a label, per supervised variable present in ``arrays``."""
-    return {v.name: int(_has_label(arrays[v.name]).sum()) for v in spec.supervised if v.name in arrays}
+    return {v.name: int(has_label(arrays[v.name]).sum()) for v in spec.supervised if v.name in arrays}
 
 
 def label_variable(spec: Spec) -> Variable | None:

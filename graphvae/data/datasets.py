@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from graphvae.data.batches import choose_labelled, count_examples, label_variable, split_validation, take_examples
+from graphvae.data.batches import (choose_labelled, count_examples, has_label, label_variable, split_validation,
+                                    take_examples)
 from graphvae.data import idx
 from graphvae.data.idx import IMAGE_CLASSES, IMAGE_DATASETS, read_idx_dataset
 from graphvae.errors import UserError
@@ -315,18 +316,39 @@ class TrainingData:
     test: dict[str, np.ndarray]
     labelled: np.ndarray  # indices into train
     label_var: str | None = None
+    supervised: tuple[str, ...] = ()  # every supervised variable, in the spec's order
 
     @property
     def n_labelled(self) -> int:
         return len(self.labelled)
 
+    def label_counts(self) -> dict[str, int]:
+        """Labelled examples the run uses, per supervised variable."""
+        names = self.supervised or ((self.label_var,) if self.label_var else ())
+        subset = take_examples({n: self.train[n] for n in names}, self.labelled)
+        return {n: int(has_label(subset[n]).sum()) for n in names}
+
+    def _per_class(self, name: str) -> str:
+        """": 10 per class" (or "0-1 per class"), counted over all the variable's classes."""
+        labels = self.train[name][self.labelled]
+        labels = labels[labels >= 0]
+        if not len(labels):
+            return ""
+        counts = np.bincount(labels, minlength=self.dataset.classes or int(labels.max()) + 1)
+        lo, hi = int(counts.min()), int(counts.max())
+        return f": {lo} per class" if lo == hi else f": {lo}-{hi} per class"
+
     def summary(self) -> str:
-        """One line, e.g. "digits: 1293 train (100 labelled: 10 per class), 144 validation, 360 test"."""
+        """One line, e.g. "digits: 1293 train (100 labelled: 10 per class), 144 validation, 360 test";
+        with several supervised variables, each one's count: "(205 labelled: y 93: 19-27 per class, s 205)"."""
+        counts = self.label_counts()
+        categorical = [n for n in counts if self.train[n].dtype.kind in "iu"]
         text = f"{self.n_labelled} labelled"
-        if self.label_var is not None and self.train[self.label_var].dtype.kind in "iu" and self.n_labelled:
-            counts = np.unique(self.train[self.label_var][self.labelled], return_counts=True)[1]
-            lo, hi = int(counts.min()), int(counts.max())
-            text += f": {lo} per class" if lo == hi else f": {lo}-{hi} per class"
+        if len(counts) > 1:
+            text += ": " + ", ".join(f"{n} {c}{self._per_class(n) if n in categorical else ''}"
+                                     for n, c in counts.items())
+        elif categorical:
+            text += self._per_class(categorical[0])
         return (f"{self.dataset.name}: {count_examples(self.train)} train ({text}), "
                 f"{count_examples(self.val)} validation, "
                 f"{count_examples(self.test)} test")
@@ -347,4 +369,10 @@ def prepare_data(spec: Spec, data: str = "digits", data_dir: str | None = None, 
         labelled = np.zeros(0, dtype=np.int64)
     else:
         labelled = choose_labelled(train[label.name], labels, seed)
-    return TrainingData(ds, train, val, ds.test, labelled, label.name if label else None)
+        if labels == -1:  # every label given, of any supervised variable (not only the one classes come from)
+            given = np.zeros(count_examples(train), dtype=bool)
+            for v in spec.supervised:
+                given |= has_label(train[v.name])
+            labelled = np.flatnonzero(given).astype(np.int64)
+    return TrainingData(ds, train, val, ds.test, labelled, label.name if label else None,
+                        tuple(v.name for v in spec.supervised))
