@@ -19,6 +19,7 @@ last good checkpoint in place.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -304,19 +305,26 @@ def train(spec, config: TrainConfig | None = None, out_dir=None, *, resume: bool
     # a resumed run continues exactly: weights, optimiser, schedule, batch position, RNGs, metrics
     if state is not None:
         _restore(run, state, log)
-        log(f"resuming {folder.path} at step {run.tally.step} (epoch {run.batches.epoch + 1}/{cfg.epochs})")
+        if run.batches.epoch >= cfg.epochs:
+            log(reporting.finished_line(folder, run.batches.epoch, cfg.epochs, run.tally.step))
+        else:
+            log(f"resuming {folder.path} at step {run.tally.step} (epoch {run.batches.epoch + 1}/{cfg.epochs})")
     else:
         weight = f"; classifier weight {run.model.objective.alpha_text()}" if spec.supervised else ""
         log(f"{run.data.summary()}; {len(run.batches)} steps per epoch of {run.batches.unlabelled_per_batch} "
             f"unlabelled + {run.batches.labelled_per_batch} labelled examples{weight}; device {run.device}"
             f"{_threads_text(run.device)}; "
             f"run folder {folder.path}")
+    log(reporting.config_line(cfg, folder.config_path))
 
     from tqdm import tqdm
 
+    # the bar only on a terminal (tqdm writes to stderr); elsewhere plain per-epoch lines, no \r frames
+    progress = reporting.wants_bar(progress and run.batches.epoch < cfg.epochs, sys.stderr)
     bar = tqdm(total=cfg.epochs * len(run.batches), initial=run.tally.step, disable=not progress, unit="step",
-               dynamic_ncols=True, leave=True)
+               dynamic_ncols=True, leave=True, file=sys.stderr)
     say = bar.write if progress else log
+    domains = {v.name: v.domain for v in spec.supervised}
     writer = reporting.tensorboard(folder)
     interrupted, postfix = False, {}
     try:
@@ -341,9 +349,9 @@ def train(spec, config: TrainConfig | None = None, out_dir=None, *, resume: bool
                     break
                 # the end of an epoch: validate, log, checkpoint
                 row = _end_epoch(run, writer)
-                postfix.update(reporting.val_postfix(row))
+                postfix.update(reporting.val_postfix(row, domains))
                 bar.set_postfix(postfix, refresh=False)
-                say(reporting.epoch_line(row, cfg.epochs))
+                say(reporting.epoch_line(row, cfg.epochs, domains))
     finally:
         bar.close()
         if writer is not None:
