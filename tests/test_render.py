@@ -60,11 +60,11 @@ def style_first():
 @pytest.mark.parametrize("cluster, name, kind, lines", [
     ("encoder", "x", "observed", ("x : binary [784]",)),
     ("encoder", "h", "deterministic", ("h = mlp(256)",)),
-    ("encoder", "z", "latent", ("z ~ Normal [50]",)),
-    ("encoder", "y", "supervised", ("y ~ Categorical [10]", "relax(0.66)")),
+    ("encoder", "z", "latent", ("z ~ Normal(linear) [50]",)),  # each factor's network, as deterministic nodes show it
+    ("encoder", "y", "supervised", ("y ~ Categorical(mlp(128)) [10]", "relax(0.66)")),
     ("decoder", "z", "latent", ("z ~ Normal(0, 1) [50]",)),
     ("decoder", "y", "supervised", ("y ~ Categorical(uniform) [10]",)),
-    ("decoder", "x", "observed", ("x ~ Bernoulli [784]",)),
+    ("decoder", "x", "observed", ("x ~ Bernoulli(mlp(256)) [784]",)),
 ])
 def test_nodes(style_first, cluster, name, kind, lines):
     node = style_first.cluster(cluster).node(name)
@@ -107,11 +107,12 @@ def test_only(only, clusters):
 
 
 @pytest.mark.parametrize("cluster, name, lines", [
-    ("encoder", "c", ("c ~ Categorical [3]", "enumerate (default)")),
-    ("encoder", "z", ("z ~ Normal [2]",)),
-    ("decoder", "w", ("w ~ Gamma(3, 2)",)),  # in the family's parameter order; a scalar has no shape  # a network among the args: the family only
+    ("encoder", "c", ("c ~ Categorical(linear) [3]", "enumerate (default)")),
+    ("encoder", "z", ("z ~ Normal(loc=mlp(8, 8, activation=tanh), scale=0.5) [2]",)),  # a network among literals
+    ("encoder", "w", ("w ~ Gamma(mlp(4))",)),  # a scalar has no shape
+    ("decoder", "w", ("w ~ Gamma(3, 2)",)),  # in the family's parameter order
     ("decoder", "z", ("z ~ Normal(0, 1) [2]",)),  # named in the family's order: positional
-    ("decoder", "x", ("x ~ Normal [4]",)),
+    ("decoder", "x", ("x ~ Normal(mlp(8)) [4]",)),
     ("decoder", "c", ("c ~ Categorical(uniform) [3]",)),  # estimators show in q only
 ])
 def test_labels_of_other_forms(cluster, name, lines):
@@ -124,8 +125,29 @@ def test_labels_of_other_forms(cluster, name, lines):
 def test_graphviz_source(style_first):
     source = to_graphviz(style_first).source
     for piece in ["subgraph cluster_encoder {", "subgraph cluster_encoder_plate {", "subgraph cluster_decoder {",
-                  "label=N", "q_z -> q_y", 'label="y ~ Categorical [10]\\nrelax(0.66)"', "shape=box"]:
+                  "label=N", "q_z -> q_y", 'label="y ~ Categorical(mlp(128)) [10]\\nrelax(0.66)"', "shape=box",
+                  "subgraph cluster_legend {", "legend_observed -> legend_supervised [style=invis]"]:
         assert piece in source, piece
+
+
+VAE = "model vae\nx : observed binary[4]\nz : latent real[2]\nencoder {\n  z | x ~ Normal(mlp(8))\n}\n" \
+      "decoder {\n  z ~ Normal(0, 1)\n  x | z ~ Bernoulli(mlp(8))\n}\n"
+
+
+@pytest.mark.parametrize("text, only, legend", [
+    (STYLE_FIRST, None, [("observed", "observed"), ("supervised", "supervised (labelled for some examples)"),
+                         ("latent", "latent"), ("deterministic", "deterministic")]),
+    (STYLE_FIRST, "decoder", [("observed", "observed"), ("supervised", "supervised (labelled for some examples)"),
+                              ("latent", "latent")]),  # the kinds drawn, no others
+    (VAE, None, [("observed", "observed"), ("latent", "latent")]),
+])
+def test_legend_explains_the_shading(text, only, legend):
+    diagram = describe(spec_of(text), only)
+    assert [(n.kind, n.label) for n in diagram.legend] == legend
+    for node in diagram.legend:
+        assert node.attrs == STYLES[node.kind] and node.id == f"legend_{node.kind}"
+    source = to_graphviz(diagram).source
+    assert all(f"legend_{kind} [" in source for kind, _ in legend)
 
 
 @pytest.mark.parametrize("suffix, fmt", [(".svg", "svg"), (".PNG", "png"), (".pdf", "pdf"), (".dot", "dot"),
@@ -218,6 +240,16 @@ def test_cli_yaml_and_dsl_give_the_same_picture(capsys):
     dsl = capsys.readouterr().out
     main(["render", str(SPECS / "m2.yaml")])
     assert capsys.readouterr().out == dsl
+
+
+@pytest.mark.parametrize("name, argv", [
+    ("m2.dot", []), ("sub/m2.dot", []), ("m2.tex", ["--latex"]),
+    pytest.param("m2.svg", [], marks=pytest.mark.skipif(not HAS_DOT, reason="graphviz 'dot' not installed")),
+])
+def test_cli_says_the_file_it_wrote(tmp_path, capsys, monkeypatch, name, argv):
+    monkeypatch.chdir(tmp_path)
+    assert main(["render", str(SPECS / "m2.gvae"), "-o", name, *argv]) == 0
+    assert capsys.readouterr().out == f"wrote {name}\n" and (tmp_path / name).is_file()
 
 
 def test_cli_run_folder_and_only(tmp_path, capsys):

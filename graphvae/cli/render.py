@@ -1,7 +1,8 @@
 """``graphvae render SPEC [-o OUT] [--only encoder|decoder] [--latex]`` (torch-free).
 
-SPEC is a spec file or a run folder (its stored spec).  ``-o``'s folder is created when missing
-(as every command's output, see :mod:`graphvae.cli.outputs`)."""
+SPEC is a spec file or a run folder (its stored spec).  Without ``-o`` the DOT source (or the
+LaTeX) goes to stdout; with it, the file is written and its path printed.  ``-o``'s folder is
+created when missing (as every command's output, see :mod:`graphvae.cli.outputs`)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def run(args) -> int:
             sys.stdout.write(text)
         else:
             atomic_write_bytes(output_file(out), text.encode("utf-8"))
+            print(f"wrote {out}")
         return 0
     fmt = output_format(out) if out is not None else "dot"
     if out is not None and Path(out).is_dir():
@@ -38,4 +40,5 @@ def run(args) -> int:
     else:
         data = image_bytes(digraph, fmt)
         atomic_write_bytes(output_file(out), data)
+        print(f"wrote {out}")
     return 0

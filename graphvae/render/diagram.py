@@ -10,9 +10,10 @@ Two stages:
 The picture follows the figures of Siddharth et al. (2017): the encoder q and the
 decoder p side by side as two labelled clusters, each with a plate over the N data
 points; observed variables shaded, supervised ones half-shaded ("observed for some
-examples"), latent ones white, deterministic nodes small boxes; an edge ``a -> b``
-means "b conditions on a".  A discrete variable's gradient estimator is written under
-its node in q, where it is sampled.
+examples"), latent ones white, deterministic nodes small boxes, with a legend of the
+kinds drawn; an edge ``a -> b`` means "b conditions on a".  Each factor is labelled as the
+spec writes it, its network included (``x ~ Bernoulli(mlp(500)) [784]``, ``h = mlp(256)``).
+A discrete variable's gradient estimator is written under its node in q, where it is sampled.
 
 Rendering never imports torch; the ``dot`` program is needed only for .svg/.png/.pdf.
 """
@@ -28,7 +29,7 @@ from graphvae.errors import UserError
 from graphvae.render.latex import Block
 from graphvae.spec import printers
 from graphvae.spec.estimators import estimator_call
-from graphvae.spec.ir import Dist, Factor, Net, Spec, Variable
+from graphvae.spec.ir import Dist, Factor, Spec, Variable
 from graphvae.spec.settings import objective_setting
 
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
@@ -55,6 +56,10 @@ GRAPH_ATTRS = {"rankdir": "TB", "fontname": "Helvetica", "labelloc": "t", "fonts
 NODE_ATTRS = {"fontname": "Helvetica", "fontsize": "12", "penwidth": "1.2"}
 EDGE_ATTRS = {"arrowsize": "0.7", "penwidth": "1.1"}
 CLUSTER_ATTRS = {"style": "rounded", "color": "gray40", "fontsize": "13", "labeljust": "c"}
+LEGEND_ATTRS = {"style": "dashed", "color": "gray60", "fontsize": "11", "labeljust": "l"}
+# What the shading and shapes mean, in the legend's order (a legend shows the kinds a diagram has).
+LEGEND = {"observed": "observed", "supervised": "supervised (labelled for some examples)", "latent": "latent",
+          "deterministic": "deterministic"}
 PLATE_ATTRS = {"style": "solid", "color": "gray55", "labeljust": "r", "labelloc": "b", "fontsize": "12"}
 
 
@@ -98,6 +103,7 @@ class Diagram:
     name: str
     label: str
     clusters: list[Cluster]
+    legend: list[Node] = field(default_factory=list)  # one sample node per kind drawn, in LEGEND's order
 
     def cluster(self, cid: str) -> Cluster:
         for c in self.clusters:
@@ -111,8 +117,9 @@ def shape_text(var: Variable | None) -> str:
 
 
 def dist_text(dist: Dist) -> str:
-    """The family, with its arguments when they are all literals: ``Normal(0, 1)``, ``Categorical(uniform)``."""
-    if not dist.params or any(isinstance(p.value, Net) for p in dist.params):
+    """The family with its arguments, networks included, as the spec writes them: ``Normal(0, 1)``,
+    ``Categorical(uniform)``, ``Bernoulli(mlp(500))``, ``Normal(loc=mlp(8), scale=0.5)``."""
+    if not dist.params:
         return dist.family
     return printers.dist(dist, compact=True)
 
@@ -168,7 +175,11 @@ def describe(spec: Spec, only: str | None = None) -> Diagram:
     settings.append(f"S = {objective_setting(spec.objective, 'samples')}")
     settings += [f"beta {b.var} = {printers.number(b.value, compact=True)}" for b in spec.objective.betas if float(b.value) != 1.0]
     label = f"model {spec.name}   ({', '.join(settings)})"
-    return Diagram(spec.name, label, [_cluster(spec, b) for b in blocks])
+    clusters = [_cluster(spec, b) for b in blocks]
+    kinds = {n.kind for c in clusters for n in c.nodes}
+    legend = [Node(f"legend_{kind}", kind, kind, (text,), dict(STYLES[kind])) for kind, text in LEGEND.items()
+              if kind in kinds]
+    return Diagram(spec.name, label, clusters, legend)
 
 
 # -- stage 2: graphviz -----------------------------------------------------------------
@@ -192,6 +203,13 @@ def to_graphviz(diagram: Diagram):
                     plate.node(node.id, _dot_label(node.lines), **node.attrs)
             for edge in cluster.edges:
                 sub.edge(edge.tail, edge.head)
+    if diagram.legend:  # a column of sample nodes, one per kind, held in order by invisible edges
+        with g.subgraph(name="cluster_legend") as legend:
+            legend.attr(label="legend", **LEGEND_ATTRS)
+            for node in diagram.legend:
+                legend.node(node.id, _dot_label(node.lines), **{**node.attrs, "fontsize": "10"})
+            for above, below in zip(diagram.legend, diagram.legend[1:]):
+                legend.edge(above.id, below.id, style="invis")
     return g
 
 
