@@ -16,8 +16,20 @@ _LAZY = {
     "Spec": ("graphvae.spec.ir", "Spec"),
     "SpecError": ("graphvae.spec.diagnostics", "SpecError"),
     "UserError": ("graphvae.errors", "UserError"),
+    "check_text": ("graphvae.spec.loader", "check_text"),
     "compile_spec": ("graphvae.compile.compiler", "compile_spec"),
     "register_family": ("graphvae.compile.distributions", "register"),
+    # data: the arrays a spec trains on, its splits and labelled subset, and batches of them
+    "prepare_data": ("graphvae.data", "prepare_data"),
+    "SemiSupervisedBatches": ("graphvae.data", "SemiSupervisedBatches"),
+    # trained runs: the model of a run folder, and its outputs as numpy arrays
+    "load_run": ("graphvae.train.runs", "load_run"),
+    "Run": ("graphvae.train.runs", "Run"),
+    "predict": ("graphvae.train.runs", "predict"),
+    "encode": ("graphvae.train.runs", "encode"),
+    "reconstruct": ("graphvae.train.runs", "reconstruct"),
+    "sample": ("graphvae.train.runs", "sample"),
+    "write_arrays": ("graphvae.train.arrays", "write_arrays"),
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from graphvae.spec.settings import FLAGS, SETTINGS, Anything
+from graphvae.spec.settings import DATASETS, FLAGS, SETTINGS, Anything
 
 TRAIN = SETTINGS["train"]
 
@@ -81,9 +81,43 @@ def _add_sample(sub):
     p.add_argument("run", metavar="RUN")
     p.add_argument("--out", required=True, help="folder for the PNG files")
     _add_data_flags(p)
-    p.add_argument("--n", type=int, default=8, help="columns per grid")
+    p.add_argument("--n", type=int, default=8, help="columns per grid (with --format npz|csv: draws; default 8)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    p.add_argument("--format", choices=["png", "npz", "csv"], default="png",
+                   help="png: picture grids in the folder --out; npz, csv: --n draws of every variable as "
+                        "arrays in the file --out (default: png)")
+    p.add_argument("--given", nargs="+", default=[], metavar="NAME=VALUE",
+                   help="with --format npz|csv: clamp a latent or supervised variable, e.g. y=3 (or z=0,1.5)")
+
+
+def _add_array_command(sub, name: str, help_text: str):
+    p = sub.add_parser(name, help=help_text)
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--data", default=None, metavar="DATA",
+                   help="an .npz file with arrays named after the observed variables (every example), or a data "
+                        "set (digits, mnist, fashion-mnist, kmnist) (default: the run's data)")
+    p.add_argument("--split", choices=["train", "validation", "test"], default=None,
+                   help="the run's split of DATA (default: every example of an .npz file, the test split of a data set)")
+    p.add_argument("--out", required=True, metavar="FILE", help="output file: .npz or .csv (one column per entry)")
+    _add_setting_flags(p, ("data_dir", "device"), "the run's")
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latent draws (default: 0)")
+
+
+def _add_predict(sub):
+    _add_array_command(sub, "predict", "write the supervised variables' predictions from q (and class "
+                                       "probabilities) for a data file as .npz or .csv")
+
+
+def _add_encode(sub):
+    _add_array_command(sub, "encode", "write q's posterior means and parameters of the latent variables for a "
+                                      "data file as .npz or .csv")
+
+
+def _add_reconstruct(sub):
+    _add_array_command(sub, "reconstruct", "write the reconstructions (means of p(x | encoded latents)) of a data "
+                                           "file as .npz or .csv")
 
 
 def _add_plot(sub):
@@ -100,6 +134,18 @@ def _add_render(sub):
     p.add_argument("--latex", action="store_true", help="print the factorisation and objective in LaTeX")
 
 
+def _add_data(sub):
+    p = sub.add_parser("data", help="get a data set: graphvae data download mnist|fashion-mnist|kmnist")
+    data = p.add_subparsers(dest="data_command", metavar="ACTION")
+    data.required = True
+    d = data.add_parser("download", help="fetch and verify a data set's four IDX files from its public mirrors")
+    d.add_argument("name", metavar="NAME", choices=[n for n in DATASETS if n != "digits"],
+                   help=f"{', '.join(n for n in DATASETS if n != 'digits')} (digits comes with scikit-learn)")
+    d.add_argument("--dir", default=None, metavar="DIR",
+                   help="put the files in DIR/NAME and train with --data-dir DIR (default: $GRAPHVAE_DATA, "
+                        "else ~/.cache/graphvae/data, where --data NAME looks)")
+    d.add_argument("--mirror", action="append", default=None, help=argparse.SUPPRESS)  # a base URL, for tests
+
 def build_parser() -> argparse.ArgumentParser:
     from graphvae import __version__
 
@@ -110,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"graphvae {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for add in (_add_check, _add_fmt, _add_compile, _add_train, _add_baseline, _add_eval, _add_sample, _add_plot,
-                _add_render):
+    for add in (_add_check, _add_fmt, _add_compile, _add_train, _add_baseline, _add_eval, _add_sample,
+                _add_predict, _add_encode, _add_reconstruct, _add_plot, _add_render, _add_data):
         add(sub)
     return parser

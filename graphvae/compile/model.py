@@ -207,6 +207,8 @@ class CompiledModel(nn.Module):
             out[f"n_labelled/{y}"] = like + n
         return out
 
+    # -- evaluation: each runs under torch.no_grad() and returns tensors without grad ----------
+    @torch.no_grad()
     def log_marginal(self, batch, samples: int = 100) -> torch.Tensor:
         """Per-example IWAE estimate (B,) of log p(x), or of log p(x, y) where y is labelled.
 
@@ -227,12 +229,26 @@ class CompiledModel(nn.Module):
             out = out.index_copy(0, idx, value)
         return out
 
+    @torch.no_grad()
     def predict(self, batch, var: str, samples: int | None = None) -> torch.Tensor:
         """Predictions of a supervised variable from q(var | x) (given labels are ignored
         for ``var``, used for the others): class indices for a finite discrete variable
         (the mode of the marginal, estimated with ``samples`` draws of the latents
         before it; default the objective's S, at least PREDICT_SAMPLES), the mean for a
         continuous one.  With no sampled latent before ``var`` in q, no draw is made."""
+        return self._predict(batch, var, samples, probs=False)
+
+    @torch.no_grad()
+    def predict_probs(self, batch, var: str, samples: int | None = None) -> torch.Tensor:
+        """Class probabilities ``(B, K)`` of a supervised ``categorical[K]`` variable under q(var | x):
+        the particle average :meth:`predict` takes the mode of (so its argmax is ``predict``'s)."""
+        v = self._vars.get(var)
+        if v is not None and v.role == "supervised" and (v.domain != "categorical" or v.value_shape != ()):
+            raise UserError(f"'{var}' is {v.domain}{list(v.shape)}: class probabilities are given for a "
+                            "supervised categorical[K] variable only")
+        return self._predict(batch, var, samples, probs=True)
+
+    def _predict(self, batch, var: str, samples: int | None, probs: bool) -> torch.Tensor:
         v = self._vars.get(var)
         if v is None or v.role != "supervised":
             choices = ", ".join(s.name for s in self.spec.supervised) or "none"
@@ -245,14 +261,14 @@ class CompiledModel(nn.Module):
         out = None
         for labelled, idx in self._groups(cb2):
             n = cb.size if idx is None else len(idx)
-            value = self._predict_group(self._group_values(cb2, labelled, idx), n, labelled, var, samples)
+            value = self._predict_group(self._group_values(cb2, labelled, idx), n, labelled, var, samples, probs)
             if idx is None:
                 return value
             out = value.new_empty((cb.size,) + value.shape[1:]) if out is None else out
             out = out.index_copy(0, idx, value)
         return out
 
-    def _predict_group(self, values, size, labelled, var, samples) -> torch.Tensor:
+    def _predict_group(self, values, size, labelled, var, samples, probs: bool = False) -> torch.Tensor:
         v = self._vars[var]
         trace = self._trace(values, size, labelled, samples, mode="iwae", run_p=False, stop_at=var)
         d = trace.q_dists[var]
@@ -263,6 +279,8 @@ class CompiledModel(nn.Module):
             sup = dists.support_values(v.domain, v.shape, self.dtype, self.device)
             lp = d.log_prob(sup.reshape((sup.shape[0],) + (1,) * (trace.lead + 1) + tuple(sup.shape[1:]))) + lw
             marginal = torch.logsumexp(lp.flatten(1, trace.lead), 1)  # (N, B)
+            if probs:
+                return torch.softmax(marginal, 0).transpose(0, 1)  # (B, N): normalised over the values
             return sup[marginal.argmax(0)]
         mean = dists.mean(d)
         # the particles: var's q may not read every enumerated variable, whose weights still count
@@ -272,6 +290,7 @@ class CompiledModel(nn.Module):
         flat = mean.reshape((-1, size) + tuple(mean.shape[trace.lead + 1:]))
         return (w.reshape(w.shape + (1,) * (flat.dim() - 2)) * flat).sum(0)
 
+    @torch.no_grad()
     def encode(self, batch) -> dict[str, torch.Tensor]:
         """Posterior means (continuous) or modes (discrete) of every latent and supervised
         variable, ``(B, *value_shape)``, nodes computed in q's order from the previous
@@ -291,12 +310,42 @@ class CompiledModel(nn.Module):
                     out[v] = out[v].index_copy(0, idx, value)
         return out
 
+    @torch.no_grad()
+    def posterior(self, batch) -> dict[str, dict[str, torch.Tensor]]:
+        """The parameters of q for every latent and supervised variable, ``{var: {param: (B, *shape)}}``
+        (e.g. ``{"z": {"loc": ..., "scale": ...}, "y": {"probs": ...}}``), each factor evaluated at
+        its parents' values as :meth:`encode` computes them (means or modes; labels kept)."""
+        cb = self._check(batch)
+        out: dict[str, dict[str, torch.Tensor]] = {}
+        for labelled, idx in self._groups(cb):
+            n = cb.size if idx is None else len(idx)
+            trace = self._trace(self._group_values(cb, labelled, idx), n, labelled, 1, mode="mean", run_p=False)
+            for name, d in trace.q_dists.items():
+                base = dists.base_of(d)
+                for param in dists.family(self._qf[name].dist.family).params:
+                    value = getattr(base, param, None)
+                    if not torch.is_tensor(value):
+                        continue
+                    tail = tuple(value.shape[len(base.batch_shape):])  # the parameter's own dims (probs: K)
+                    value = value.expand(tuple(base.batch_shape) + tail)
+                    value = value.reshape((n,) + tuple(value.shape[trace.lead + 1:]))
+                    slot = out.setdefault(name, {})
+                    if idx is None:
+                        slot[param] = value
+                    else:
+                        if param not in slot:
+                            slot[param] = value.new_empty((cb.size,) + value.shape[1:])
+                        slot[param] = slot[param].index_copy(0, idx, value)
+        return out
+
+    @torch.no_grad()
     def reconstruct(self, batch) -> dict[str, torch.Tensor]:
         """Means of p(x | encoded latents) for every observed variable, ``(B, *shape)``."""
         cb = self._check(batch)
         codes = self.encode(batch)
         return self._decode(codes, cb.size)
 
+    @torch.no_grad()
     def sample(self, n: int, given: dict[str, torch.Tensor | int | float] | None = None) -> dict[str, torch.Tensor]:
         """Ancestral samples of p: every variable ``(n, *value_shape)``; latent and supervised
         ones drawn (or clamped to ``given``), observed ones as their distribution's mean."""
