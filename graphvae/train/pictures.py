@@ -47,42 +47,83 @@ def save_figure(fig, path: str | os.PathLike) -> None:
 
 
 # -- graphvae plot ------------------------------------------------------------------------------
-def _curve_groups(rows: list[dict]) -> list[tuple[str, list[str]]]:
+@dataclass(frozen=True)
+class Panel:
+    """One panel of ``curves.png``: the metrics.jsonl keys drawn on one axis, which share a scale."""
+
+    title: str
+    keys: tuple[str, ...]
+    percent: bool = False  # the values are fractions, drawn as percentages
+
+
+_NOT_DRAWN = ("epoch", "step", "val/examples", "epoch_seconds", "examples_per_s", "selected")
+_NOT_DRAWN_HEADS = ("train/ess/", "train/n_labelled/")
+
+
+def curve_panels(rows: list[dict], domains: dict | None = None) -> list[Panel]:
+    """The panels of ``curves.png``, each metric beside only those of its scale: the loss; the ELBO
+    (train and validation); for each supervised variable its validation error (a percentage, for a
+    categorical one) or RMSE (a continuous one; a variable ``domains``, name -> domain, lacks is
+    drawn as plain numbers); the reconstruction term; the KL terms; the classifier terms; any other
+    train term; the learning rate when it changes; throughput.  Empty panels are left out."""
     keys: list[str] = []
     for row in rows:
-        keys += [k for k, v in row.items() if k not in keys and isinstance(v, (int, float)) and not isinstance(v, bool)]
-    objective = [k for k in keys if k in ("train/loss", "train/elbo", "val/elbo")]
-    terms = [k for k in keys if k.startswith("train/") and k not in objective
-             and not k.startswith(("train/ess", "train/n_labelled"))]
-    errors = [k for k in keys if k.startswith("val/error")]
-    speed = [k for k in keys if k == "steps_per_s"]
-    groups = [("objective (nats per example)", objective), ("loss terms", terms),
-              ("validation error", errors), ("throughput (steps/s)", speed)]
-    return [(title, ks) for title, ks in groups if ks]
+        keys += [k for k, v in row.items() if k not in keys and isinstance(v, (int, float)) and not isinstance(v, bool)
+                 and k not in _NOT_DRAWN and not k.startswith(_NOT_DRAWN_HEADS)]
+    domains = domains or {}
+    taken: set[str] = set()
+
+    def pick(test) -> tuple[str, ...]:
+        found = tuple(k for k in keys if k not in taken and test(k))
+        taken.update(found)
+        return found
+
+    panels = [Panel("loss (nats per example)", pick(lambda k: k == "train/loss")),
+              Panel("ELBO (nats per example)", pick(lambda k: k in ("train/elbo", "val/elbo")))]
+    for key in pick(lambda k: k.startswith("val/error/")):
+        name = key.split("/", 2)[2]
+        domain = domains.get(name)
+        what = "error" if domain == "categorical" else "RMSE" if domain else "error"
+        panels.append(Panel(f"validation {what} of {name}", (key,), percent=domain == "categorical"))
+    panels += [Panel("reconstruction log-likelihood", pick(lambda k: k == "train/reconstruction")),
+               Panel("KL terms", pick(lambda k: k.startswith("train/kl/"))),
+               Panel("classifier terms: log q(label | x)", pick(lambda k: k.startswith("train/classifier/"))),
+               Panel("other train terms", pick(lambda k: k.startswith("train/")))]
+    rates = {r["lr"] for r in rows if isinstance(r.get("lr"), (int, float))}
+    panels.append(Panel("learning rate", pick(lambda k: k == "lr") if len(rates) > 1 else ()))
+    panels.append(Panel("throughput (steps/s)", pick(lambda k: k == "steps_per_s")))
+    panels.append(Panel("other", pick(lambda k: k.startswith("val/"))))
+    return [p for p in panels if p.keys]
 
 
-def plot_curves(rows: list[dict], out: str | os.PathLike, title: str = "") -> Path:
-    """Draw the per-epoch curves of metrics.jsonl rows into a PNG; returns its path."""
+def plot_curves(rows: list[dict], out: str | os.PathLike, title: str = "", domains: dict | None = None) -> Path:
+    """Draw the per-epoch curves of metrics.jsonl rows into a PNG, one panel per scale
+    (:func:`curve_panels`; ``domains``, variable -> domain, says which unit each supervised
+    variable's validation metric has); returns its path."""
     if not rows:
         raise UserError("no metrics to plot yet (metrics.jsonl is empty: the run has not finished an epoch)")
     plt = _pyplot()
-    groups = _curve_groups(rows)
-    cols = 2 if len(groups) > 1 else 1
-    nrows = math.ceil(len(groups) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(6 * cols, 3.4 * nrows), squeeze=False)
-    for ax, (group_title, keys) in zip(axes.flat, groups):
-        for key in keys:
+    from matplotlib.ticker import MaxNLocator
+
+    panels = curve_panels(rows, domains)
+    cols = 1 if len(panels) == 1 else 2 if len(panels) <= 4 else 3
+    nrows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.8 * cols, 3.2 * nrows), squeeze=False)
+    for ax, panel in zip(axes.flat, panels):
+        for key in panel.keys:
             pts = [(r["epoch"], r[key]) for r in rows if isinstance(r.get(key), (int, float)) and "epoch" in r]
             if pts:
                 xs, ys = zip(*pts)
                 ax.plot(xs, ys, marker="o" if len(pts) < 30 else None, markersize=3, label=key)
-        ax.set_title(group_title)
+        ax.set_title(panel.title, fontsize=10)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        if group_title == "validation error":
+        if len(panel.keys) > 1:
+            ax.legend(fontsize=7)
+        if panel.percent:
             ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:.1f}%"))
-    for ax in list(axes.flat)[len(groups):]:
+    for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     if title:
         fig.suptitle(title)
