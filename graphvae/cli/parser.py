@@ -49,7 +49,7 @@ def _add_data_flags(p):
 def _add_train(sub):
     p = sub.add_parser("train", help="train a spec; the spec's train block gives defaults, flags override")
     p.add_argument("spec", metavar="SPEC", nargs="?", help="spec file (not needed with --resume)")
-    _add_setting_flags(p, FLAGS, "the spec's train block, else {!r}")
+    _add_setting_flags(p, FLAGS, "{!r}, unless the spec's train block sets it")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help=f"override any train setting: {', '.join(TRAIN)}")
     p.add_argument("--out", default=None, help="run folder (default: runs/<model>)")
