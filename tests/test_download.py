@@ -265,6 +265,17 @@ def test_bad_resumed_part_is_fetched_again_from_zero(server, tmp_path, capsys):
     assert (folder / TRAIN_IMAGES).read_bytes() == server.files[TRAIN_IMAGES]
 
 
+def test_more_than_the_published_size_is_refused(server, tmp_path, capsys):
+    server.files[NAMES[1]] += b"more"
+    code, out, err = cli(capsys, "mnist", "--dir", str(tmp_path / "data"))
+    assert code == 1 and "more than the published" in one_error_line(err)
+    assert _leftovers(tmp_path / "data" / "mnist") == [] and not (tmp_path / "data" / "mnist" / NAMES[1]).exists()
+
+
+def test_a_mirror_that_is_no_url_is_one_line(server, tmp_path, capsys):
+    code, out, err = cli(capsys, "mnist", "--dir", str(tmp_path / "data"), "--mirror", "notaurl")
+    assert code == 1 and "is not an http:// or https:// URL" in one_error_line(err)
+
 def test_no_server_is_one_line_with_the_manual_way(server, tmp_path, capsys):
     code, out, err = cli(capsys, "mnist", "--dir", str(tmp_path / "data"), "--mirror",
                          f"http://127.0.0.1:{_closed_port()}/mnist/")

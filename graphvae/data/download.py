@@ -29,7 +29,6 @@ import gzip
 import hashlib
 import http.client
 import os
-import ssl
 import urllib.error
 import urllib.request
 import zlib
@@ -244,6 +243,14 @@ def _fetch(url: str, remote: Remote, part: Path, final: Path, report: Callable[[
         return
     response, start = _response_from(url, part)
     done, too_long = start, False
+
+    def read(n: int) -> bytes:
+        try:
+            return response.read(n)
+        except (http.client.HTTPException, OSError) as exc:  # reset, timed out, TLS failure ...
+            why = "connection closed" if isinstance(exc, http.client.IncompleteRead) else _reason(exc)
+            raise _Failed(f"{url}: the transfer broke off after {done} of {remote.size} bytes ({why})") from None
+
     with response:
         report(Event("start", remote, final, done=start, total=remote.size, url=url))
         try:
@@ -251,19 +258,16 @@ def _fetch(url: str, remote: Remote, part: Path, final: Path, report: Callable[[
                 out.seek(start)
                 out.truncate()
                 while done < remote.size:
-                    block = response.read(min(CHUNK, remote.size - done))
+                    block = read(min(CHUNK, remote.size - done))
                     if not block:
                         break
                     out.write(block)
                     done += len(block)
                     report(Event("bytes", remote, final, done=done, total=remote.size, url=url))
-                too_long = done == remote.size and bool(response.read(1))
+                too_long = done == remote.size and bool(read(1))
                 out.flush()
                 os.fsync(out.fileno())
-        except (http.client.HTTPException, TimeoutError, ConnectionError, ssl.SSLError) as exc:
-            why = "connection closed" if isinstance(exc, http.client.IncompleteRead) else _reason(exc)
-            raise _Failed(f"{url}: the transfer broke off after {done} of {remote.size} bytes ({why})") from None
-        except OSError as exc:  # the disk's side: a full disk, a read-only folder
+        except OSError as exc:  # the disk's side (reading failures are _Failed): a full disk, a read-only folder
             raise UserError(f"cannot write '{part}': {_reason(exc)}") from None
     if too_long:
         part.unlink()
@@ -332,10 +336,13 @@ def download_dataset(name: str, base: str | os.PathLike | None = None,
     or a file that no mirror delivered with the published digest."""
     if name not in SOURCES:
         raise UserError(f"unknown dataset '{name}'; graphvae data download takes {', '.join(SOURCES)}")
+    source, mirrors = SOURCES[name], tuple(mirrors or ()) or mirrors_for(name)
+    for url in mirrors:
+        if not url.startswith(("http://", "https://")):
+            raise UserError(f"mirror '{url}' (--mirror or ${MIRROR_ENV}) is not an http:// or https:// URL")
     report = progress or (lambda event: None)
     folder = target_folder(name, base)
     _prepare_folder(folder)
-    source, mirrors = SOURCES[name], tuple(mirrors or ()) or mirrors_for(name)
     todo = []
     for remote in source.files:  # check what is there before fetching anything
         final = folder / remote.name
