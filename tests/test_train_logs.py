@@ -171,8 +171,8 @@ def test_resuming_a_finished_run_says_so(tmp_path, spec_path, capsys):
     out = capsys.readouterr().out
     steps = RunFolder(run).read_metrics()[-1]["step"]
     assert "epoch 2/1" not in out
-    assert out.splitlines()[0] == (f"{run} has already finished: 1 epochs of 1 ({steps} steps), nothing more to train; "
-                                   f"to train it longer: graphvae train --resume {run} --epochs N (N > 1)")
+    assert out.splitlines()[0] == (f"{run} has already finished: 1 epoch trained (1 planned, {steps} steps), nothing "
+                                   f"more to train; to train it longer: graphvae train --resume {run} --epochs N (N > 1)")
     assert [r["epoch"] for r in RunFolder(run).read_metrics()] == [1]
 
 

@@ -146,8 +146,9 @@ def config_line(cfg, where) -> str:
 
 def finished_line(folder, epoch: int, epochs: int, step: int) -> str:
     """What resuming a run that has trained its ``epochs`` (or more) says instead of an epoch count."""
-    return (f"{folder.path} has already finished: {epoch} epochs of {epochs} ({step} steps), nothing more to train; "
-            f"to train it longer: graphvae train --resume {folder.path} --epochs N (N > {epoch})")
+    return (f"{folder.path} has already finished: {epoch} epoch{'s' if epoch != 1 else ''} trained ({epochs} planned, "
+            f"{step} steps), nothing more to train; to train it longer: graphvae train --resume {folder.path} "
+            f"--epochs N (N > {epoch})")
 
 
 def wants_bar(progress: bool, stream) -> bool:
