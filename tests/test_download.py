@@ -243,6 +243,29 @@ def test_interrupted_transfer_resumes_with_range(server, tmp_path, capsys):
     assert "resumed at" in out
 
 
+def test_ctrl_c_keeps_the_part_for_the_next_run(server, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(download, "CHUNK", 1000)
+    real = download._fetch
+
+    def interrupted(url, remote, part, final, report):
+        def report_then_stop(event):
+            if event.kind == "bytes" and event.done >= 3000:
+                raise KeyboardInterrupt
+            report(event)
+        return real(url, remote, part, final, report_then_stop)
+
+    monkeypatch.setattr(download, "_fetch", interrupted)
+    code, out, err = cli(capsys, "mnist", "--dir", str(tmp_path / "data"))
+    folder = tmp_path / "data" / "mnist"
+    assert code == 130 and err.strip() == "graphvae: interrupted"
+    assert not (folder / TRAIN_IMAGES).exists() and (folder / f"{TRAIN_IMAGES}.part").stat().st_size == 3000
+
+    monkeypatch.setattr(download, "_fetch", real)
+    server.requests.clear()
+    assert cli(capsys, "mnist", "--dir", str(tmp_path / "data"))[0] == 0
+    assert server.requests[0] == (TRAIN_IMAGES, "bytes=3000-")
+    assert (folder / TRAIN_IMAGES).read_bytes() == server.files[TRAIN_IMAGES]
+
 def test_server_ignoring_range_restarts_from_zero(server, tmp_path, capsys):
     server.ignore_range = True
     folder = tmp_path / "data" / "mnist"
