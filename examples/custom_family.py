@@ -15,7 +15,6 @@ import argparse
 import torch
 
 import graphvae
-from graphvae.spec.loader import check_text
 
 SPEC = """
 model gumbel_vae
@@ -40,7 +39,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     graphvae.register_family("Gumbel", torch.distributions.Gumbel, params=("loc", "scale"))
-    spec, diagnostics = check_text(SPEC, "gumbel_vae.gvae", "dsl")
+    spec, diagnostics = graphvae.check_text(SPEC, "gumbel_vae.gvae", "dsl")
     for d in diagnostics:
         print(d.headline())
     if spec is None or any(d.is_error for d in diagnostics):
@@ -56,8 +55,7 @@ def main(argv=None) -> int:
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-    with torch.no_grad():
-        iwae = model.log_marginal({"x": x}, samples=20).mean().item()
+    iwae = model.log_marginal({"x": x}, samples=20).mean().item()  # evaluation runs without gradients
     print(f"after {args.steps} steps: loss {loss.item():.3f}, IWAE-20 log p(x) {iwae:.3f} nats per example")
     return 0
 

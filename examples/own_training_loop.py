@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 
 import graphvae
-from graphvae.data import SemiSupervisedBatches, evaluation_arrays, prepare_data, to_batch
 
 SPEC = Path(__file__).resolve().parents[1] / "specs" / "digits_m2.gvae"
 
@@ -29,9 +28,9 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     spec = graphvae.load_spec(SPEC)
     model = graphvae.compile_spec(spec)
-    data = prepare_data(spec, data="digits", labels=100, seed=args.seed)
+    data = graphvae.prepare_data(spec, data="digits", labels=100, seed=args.seed)  # numpy arrays, split and labelled
     model.set_data_size(len(data.train["x"]), data.n_labelled)  # the classifier weight alpha * N / N_labelled
-    batches = SemiSupervisedBatches(data.train, spec, data.labelled, batch_size=100, labelled_per_batch=100,
+    batches = graphvae.SemiSupervisedBatches(data.train, spec, data.labelled, batch_size=100, labelled_per_batch=100,
                                     generator=torch.Generator().manual_seed(args.seed))
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
 
@@ -48,12 +47,9 @@ def main(argv=None) -> int:
             if step >= args.steps:
                 break
 
-    test = evaluation_arrays(data.test, spec, "dynamic")
-    batch = to_batch(test, range(len(test["y"])))
-    labels = batch.pop("y")
-    model.eval()  # batch normalisation uses its running statistics
-    with torch.no_grad():
-        error = (model.predict(batch, "y") != labels).float().mean().item()
+    x, labels = torch.from_numpy(data.test["x"]), torch.from_numpy(data.test["y"])  # x: unit grey levels
+    model.eval()  # batch normalisation uses its running statistics; predict runs without gradients
+    error = (model.predict({"x": x}, "y") != labels).float().mean().item()
     print(f"test error after {step} steps: {100 * error:.2f}% on {len(labels)} digits ({data.n_labelled} labels)")
     return 0
 
