@@ -11,7 +11,8 @@ for another ``base``) then finds them.  Per file:
 - otherwise the bytes go to ``NAME.part`` beside it, resumed with an HTTP ``Range`` request when a
   ``.part`` is already there (a server that answers 200 instead of 206 ignores the range: the file
   restarts from zero), at most the published size; then the SHA-256 is checked and the ``.part`` is
-  renamed (``os.replace``, atomic) to the final name.  A digest that does not match removes the
+  renamed (``os.replace``, atomic) to the final name (for MNIST a recompressed copy of the published data
+  also passes, by its content digest).  A digest that does not match removes the
   ``.part``; the loader never sees a file that was not verified;
 - the mirrors of the dataset are tried in order: a refused connection, an HTTP error, a dropped
   transfer or a wrong digest moves on to the next (a dropped transfer keeps its ``.part``, so the next
@@ -236,12 +237,30 @@ def _response_from(url: str, part: Path):
     return response, start
 
 
+def _declared_size(response, start: int) -> int | None:
+    """The whole file's size as the server declares it: a 206's ``Content-Range`` total, else
+    ``start`` plus ``Content-Length``; None when it says nothing."""
+    try:
+        if response.status == 206:
+            return int(response.headers.get("Content-Range", "").rsplit("/", 1)[1])
+        return start + int(response.headers["Content-Length"])
+    except (IndexError, KeyError, TypeError, ValueError):
+        return None
+
+
 def _fetch(url: str, remote: Remote, part: Path, final: Path, report: Callable[[Event], None]) -> None:
-    """Bring ``part`` to ``remote``'s full size from ``url``, resuming what it holds; raises _Failed
-    (a broken transfer keeps the ``.part`` to resume; a too-long one removes it)."""
+    """Bring ``part`` to the file's full size from ``url``, resuming what it holds; raises _Failed
+    (a broken transfer keeps the ``.part`` to resume; a too-long one removes it).
+
+    The size is the published one; where a content digest is known (a recompressed copy passes) it is
+    what the server declares, up to twice the published size."""
     if part.exists() and part.stat().st_size >= remote.size:  # complete (verified next) or too long
         return
     response, start = _response_from(url, part)
+    bound = remote.size if remote.content_sha256 is None else 2 * remote.size
+    declared = _declared_size(response, start)
+    size = remote.size if declared is None or remote.content_sha256 is None else declared
+    wrong_size = declared is not None and (declared > bound if remote.content_sha256 else declared != remote.size)
     done, too_long = start, False
 
     def read(n: int) -> bytes:
@@ -249,31 +268,33 @@ def _fetch(url: str, remote: Remote, part: Path, final: Path, report: Callable[[
             return response.read(n)
         except (http.client.HTTPException, OSError) as exc:  # reset, timed out, TLS failure ...
             why = "connection closed" if isinstance(exc, http.client.IncompleteRead) else _reason(exc)
-            raise _Failed(f"{url}: the transfer broke off after {done} of {remote.size} bytes ({why})") from None
+            raise _Failed(f"{url}: the transfer broke off after {done} of {size} bytes ({why})") from None
 
     with response:
-        report(Event("start", remote, final, done=start, total=remote.size, url=url))
-        try:
-            with open(part, "r+b" if part.exists() else "wb") as out:
-                out.seek(start)
-                out.truncate()
-                while done < remote.size:
-                    block = read(min(CHUNK, remote.size - done))
-                    if not block:
-                        break
-                    out.write(block)
-                    done += len(block)
-                    report(Event("bytes", remote, final, done=done, total=remote.size, url=url))
-                too_long = done == remote.size and bool(read(1))
-                out.flush()
-                os.fsync(out.fileno())
-        except OSError as exc:  # the disk's side (reading failures are _Failed): a full disk, a read-only folder
-            raise UserError(f"cannot write '{part}': {_reason(exc)}") from None
-    if too_long:
-        part.unlink()
-        raise _Failed(f"{url}: more than the published {remote.size} bytes; the download was removed")
-    if done < remote.size:
-        raise _Failed(f"{url}: the transfer broke off after {done} of {remote.size} bytes")
+        if not wrong_size:
+            report(Event("start", remote, final, done=start, total=size, url=url))
+            try:
+                with open(part, "r+b" if part.exists() else "wb") as out:
+                    out.seek(start)
+                    out.truncate()
+                    while done < size:
+                        block = read(min(CHUNK, size - done))
+                        if not block:
+                            break
+                        out.write(block)
+                        done += len(block)
+                        report(Event("bytes", remote, final, done=done, total=size, url=url))
+                    too_long = done == size and declared is None and bool(read(1))
+                    out.flush()
+                    os.fsync(out.fileno())
+            except OSError as exc:  # the disk's side (reading failures are _Failed): a full disk, a read-only folder
+                raise UserError(f"cannot write '{part}': {_reason(exc)}") from None
+    if wrong_size or too_long:
+        part.unlink(missing_ok=True)
+        offers = f"the server offers {declared} bytes" if wrong_size else "the server sends more bytes"
+        raise _Failed(f"{url}: {offers}, the published file has {remote.size}; not downloaded")
+    if done < size and (declared is not None or remote.content_sha256 is None):
+        raise _Failed(f"{url}: the transfer broke off after {done} of {size} bytes")
 
 
 def _download_file(remote: Remote, folder: Path, mirrors: tuple[str, ...], report) -> tuple[list[str], bool]:
@@ -294,7 +315,7 @@ def _download_file(remote: Remote, folder: Path, mirrors: tuple[str, ...], repor
                 break  # the next mirror (a broken transfer's .part is resumed there)
             offline = False
             digest = sha256_of(part)
-            if digest == remote.sha256:
+            if digest == remote.sha256 or (remote.content_sha256 and _content_sha256(part) == remote.content_sha256):
                 os.replace(part, final)
                 report(Event("done", remote, final, done=remote.size, total=remote.size, url=url))
                 return [], False
