@@ -378,3 +378,4 @@ def test_a_mirror_serving_a_recompressed_copy(server, tmp_path, monkeypatch, cap
     code, out, err = cli(capsys, "mnist", "--dir", str(tmp_path), "--mirror", server.url)
     assert code == 0, err
     assert all((tmp_path / "mnist" / name).read_bytes() == server.files[name] for name in NAMES)
+    assert out.count("a recompressed copy, its data's SHA-256 verified") == 4 and "9.63 MB from" in out

@@ -57,7 +57,7 @@ class _Progress:
                 self._bar(event)
         elif event.kind == "done":
             resumed = f", resumed at {size_text(self.resumed_at)}" if self.resumed_at else ""
-            self._line(f"{event.file.name}: {size_text(event.total)} from {event.url}{resumed}, SHA-256 verified")
+            self._line(f"{event.file.name}: {size_text(event.total)} from {event.url}{resumed}, {event.reason}")
         # "retry" events are not shown: when no mirror succeeds, the error line gives every reason
 
     def close(self) -> None:

@@ -123,7 +123,8 @@ class Event:
 
     ``kind``: ``"present"`` (kept, already verified), ``"start"`` (``url``; ``done`` bytes already
     in the ``.part``), ``"bytes"`` (``done`` of ``total``), ``"retry"`` (``reason``: that mirror
-    failed, the next is tried), ``"done"`` (verified and in place at ``path``)."""
+    failed, the next is tried), ``"done"`` (``total`` bytes verified, ``reason`` says how, and in
+    place at ``path``)."""
 
     kind: str
     file: Remote
@@ -314,10 +315,13 @@ def _download_file(remote: Remote, folder: Path, mirrors: tuple[str, ...], repor
                 report(Event("retry", remote, final, url=url, reason=str(exc)))
                 break  # the next mirror (a broken transfer's .part is resumed there)
             offline = False
-            digest = sha256_of(part)
-            if digest == remote.sha256 or (remote.content_sha256 and _content_sha256(part) == remote.content_sha256):
+            digest, size = sha256_of(part), part.stat().st_size
+            how = "SHA-256 verified" if digest == remote.sha256 else ""
+            if not how and remote.content_sha256 and _content_sha256(part) == remote.content_sha256:
+                how = "a recompressed copy, its data's SHA-256 verified"
+            if how:
                 os.replace(part, final)
-                report(Event("done", remote, final, done=remote.size, total=remote.size, url=url))
+                report(Event("done", remote, final, done=size, total=size, url=url, reason=how))
                 return [], False
             part.unlink()
             if attempt == "resume":  # the bytes kept from before may be what is wrong: once more from zero
