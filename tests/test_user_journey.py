@@ -211,3 +211,18 @@ def test_class_probabilities_match_predict_when_y_follows_a_latent():
     probs = model.predict_probs({"x": x}, "y")
     assert probs.shape == (6, 10) and torch.allclose(probs.sum(1), torch.ones(6))
     assert (probs.argmax(1) == pred).all()
+
+
+def test_given_twice_and_non_finite_outputs(journey, capsys):
+    rc, _, err = cli(capsys, "sample", journey / "run", "--format", "csv", "--n", 3, "--given", "y=2",
+                     "--given", "z=0.5,-1", "--out", journey / "draws.csv")
+    assert rc == 0, err
+    lines = (journey / "draws.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    row = dict(zip(header, lines[1].split(",")))
+    assert row["y"] == "2" and float(row["z_0"]) == 0.5 and float(row["z_1"]) == -1.0
+    run = graphvae.load_run(journey / "run")
+    with torch.no_grad():
+        next(iter(run.model.parameters())).fill_(float("nan"))
+    with pytest.raises(graphvae.UserError, match="predict: y_prob is not finite|predict: s is not finite"):
+        run.predict(str(journey / "new.npz"))

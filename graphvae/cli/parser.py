@@ -87,8 +87,9 @@ def _add_sample(sub):
     p.add_argument("--format", choices=["png", "npz", "csv"], default="png",
                    help="png: picture grids in the folder --out; npz, csv: --n draws of every variable as "
                         "arrays in the file --out (default: png)")
-    p.add_argument("--given", nargs="+", default=[], metavar="NAME=VALUE",
-                   help="with --format npz|csv: clamp a latent or supervised variable, e.g. y=3 (or z=0,1.5)")
+    p.add_argument("--given", action="append", default=None, metavar="NAME=VALUE",
+                   help="with --format npz|csv: clamp a latent or supervised variable, e.g. y=3 or z=0,1.5 "
+                        "(repeat for several)")
 
 
 def _add_array_command(sub, name: str, help_text: str):

@@ -144,8 +144,18 @@ def _batches(run, arrays: dict, batch_size: int):
         yield {k: torch.from_numpy(np.ascontiguousarray(a[start:start + batch_size])).to(dev) for k, a in arrays.items()}
 
 
-def _collect(parts: list[dict]) -> dict[str, np.ndarray]:
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
+def _collect(parts: list[dict], what: str) -> dict[str, np.ndarray]:
+    return _finite({k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}, what)
+
+
+def _finite(arrays: dict[str, np.ndarray], what: str) -> dict[str, np.ndarray]:
+    """``arrays``, or a one-line UserError naming the first that holds a NaN or an infinity."""
+    for name, a in arrays.items():
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            bad = int((~np.isfinite(a)).reshape(len(a), -1).any(1).sum()) if a.ndim else 1
+            raise UserError(f"{what}: {name} is not finite for {bad} of {len(a)} examples: the model's weights or "
+                            "batch-norm statistics are not finite, or its computation overflows")
+    return arrays
 
 
 def _numpy(t) -> np.ndarray:
@@ -170,7 +180,7 @@ def predict(run, data=None, split: str | None = None, data_dir: str | None = Non
                 if v.domain == "categorical" and v.value_shape == ():
                     out[f"{v.name}_prob"] = _numpy(run.model.predict_probs(batch, v.name))
             parts.append(out)
-    return _collect(parts)
+    return _collect(parts, "predict")
 
 
 def encode(run, data=None, split: str | None = None, data_dir: str | None = None, seed: int = 0,
@@ -184,7 +194,7 @@ def encode(run, data=None, split: str | None = None, data_dir: str | None = None
             for name, params in run.model.posterior(batch).items():
                 out.update({f"{name}_{p}": _numpy(v) for p, v in params.items()})
             parts.append(out)
-    return _collect(parts)
+    return _collect(parts, "encode")
 
 
 def reconstruct(run, data=None, split: str | None = None, data_dir: str | None = None, seed: int = 0,
@@ -195,14 +205,14 @@ def reconstruct(run, data=None, split: str | None = None, data_dir: str | None =
     with _seeded(seed, run.model.device):
         for batch in _batches(run, arrays, batch_size):
             parts.append({k: _numpy(v) for k, v in run.model.reconstruct(batch).items()})
-    return _collect(parts)
+    return _collect(parts, "reconstruct")
 
 
 def sample(run, n: int = 16, given: dict | None = None, seed: int = 0) -> dict[str, np.ndarray]:
     """``n`` ancestral draws of p: every variable, latent and supervised ones clamped to ``given``."""
     with _seeded(seed, run.model.device):
         out = run.model.sample(n, given=given)
-    return {k: _numpy(v) for k, v in out.items()}
+    return _finite({k: _numpy(v) for k, v in out.items()}, "sample")
 
 
 def parse_given(spec, items) -> dict:

@@ -37,10 +37,10 @@ class Run:
     ``spec, config, model, state = run``."""
 
     path: Path
-    spec: Any
-    config: Any
-    model: Any
-    labelled: np.ndarray
+    spec: Any = field(repr=False)
+    config: Any = field(repr=False)
+    model: Any = field(repr=False)
+    labelled: np.ndarray = field(repr=False)
     checkpoint: Path
     epoch: int = 0
     step: int = 0
