@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import os
 import shutil
 import socket
 import threading
@@ -323,6 +324,18 @@ def test_unwritable_dir_is_one_line(server, tmp_path, capsys):
     assert code == 1 and "is a file, not a folder" in one_error_line(err)
     assert server.requests == []
 
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_read_only_dir_is_one_line(server, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        code, out, err = cli(capsys, "mnist", "--dir", str(locked))
+        assert code == 1 and "cannot create" in one_error_line(err) and server.requests == []
+    finally:
+        locked.chmod(0o755)
 
 def test_unknown_dataset_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as stop:

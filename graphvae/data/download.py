@@ -374,7 +374,11 @@ def download_dataset(name: str, base: str | os.PathLike | None = None,
         if final.is_symlink() or final.exists():
             if not final.is_file():
                 raise UserError(f"'{final}' is in the way (not a regular file); remove it or pass --dir FOLDER")
-            if not is_verified(final, remote):
+            try:
+                verified = is_verified(final, remote)
+            except OSError as exc:
+                raise UserError(f"cannot read '{final}': {_reason(exc)}") from None
+            if not verified:
                 raise UserError(f"'{final}' is already there but is not the published {name} file (its SHA-256 "
                                 f"differs); not overwritten: remove it to download it again, or pass --dir FOLDER")
             report(Event("present", remote, final, done=remote.size, total=remote.size))
