@@ -1,5 +1,5 @@
 """``graphvae data download mnist|fashion-mnist|kmnist [--dir DIR]``: fetch a dataset's four IDX files
-into the folder ``--data NAME`` reads (torch-free).
+into the folder ``--data NAME`` reads.
 
 The work is :func:`graphvae.data.download.download_dataset`; this module draws its progress: a bar on
 stderr when stderr is a terminal, else one plain line per file on stdout (a log file gets no ``\\r``
