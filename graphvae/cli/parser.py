@@ -79,7 +79,7 @@ def _add_eval(sub):
 def _add_sample(sub):
     p = sub.add_parser("sample", help="write PNG grids: generation per class, style transfer, reconstructions, traversals")
     p.add_argument("run", metavar="RUN")
-    p.add_argument("--out", required=True, help="folder for the PNG files")
+    p.add_argument("--out", required=True, help="folder for the PNG files (with --format npz|csv: the file)")
     _add_data_flags(p)
     p.add_argument("--n", type=int, default=8, help="columns per grid (with --format npz|csv: draws; default 8)")
     p.add_argument("--seed", type=int, default=0)
