@@ -127,6 +127,7 @@ def test_predict_sample_and_load_run_agree(journey, capsys):
     assert (run.model.predict({"x": x}, "y").numpy() == preds["y"]).all()  # the model itself, too
     by_path = graphvae.predict(journey / "run", {"x": x})
     assert (by_path["y"] == preds["y"]).all()
+    assert (run.predict(x.numpy())["y"] == preds["y"]).all()  # one array: the only observed variable's
 
     rc, out, err = cli(capsys, "sample", journey / "run", "--format", "npz", "--n", 20, "--given", "y=1",
                        "--out", journey / "draws.npz")

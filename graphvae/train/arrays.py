@@ -20,10 +20,11 @@ What each gives, one row per example (``N`` first):
 Data (:func:`input_arrays`): ``None`` is the run's own data set; a name (``digits``, ``mnist``...)
 or an ``.npz`` path, whose arrays named after the observed variables are used whole (``split``
 None), or the run's ``train | validation | test`` split of it (the default for a name: ``test``); a
-dict of arrays or tensors keyed by the observed variables.  Labels in the data are never used:
-every supervised value is predicted or encoded from the observed ones.  Binary observed variables
-given grey levels are binarized as ``eval`` does (a fixed draw).  Each computation is seeded
-(``seed``, default 0) without touching the global random state, so the CLI and Python agree.
+dict of arrays or tensors keyed by the observed variables, or one array when there is one.  Labels
+in the data are never used: every supervised value is predicted or encoded from the observed
+ones.  Binary observed variables given grey levels are binarized as ``eval`` does (a fixed draw).
+Each computation is seeded (``seed``, default 0) without touching the global random state, so the
+CLI and Python agree.
 
 CSV (:func:`write_arrays`): one column per scalar entry, ``y`` for a value per example, else
 ``y_0, y_1, ...`` over the flattened entries (``y_prob_0``, ``z_0``...), a header row first.
@@ -62,6 +63,11 @@ def input_arrays(run, data=None, split: str | None = None, data_dir: str | None 
     if split is not None and split not in SPLITS:
         raise UserError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     observed = [v for v in spec.observed]
+    if isinstance(data, np.ndarray) or hasattr(data, "detach"):  # one array: the only observed variable's
+        if len(observed) != 1:
+            raise UserError(f"model '{spec.name}' has {len(observed)} observed variables "
+                            f"({', '.join(v.name for v in observed)}); give a dict of arrays keyed by them")
+        data = {observed[0].name: data}
     if isinstance(data, dict):
         if split is not None:
             raise UserError("a split is chosen from a data set or file, not from arrays given in Python")
@@ -141,7 +147,8 @@ def _batches(run, arrays: dict, batch_size: int):
     n = _count(arrays)
     dev = run.model.device
     for start in range(0, n, batch_size):
-        yield {k: torch.from_numpy(np.ascontiguousarray(a[start:start + batch_size])).to(dev) for k, a in arrays.items()}
+        yield {k: torch.from_numpy(np.ascontiguousarray(a[start:start + batch_size])).to(dev)
+               for k, a in arrays.items()}
 
 
 def _collect(parts: list[dict], what: str) -> dict[str, np.ndarray]:

@@ -33,8 +33,8 @@ class Run:
     and which checkpoint file was read, at which ``epoch`` and ``step``.
 
     The methods give dicts of numpy arrays named after the spec's variables (see
-    :mod:`graphvae.train.arrays`; ``graphvae.predict(run, data)`` etc. are the same).  For older callers a Run unpacks as
-    ``spec, config, model, state = run``."""
+    :mod:`graphvae.train.arrays`; ``graphvae.predict(run, data)`` etc. are the same).  For older
+    callers a Run unpacks as ``spec, config, model, state = run``."""
 
     path: Path
     spec: Any = field(repr=False)
