@@ -108,7 +108,7 @@ def test_check_train_eval(journey, capsys):
 
 def test_predict_sample_and_load_run_agree(journey, capsys):
     rc, out, err = cli(capsys, "predict", journey / "run", "--data", journey / "new.npz",
-                       "--out", journey / "out" / "preds.npz")
+                       "--out", journey / "out" / "preds.npz", "--device", "cpu")  # as load_run's below
     assert rc == 0, err
     assert "wrote" in out and "7 examples" in out
     preds = dict(np.load(journey / "out" / "preds.npz"))
@@ -130,7 +130,7 @@ def test_predict_sample_and_load_run_agree(journey, capsys):
     assert (run.predict(x.numpy())["y"] == preds["y"]).all()  # one array: the only observed variable's
 
     rc, out, err = cli(capsys, "sample", journey / "run", "--format", "npz", "--n", 20, "--given", "y=1",
-                       "--out", journey / "draws.npz")
+                       "--out", journey / "draws.npz", "--device", "cpu")
     assert rc == 0, err
     draws = dict(np.load(journey / "draws.npz"))
     assert {k: v.shape for k, v in draws.items()} == {"x": (20, 6), "y": (20,), "s": (20, 1), "z": (20, 2)}
