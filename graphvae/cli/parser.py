@@ -43,7 +43,8 @@ def _add_setting_flags(p, names, default: str) -> None:
 
 
 def _add_data_flags(p):
-    _add_setting_flags(p, ("data", "data_dir", "device"), "the run's")
+    _add_setting_flags(p, ("data", "data_dir"), "the run's")
+    _add_setting_flags(p, ("device",), "auto")
 
 
 def _add_train(sub):
@@ -101,7 +102,8 @@ def _add_array_command(sub, name: str, help_text: str):
     p.add_argument("--split", choices=["train", "validation", "test"], default=None,
                    help="the run's split of DATA (default: every example of an .npz file, the test split of a data set)")
     p.add_argument("--out", required=True, metavar="FILE", help="output file: .npz or .csv (one column per entry)")
-    _add_setting_flags(p, ("data_dir", "device"), "the run's")
+    _add_setting_flags(p, ("data_dir",), "the run's")
+    _add_setting_flags(p, ("device",), "auto")
     p.add_argument("--checkpoint", choices=["best", "last"], default="best")
     p.add_argument("--seed", type=int, default=0, help="seed of the latent draws (default: 0)")
 

@@ -14,6 +14,8 @@ API (the contract with the trainer; every user mistake raises
                             #   observed: float32 (N, *var.shape) (categorical observed: int64 (N, *var.value_shape))
                             #   supervised categorical: int64 (N,) class index, -1 = missing label
                             #   supervised continuous: float32 (N, *var.shape), NaN = missing label
+    names, arrays = read_npz(Path(f), f, ["x", "y"])  # every array's name; those asked for that exist,
+                                                       # each size-checked before it is allocated
                             #   "_class": int64 (N,) the data's class labels when no spec variable receives
                             #   them (reporting only; keys starting with "_" never go into a batch)
         ds.classes          # number of classes of the data's labels (10 for the image sets), or None
@@ -86,7 +88,7 @@ from graphvae.data.batches import (BINARIZE_MODES, LABELLED_FILE, STATIC_BINARIZ
                                    save_labelled, split_validation, take_examples, to_batch)
 from graphvae.data.datasets import (CLASS_KEY, DIGITS_SPLIT_SEED, DIGITS_TEST_FRACTION, NPZ_SPLIT_SEED,  # noqa: F401
                                     NPZ_TEST_FRACTION, Dataset, TrainingData, fit_variable, infer_image_shape,
-                                    load_dataset, prepare_data)
+                                    load_dataset, prepare_data, read_npz)
 from graphvae.data.idx import (DATA_ENV, DEFAULT_DATA_DIR, IDX_FILES, IMAGE_CLASSES, IMAGE_DATASETS,  # noqa: F401
                                data_dirs, find_idx_files, parse_idx, read_idx, read_idx_dataset, write_idx)
 from graphvae.spec.settings import DATASETS  # noqa: F401  (the names the settings table accepts)

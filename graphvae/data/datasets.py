@@ -204,7 +204,7 @@ def _npy_header(fp, what: str) -> tuple[tuple[int, ...], np.dtype, int]:
     return tuple(shape), dtype, fp.tell()
 
 
-def _read_npz(p: Path, path: str, names: list[str]) -> tuple[list[str], dict[str, np.ndarray]]:
+def read_npz(p: Path, path: str, names: list[str]) -> tuple[list[str], dict[str, np.ndarray]]:
     """``(every array's name, the arrays)`` of an .npz file: of the arrays ``names`` (those present),
     each checked before it is allocated: the shape its header declares against the bytes its zip
     member holds, and :func:`idx.check_data_size`."""
@@ -246,7 +246,7 @@ def _load_npz(path: str, spec: Spec) -> Dataset:
     wanted = [*spec.observed, *spec.supervised]
     if not spec.observed:
         raise UserError("the spec has no observed variable to feed data to")
-    listed, arrays = _read_npz(p, path, [n for v in wanted for n in (v.name, f"test_{v.name}")])
+    listed, arrays = read_npz(p, path, [n for v in wanted for n in (v.name, f"test_{v.name}")])
     for v in wanted:
         if v.name not in arrays:
             hint = did_you_mean(v.name, listed)

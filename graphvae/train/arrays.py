@@ -97,7 +97,7 @@ def input_arrays(run, data=None, split: str | None = None, data_dir: str | None 
 def _read_file(path: str, spec) -> dict[str, np.ndarray]:
     """The arrays of an ``.npz`` file named after ``spec``'s observed variables, every example."""
     from graphvae.data import fit_variable
-    from graphvae.data.datasets import _read_npz  # the size-checked reader training uses
+    from graphvae.data import read_npz  # the size-checked reader training uses
     from graphvae.spec.diagnostics import did_you_mean
 
     p = Path(path).expanduser()
@@ -105,7 +105,7 @@ def _read_file(path: str, spec) -> dict[str, np.ndarray]:
         raise UserError(f"{path} is a folder; --data names an .npz file or a data set")
     if not p.is_file():
         raise UserError(f"data file {path} not found ({p.resolve()})")
-    listed, found = _read_npz(p, path, [v.name for v in spec.observed])
+    listed, found = read_npz(p, path, [v.name for v in spec.observed])
     arrays = {}
     for v in spec.observed:
         if v.name not in found:

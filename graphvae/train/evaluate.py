@@ -104,7 +104,8 @@ def evaluate_run(run_path, data: str | None = None, data_dir: str | None = None,
     from graphvae.data import evaluation_arrays, load_labelled, prepare_data
     from graphvae.train.runs import load_run
 
-    spec, cfg, model, state = load_run(run_path, which, device or "auto")
+    run = load_run(run_path, which, device or "auto")
+    spec, cfg, model, state = run.spec, run.config, run.model, run.state
     k = cfg.eval_samples if samples is None else samples
     if k < 0:
         raise UserError(f"-k must be at least 1 (0 skips IWAE), got {k}")

@@ -316,7 +316,8 @@ def sample_pictures(run_path, out_dir, n: int = 8, seed: int = 0, which: str = "
 
     if n < 1:
         raise UserError(f"--n must be at least 1, got {n}")
-    spec, cfg, model, _ = load_run(run_path, which, device or "auto")
+    run = load_run(run_path, which, device or "auto")
+    spec, cfg, model = run.spec, run.config, run.model
     x, y, z = _pick_variables(spec)
     data_obj = prepare_data(spec, data=data or cfg.data, data_dir=data_dir or cfg.data_dir or None,
                             validation=cfg.validation, labels=cfg.labels, seed=cfg.seed)

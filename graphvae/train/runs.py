@@ -46,9 +46,6 @@ class Run:
     step: int = 0
     state: dict = field(default_factory=dict, repr=False)
 
-    def __iter__(self):
-        return iter((self.spec, self.config, self.model, self.state))
-
     @property
     def device(self):
         return self.model.device
