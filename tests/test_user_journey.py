@@ -84,8 +84,14 @@ def journey(tmp_path_factory):
     np.savez(root / "data.npz", **data)
     np.savez(root / "new.npz", x=data["test_x"][:7])
     torch.set_num_threads(1)
-    assert main(["train", str(root / "journey.gvae"), "--data", str(root / "data.npz"), "--epochs", "3",
-                 "--out", str(root / "run"), "--no-progress"]) == 0
+    import contextlib
+    import io
+
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):
+        assert main(["train", str(root / "journey.gvae"), "--data", str(root / "data.npz"), "--epochs", "3",
+                     "--out", str(root / "run"), "--no-progress"]) == 0
+    (root / "train.log").write_text(said.getvalue())
     return root
 
 
@@ -98,6 +104,9 @@ def test_check_train_eval(journey, capsys):
                                  labels=-1, seed=run.config.seed)
     given = (data.train["y"] >= 0) | ~np.isnan(data.train["s"][:, 0])
     assert run.labelled.tolist() == np.flatnonzero(given).tolist()  # every example with a y or an s label
+    counts = f"({len(run.labelled)} labelled: y {int((data.train['y'] >= 0).sum())}"
+    first = (journey / "train.log").read_text().splitlines()[0]
+    assert counts in first and f", s {int((~np.isnan(data.train['s'][:, 0])).sum())})" in first  # per variable
     rc, out, err = cli(capsys, "eval", journey / "run", "--json")
     assert rc == 0, err
     import json
