@@ -40,6 +40,20 @@ def _write_into(path: Path, data: bytes) -> None:
         raise UserError(f"cannot write '{path}': {_reason(exc)}") from None
 
 
+def make_folders(path: str | os.PathLike) -> Path:
+    """``path`` as an existing folder, created with its parents when missing (``mkdir -p``); a file
+    standing where a folder must be, or a folder that cannot be made, is a one-line UserError."""
+    path = Path(path)
+    for parent in (path, *path.parents):  # name the file that stands where a folder must be
+        if parent.exists() and not parent.is_dir():
+            raise UserError(f"cannot create '{path}': '{parent}' is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the folder '{path}': {_reason(exc)}") from None
+    return path
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Replace ``path`` by ``data`` atomically, keeping an existing file's permission bits."""
     path = Path(path)

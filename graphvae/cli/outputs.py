@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from graphvae.atomic import make_folders
 from graphvae.errors import UserError
 
 
@@ -20,14 +21,7 @@ def make_folder(path: str | os.PathLike, what: str = "folder") -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"'{path}' is a file, not a folder; {what} names a folder")
-    for parent in [path, *path.parents]:  # name the file that stands where a folder must be
-        if parent.exists() and not parent.is_dir():
-            raise UserError(f"cannot create '{path}': '{parent}' is a file, not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create the folder '{path}': {exc.strerror or exc}") from None
-    return path
+    return make_folders(path)
 
 
 def output_file(path: str | os.PathLike, flag: str = "-o") -> Path:

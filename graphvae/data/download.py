@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from graphvae.atomic import make_folders
 from graphvae.data.idx import IDX_FILES, data_dirs, size_text
 from graphvae.errors import UserError
 
@@ -333,13 +334,7 @@ def _download_file(remote: Remote, folder: Path, mirrors: tuple[str, ...], repor
 
 
 def _prepare_folder(folder: Path) -> None:
-    for parent in (folder, *folder.parents):
-        if parent.exists() and not parent.is_dir():
-            raise UserError(f"cannot write to '{folder}': '{parent}' is a file, not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create '{folder}': {_reason(exc)}") from None
+    make_folders(folder)
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UserError(f"cannot write to '{folder}': Permission denied; pass --dir FOLDER for another place")
 
