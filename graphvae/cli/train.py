@@ -64,7 +64,8 @@ def run(args) -> int:
     report = evaluate_run(result.run, samples=0, which="best", split="test", device=cfg.device)
     errors = [f"{name} {error_text(report[f'error/{name}'], domain)}" for name, domain in report["supervised"].items()
               if f"error/{name}" in report]
-    print(f"trained {result.epoch} epochs ({result.step} steps) into {result.run}; best.pt: {result.selected}")
+    epochs = f"{result.epoch} epoch{'s' if result.epoch != 1 else ''}"
+    print(f"trained {epochs} ({result.step} steps) into {result.run}; best.pt: {result.selected}")
     print(f"test ({report['examples']} examples, best.pt from epoch {report['epoch']}): "
           + (f"error {', '.join(errors)}; " if errors else "") + f"ELBO {report['elbo']:.3f} nats")
     if args.baseline and not cfg.labelled_only and not result.interrupted:
