@@ -78,7 +78,7 @@ def summary(seeds: list[int], out: Path) -> dict:
     rows = {s: figures(out / f"s{s}") for s in seeds if (out / f"s{s}" / "best.pt").exists()}
     if not rows:
         raise SystemExit(f"no finished runs in {out}")
-    print(f"| seed | best.pt epoch | best.pt | final | labelled-only baseline | gain |")
+    print("| seed | best.pt epoch | best.pt | final | labelled-only baseline | gain |")
     print("|---|---|---|---|---|---|")
     for s, r in rows.items():
         print(f"| {s} | {r['epoch']} | {r['best']:.2f} % | {r['final']:.2f} % | {r.get('baseline', float('nan')):.2f} % "

@@ -12,8 +12,8 @@ import torch
 from graphvae.errors import UserError
 from graphvae.spec.ir import Dist, Factor, Net, Param, Spec, Variable
 from graphvae.train import checkpoint
-from graphvae.train.checkpoint import (capture_rng, load_checkpoint, restore_rng, save_checkpoint, spec_differences,
-                                       state_dict_differences)
+from graphvae.train.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from graphvae.train.checkpoint_checks import spec_differences, state_dict_differences
 
 torch.set_num_threads(1)
 

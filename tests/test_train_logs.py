@@ -8,7 +8,6 @@ generated .npz), one or two epochs of a few steps each.
 from __future__ import annotations
 
 import io
-import json
 
 import numpy as np
 import pytest

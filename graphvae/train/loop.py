@@ -33,8 +33,8 @@ from graphvae.train import config as trainconfig
 from graphvae.train import reporting
 from graphvae.atomic import atomic_write_bytes
 from graphvae.train.checkpoint import (RESUMABLE_FORMAT, capture_rng, checkpoint_bytes, load_weights,
-                                       open_checkpoint, optimizer_differences, restore_rng, save_checkpoint,
-                                       spec_differences)
+                                       open_checkpoint, restore_rng, save_checkpoint)
+from graphvae.train.checkpoint_checks import optimizer_differences, spec_differences
 from graphvae.train.device import pick_device, seed_everything, use_threads
 from graphvae.train.optim import build_optimizer, build_scheduler, clip_gradients
 from graphvae.train.runfolder import RunFolder
@@ -254,7 +254,7 @@ def _validate(run: _Run) -> dict:
 
 def _end_epoch(run: _Run, writer) -> dict:
     """Validate, log a metrics row, and checkpoint (best.pt too when the selection score improved)."""
-    t, cfg = run.tally, run.cfg
+    t = run.tally
     row = {"epoch": run.batches.epoch, "step": t.step}
     row.update({f"train/{n}": s / max(1, t.epoch_steps) for n, s in t.sums.items()})
     row["lr"] = run.opt.param_groups[0]["lr"]

@@ -286,7 +286,7 @@ def _traversals(g: _Grids) -> Path | None:
     """The most used dimensions of z (by posterior spread), each swept from -3 to 3 with the others at 0."""
     import torch
 
-    x, y, z, n = g.x, g.y, g.z, g.n
+    y, z, n = g.y, g.z, g.n
     if z is None:
         return None
     code = g.codes[z.name]
