@@ -84,6 +84,21 @@ def constrain(family_name: str, param: str, block: torch.Tensor) -> torch.Tensor
     return transform_to(param_constraint(family_name, param))(block)
 
 
+def constraint_map(family_name: str, param: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """:func:`constrain` for one family parameter, resolved once (a network head calls it every step):
+    the ``transform_to`` transform itself, or nothing at all for an unconstrained parameter."""
+    c = param_constraint(family_name, param)
+    while isinstance(c, constraints.independent):
+        c = c.base_constraint
+    if c is constraints.real:
+        return _identity
+    return transform_to(param_constraint(family_name, param))
+
+
+def _identity(block: torch.Tensor) -> torch.Tensor:
+    return block
+
+
 def event_dims(family_name: str, shape: tuple[int, ...]) -> int:
     """Trailing batch dims of the torch distribution that belong to one value of the variable."""
     return len(shape) - family(family_name).event_rank
@@ -103,9 +118,31 @@ def _unchecked():
 
 def build(family_name: str, params: dict[str, torch.Tensor], n_event: int) -> Distribution:
     """The family's distribution over one value of a variable: ``Independent`` over ``n_event`` dims."""
-    with _unchecked():
-        d = torch_class(family_name)(**params, validate_args=False)
-    return Independent(d, n_event, validate_args=False) if n_event > 0 else d
+    return builder(family_name, n_event)(params)
+
+
+def builder(family_name: str, n_event: int) -> Callable[[dict[str, torch.Tensor]], Distribution]:
+    """:func:`build` for one family and event rank, resolved once: the class, and whether its
+    constructor builds inner distributions with torch's default checks (then they are switched
+    off around it, see :func:`_unchecked`)."""
+    cls = torch_class(family_name)
+    inner = cls not in _NO_INNER
+
+    def make(params: dict[str, torch.Tensor]) -> Distribution:
+        if inner:
+            with _unchecked():
+                d = cls(**params, validate_args=False)
+        else:
+            d = cls(**params, validate_args=False)
+        return Independent(d, n_event, validate_args=False) if n_event > 0 else d
+    return make
+
+
+# classes whose constructors build no other distribution (so need no default-checks switch)
+_NO_INNER = {torch.distributions.Normal, torch.distributions.Bernoulli, torch.distributions.Categorical,
+             torch.distributions.ContinuousBernoulli, torch.distributions.Laplace, torch.distributions.Cauchy,
+             torch.distributions.Gamma, torch.distributions.Poisson, torch.distributions.Dirichlet,
+             torch.distributions.Exponential}
 
 
 def _valid(c: constraints.Constraint, value: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 
 from graphvae.compile import distributions as dists
-from graphvae.compile.objective import Trace
+from graphvae.compile.objective import Trace, broadcast_shapes
 from graphvae.spec.estimators import ESTIMATORS
 from graphvae.spec.ir import Variable
 
@@ -68,7 +68,13 @@ def draw(node: QNode, estimator: str, d, trace: Trace, samples: int) -> None:
 
 def _target(d, trace: Trace, samples: int) -> torch.Size:
     """The batch shape of a draw: the distribution's, broadcast over S samples of each example."""
-    return torch.broadcast_shapes(d.batch_shape, (1,) * (trace.lead - 1) + (samples, trace.batch_size))
+    return broadcast_shapes(d.batch_shape, (samples, trace.batch_size) if samples > 1 else (trace.batch_size,))
+
+
+def _expanded(d, trace: Trace, samples: int):
+    """``d`` over the batch shape of a draw (itself when it has that shape already)."""
+    target = _target(d, trace, samples)
+    return d if target == d.batch_shape else d.expand(target)
 
 
 def _record(node: QNode, value: torch.Tensor, d, trace: Trace) -> None:
@@ -99,13 +105,13 @@ def _enumerate(node: QNode, d, trace: Trace, samples: int) -> None:
 @draws("rsample")
 def _rsample(node: QNode, d, trace: Trace, samples: int) -> None:
     """A reparameterised draw: gradients flow through the value."""
-    _record(node, d.expand(_target(d, trace, samples)).rsample(), d, trace)
+    _record(node, _expanded(d, trace, samples).rsample(), d, trace)
 
 
 @draws("sample", "reinforce", "score")
 def _sample(node: QNode, d, trace: Trace, samples: int) -> None:
     """An exact draw without a gradient through it (reinforce and score add score-function terms)."""
-    _record(node, dists.drawable(d).expand(_target(d, trace, samples)).sample(), d, trace)
+    _record(node, _expanded(dists.drawable(d), trace, samples).sample(), d, trace)
 
 
 @draws("relax")

@@ -13,8 +13,6 @@ so labelled M2 examples are never enumerated over y.
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import torch
 from torch import nn
 
@@ -52,6 +50,9 @@ class CompiledModel(nn.Module):
         self._qf = {f.name: f for f in spec.encoder}
         self._pf = {f.name: f for f in spec.decoder}
         self._vars = spec.var_map
+        self._plans: dict[tuple, tuple[str, ...]] = {}  # (labelled, mode, stop_at) -> enumerated q nodes
+        self._where: tuple[torch.dtype, torch.device] | None = None  # dtype and device, until moved
+        self._divisors: dict[tuple, torch.Tensor] = {}  # the logged terms' denominators, per batch composition
 
     # -- plumbing ---------------------------------------------------------------------
     def _probe(self) -> torch.Tensor | None:
@@ -61,15 +62,23 @@ class CompiledModel(nn.Module):
             return t
         return None
 
+    def _placed(self) -> tuple[torch.dtype, torch.device]:
+        if self._where is None:
+            t = self._probe()
+            self._where = (t.dtype, t.device) if t is not None else (torch.get_default_dtype(), torch.device("cpu"))
+        return self._where
+
+    def _apply(self, fn, *args, **kwargs):  # .to(), .double(), .cuda() ...: the dtype and device may change
+        self._where = None
+        return super()._apply(fn, *args, **kwargs)
+
     @property
     def dtype(self) -> torch.dtype:
-        t = self._probe()
-        return t.dtype if t is not None else torch.get_default_dtype()
+        return self._placed()[0]
 
     @property
     def device(self) -> torch.device:
-        t = self._probe()
-        return t.device if t is not None else torch.device("cpu")
+        return self._placed()[1]
 
     def _check(self, batch, require=None) -> CheckedBatch:
         if not self.check_inputs:
@@ -112,13 +121,16 @@ class CompiledModel(nn.Module):
     def _trace(self, values: dict[str, torch.Tensor], size: int, labelled: frozenset[str], samples: int,
                mode: str = "train", run_p: bool = True, stop_at: str | None = None) -> Trace:
         order = self.q_order if stop_at is None else self.q_order[:self.q_order.index(stop_at) + 1]
-        enumerated = [n for n in order if not self._qf[n].deterministic and n not in labelled and n != stop_at
-                      and ESTIMATORS[self._method(n, mode)].enumerates]
-        trace = Trace(len(enumerated), size, labelled=labelled, enumerated=enumerated, dtype=self.dtype,
-                      device=self.device)
-        ones = (1,) * trace.lead
-        for name, t in values.items():
-            trace.values[name] = t.reshape(ones + tuple(t.shape))
+        key = (labelled, mode, stop_at)
+        enumerated = self._plans.get(key)
+        if enumerated is None:  # decided once per labelled pattern and mode
+            enumerated = self._plans[key] = tuple(
+                n for n in order if not self._qf[n].deterministic and n not in labelled and n != stop_at
+                and ESTIMATORS[self._method(n, mode)].enumerates)
+        dtype, device = self._placed()
+        trace = Trace(len(enumerated), size, labelled=labelled, enumerated=list(enumerated), dtype=dtype,
+                      device=device)
+        trace.values.update(values)  # (B, ...): the data vary over no lead dim
         for name, _, parents in self._walk(order, self._qf, self.encoder, trace.values):
             d = self.encoder[name].dist(parents)
             trace.q_dists[name] = d
@@ -162,49 +174,124 @@ class CompiledModel(nn.Module):
             out.append((labelled, idx))
         return out
 
+    def _layout_groups(self, batch, layout):
+        """:meth:`_groups` from a layout the caller knows (runs of rows sharing a labelled pattern, see
+        ``graphvae.data.Batch``), with no look at the labels: no host synchronisation.  Groups come in
+        the order :meth:`_groups` gives them (by pattern code), each as a ``slice`` of the batch when
+        its rows are contiguous, else an index tensor."""
+        names = [n for n in batch if self._vars[n].role == "supervised"]
+        rows: dict[frozenset, list[tuple[int, int]]] = {}
+        start = 0
+        for labelled, count in layout:
+            labelled = frozenset(labelled)
+            if not labelled <= set(names) or count < 0:
+                raise UserError(f"layout run {sorted(labelled)} x {count}: a run names supervised variables of the "
+                                f"batch ({', '.join(names) or 'none'}) and a count >= 0")
+            if count:
+                rows.setdefault(labelled, []).append((start, count))
+            start += count
+        size = next(iter(batch.values())).shape[0]
+        if start != size:
+            raise UserError(f"the layout covers {start} rows but the batch has {size}")
+        code = {lab: sum(1 << i for i, n in enumerate(names) if n in lab) for lab in rows}
+        out = []
+        for labelled in sorted(rows, key=code.__getitem__):
+            runs = rows[labelled]
+            if len(rows) == 1:
+                idx = None
+            elif len(runs) == 1:
+                idx = slice(runs[0][0], runs[0][0] + runs[0][1])
+            else:
+                device = next(iter(batch.values())).device
+                idx = torch.cat([torch.arange(a, a + n, device=device) for a, n in runs])
+            out.append((labelled, idx))
+        return out
+
+    @staticmethod
+    def _group_size(cb: CheckedBatch, idx) -> int:
+        if idx is None:
+            return cb.size
+        return idx.stop - idx.start if isinstance(idx, slice) else len(idx)
+
     def _group_values(self, cb: CheckedBatch, labelled, idx) -> dict[str, torch.Tensor]:
         keep = {v.name for v in self.spec.observed} | set(labelled)
+        if isinstance(idx, slice):
+            return {k: v[idx] for k, v in cb.values.items() if k in keep}
         return {k: (v if idx is None else v.index_select(0, idx)) for k, v in cb.values.items() if k in keep}
 
     # -- the public API ---------------------------------------------------------------
-    def loss(self, batch, terms: bool = False):
+    def loss(self, batch, terms: bool = False, layout=None):
         """The negated objective averaged over the batch (a scalar to minimise).
 
         With ``terms=True`` also a dict of detached scalars for logging: ``elbo``,
         ``reconstruction``, ``kl/<v>`` (per example), ``classifier/<y>`` (mean log q(y|x)
         over labelled examples), ``ess/<y>`` (effective sample size of the weights) and
-        ``n_labelled/<y>``."""
-        cb = self._check(batch)
-        groups = self._groups(cb)
-        n_any = sum(len(i) if i is not None else cb.size for lab, i in groups if lab)
+        ``n_labelled/<y>``.
+
+        ``layout`` (optional): the batch's rows as runs ``((labelled names, count), ...)`` in row
+        order, as ``graphvae.data.Batch.layout`` gives them.  The groups are then taken from it
+        rather than from the labels, so the step never waits for the device; with
+        ``check_inputs = False`` too (the trainer's setting: its data was checked once, when
+        loaded) nothing in the step reads a tensor's values on the host, and the step compiles
+        with ``torch.compile(fullgraph=True)``.  The result is the same as without it."""
+        if layout is None:
+            cb = self._check(batch)
+            groups = self._groups(cb)
+        elif self.check_inputs:
+            cb = self._check(batch)
+            groups = self._layout_groups(batch, layout)
+            self._check_layout(cb, groups)
+        else:
+            cb = CheckedBatch(dict(batch), {}, next(iter(batch.values())).shape[0])
+            groups = self._layout_groups(batch, layout)
+        sizes = [self._group_size(cb, idx) for _, idx in groups]
+        n_any = sum(n for (lab, _), n in zip(groups, sizes) if lab)
         alpha = self.objective.alpha_for(cb.size, n_any)
-        total = 0.0
-        sums: dict[str, torch.Tensor] = defaultdict(float)
-        for labelled, idx in groups:
-            n = cb.size if idx is None else len(idx)
+        total = None
+        names = self._term_names()
+        sums = None  # the logged terms' sums over the batch, one entry per name (a stacked tensor)
+        for (labelled, idx), n in zip(groups, sizes):
             trace = self._trace(self._group_values(cb, labelled, idx), n, labelled, self.config.samples)
-            est = self.objective.estimate(trace, alpha)
-            total = total + est.surrogate.sum()
+            est = self.objective.estimate(trace, alpha, parts=terms)
+            total = est.surrogate.sum() if total is None else total + est.surrogate.sum()
             if terms:
                 with torch.no_grad():
-                    sums["elbo"] = sums["elbo"] + est.elbo.sum()
-                    for k, v in est.parts.items():
-                        sums[k] = sums[k] + v.sum()
+                    found = {"elbo": est.elbo, **est.parts}
+                    zero = est.elbo.new_zeros(n)
+                    group = torch.stack([found.get(k, zero) for k in names]).sum(1)
+                    sums = group if sums is None else sums + group
         loss = -total / cb.size
         if not terms:
             return loss
-        return loss, self._terms(cb, sums)
+        n_labelled = {y: sum(n for (lab, _), n in zip(groups, sizes) if y in lab) for y in self.objective.supervised}
+        return loss, self._terms(cb.size, n_labelled, names, sums)
 
-    def _terms(self, cb: CheckedBatch, sums) -> dict[str, torch.Tensor]:
-        like = torch.zeros((), dtype=self.dtype, device=self.device)
-        out = {}
-        for k in ["elbo", "reconstruction"] + [f"kl/{v}" for v in self.objective.hidden]:
-            out[k] = (like + sums[k]) / cb.size
+    def _term_names(self) -> tuple[str, ...]:
+        """The logged terms summed over examples, in :meth:`_terms`' order."""
+        return ("elbo", "reconstruction", *(f"kl/{v}" for v in self.objective.hidden),
+                *(f"{k}/{y}" for y in self.objective.supervised for k in ("classifier", "ess")))
+
+    def _check_layout(self, cb: CheckedBatch, groups) -> None:
+        """A layout must say which rows carry which labels truly (checked against the labels)."""
+        for labelled, idx in groups:
+            for y, mask in cb.labelled.items():
+                rows = mask if idx is None else mask[idx]
+                if bool(rows.all()) != (y in labelled) or (y not in labelled and bool(rows.any())):
+                    raise UserError(f"the layout says '{y}' is {'' if y in labelled else 'not '}labelled in rows "
+                                    "where the batch says otherwise")
+
+    def _terms(self, size: int, n_labelled: dict[str, int], names, sums: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-example means (per labelled example for classifier/ and ess/) of the summed terms,
+        and the labelled counts, as 0-dim tensors on the model's device."""
+        counts = tuple(float(max(n_labelled[k.partition("/")[2]], 1)) if k.startswith(("classifier/", "ess/"))
+                       else float(size) for k in names)
+        key = (counts, sums.dtype, sums.device)
+        divisor = self._divisors.get(key)
+        if divisor is None:  # made once per batch composition, not copied to the device every step
+            divisor = self._divisors[key] = torch.tensor(counts, dtype=sums.dtype, device=sums.device)
+        out = dict(zip(names, (sums / divisor).unbind()))
         for y in self.objective.supervised:
-            n = int(cb.labelled[y].sum()) if y in cb.labelled else 0
-            for k in (f"classifier/{y}", f"ess/{y}"):
-                out[k] = (like + sums[k]) / max(n, 1)
-            out[f"n_labelled/{y}"] = like + n
+            out[f"n_labelled/{y}"] = sums.new_full((), float(n_labelled[y]))
         return out
 
     # -- evaluation: each runs under torch.no_grad() and returns tensors without grad ----------
@@ -220,7 +307,7 @@ class CompiledModel(nn.Module):
         cb = self._check(batch)
         out = None
         for labelled, idx in self._groups(cb):
-            n = cb.size if idx is None else len(idx)
+            n = self._group_size(cb, idx)
             trace = self._trace(self._group_values(cb, labelled, idx), n, labelled, samples, mode="iwae")
             value = self.objective.log_marginal(trace)
             if idx is None:
@@ -260,7 +347,7 @@ class CompiledModel(nn.Module):
         cb2 = CheckedBatch(hidden_values, masks, cb.size)
         out = None
         for labelled, idx in self._groups(cb2):
-            n = cb.size if idx is None else len(idx)
+            n = self._group_size(cb2, idx)
             value = self._predict_group(self._group_values(cb2, labelled, idx), n, labelled, var, samples, probs)
             if idx is None:
                 return value
@@ -283,6 +370,8 @@ class CompiledModel(nn.Module):
                 return torch.softmax(marginal, 0).transpose(0, 1)  # (B, N): normalised over the values
             return sup[marginal.argmax(0)]
         mean = dists.mean(d)
+        lb = (1,) * (trace.lead + 1 - len(d.batch_shape)) + tuple(d.batch_shape)  # d's lead and batch dims, all
+        mean = mean.reshape(lb + tuple(mean.shape[len(d.batch_shape):]))
         # the particles: var's q may not read every enumerated variable, whose weights still count
         lead_shape = torch.broadcast_shapes(mean.shape[:trace.lead + 1], lw.shape if torch.is_tensor(lw) else ())
         mean = mean.expand(lead_shape + mean.shape[trace.lead + 1:])
@@ -298,10 +387,12 @@ class CompiledModel(nn.Module):
         cb = self._check(batch)
         out: dict[str, torch.Tensor] = {}
         for labelled, idx in self._groups(cb):
-            n = cb.size if idx is None else len(idx)
+            n = self._group_size(cb, idx)
             trace = self._trace(self._group_values(cb, labelled, idx), n, labelled, 1, mode="mean", run_p=False)
             for v in self.objective.hidden:
-                value = trace.values[v].reshape((n,) + trace.values[v].shape[trace.lead + 1:])
+                vshape = tuple(self._vars[v].value_shape if self._vars[v].domain == "categorical"
+                               else self._vars[v].shape)
+                value = trace.values[v].reshape((n,) + vshape)
                 if idx is None:
                     out[v] = value
                 else:
@@ -318,7 +409,7 @@ class CompiledModel(nn.Module):
         cb = self._check(batch)
         out: dict[str, dict[str, torch.Tensor]] = {}
         for labelled, idx in self._groups(cb):
-            n = cb.size if idx is None else len(idx)
+            n = self._group_size(cb, idx)
             trace = self._trace(self._group_values(cb, labelled, idx), n, labelled, 1, mode="mean", run_p=False)
             for name, d in trace.q_dists.items():
                 base = dists.base_of(d)
@@ -328,7 +419,9 @@ class CompiledModel(nn.Module):
                         continue
                     tail = tuple(value.shape[len(base.batch_shape):])  # the parameter's own dims (probs: K)
                     value = value.expand(tuple(base.batch_shape) + tail)
-                    value = value.reshape((n,) + tuple(value.shape[trace.lead + 1:]))
+                    per_example = tuple(value.shape[len(d.batch_shape):])  # after the lead and batch dims
+                    lb = torch.broadcast_shapes(tuple(d.batch_shape), (n,))
+                    value = value.expand(tuple(lb) + per_example).reshape((n,) + per_example)
                     slot = out.setdefault(name, {})
                     if idx is None:
                         slot[param] = value

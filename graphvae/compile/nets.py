@@ -70,10 +70,7 @@ class ParentsLinear(nn.Module):
         reference = nn.Linear(self.in_features, out_features)  # its initialisation, its parameter shapes
         self.weight = reference.weight
         self.bias = reference.bias
-        starts = [0]
-        for p in parents:
-            starts.append(starts[-1] + p.width)
-        self._starts = starts
+        self._widths = [p.width for p in parents]
 
     @property
     def out_features(self) -> int:
@@ -81,19 +78,21 @@ class ParentsLinear(nn.Module):
 
     def forward(self, values: list[torch.Tensor]) -> torch.Tensor:
         out, bias = None, self.bias  # the bias rides on the first float parent's F.linear, else is added last
-        whole = len(self.parents) == 1
-        for p, value, start in zip(self.parents, values, self._starts):
-            block = self.weight if whole else self.weight[:, start:start + p.width]
+        blocks = (self.weight,) if len(self.parents) == 1 else self.weight.split(self._widths, 1)
+        for p, value, block in zip(self.parents, values, blocks):
             if value.is_floating_point():
-                flat = value.flatten(value.dim() - len(p.shape)) if p.shape else value.unsqueeze(-1)
-                term, bias = F.linear(flat, block, bias), None
+                if len(p.shape) != 1:  # a vector parent is already flat
+                    value = value.flatten(value.dim() - len(p.shape)) if p.shape else value.unsqueeze(-1)
+                term, bias = F.linear(value, block, bias), None
             else:  # class indices: one-hot(value) @ block.T == a lookup of block's columns
                 k = p.classes
                 n_slots = p.width // k
-                idx = value.reshape(value.shape[:value.dim() - (len(p.shape) - 1)] + (n_slots,))
-                if n_slots > 1:
+                if n_slots == 1:  # one index per example: a row lookup, no slot dim to sum
+                    term = F.embedding(value, block.t())
+                else:
+                    idx = value.reshape(value.shape[:value.dim() - (len(p.shape) - 1)] + (n_slots,))
                     idx = idx + torch.arange(n_slots, device=idx.device) * k
-                term = block.t()[idx].sum(-2)
+                    term = F.embedding(idx, block.t()).sum(-2)
             out = term if out is None else out + term
         return out if bias is None else out + bias
 
@@ -136,7 +135,8 @@ class NodeNet(nn.Module):
     def __init__(self, net: Net, parents: tuple[ParentInput, ...], head: dict[str, tuple[int, ...]] | None):
         super().__init__()
         self.kind = net.kind
-        self.head_shapes = dict(head or {})
+        self.head_shapes = {name: tuple(shape) for name, shape in (head or {}).items()}
+        self._head_widths = [math.prod(shape) for shape in self.head_shapes.values()]
         widths = _widths(net)
         if head is None and not widths:
             raise ValueError(f"deterministic {net.kind} needs an output width, e.g. {net.kind}(64)")
@@ -168,14 +168,10 @@ class NodeNet(nn.Module):
         h = self.rest(self.first(values) if self.first is not None else self.free)
         if not self.head_shapes:
             return h
-        out = {}
-        start = 0
+        blocks = (h,) if len(self.head_shapes) == 1 else h.split(self._head_widths, -1)
         lead = h.shape[:-1]
-        for name, shape in self.head_shapes.items():
-            n = math.prod(shape)
-            out[name] = h[..., start:start + n].reshape(lead + tuple(shape))
-            start += n
-        return out
+        return {name: (block if len(shape) == 1 else block.reshape(lead + shape))
+                for (name, shape), block in zip(self.head_shapes.items(), blocks)}
 
 
 class FactorModule(nn.Module):
@@ -195,18 +191,31 @@ class FactorModule(nn.Module):
         self.literal_names = tuple(literals)
         for name, value in literals.items():
             self.register_buffer(f"literal_{name}", torch.full(self.shape, float(value)), persistent=False)
+        # decided once: each head parameter's map onto its constraint, and how to build the distribution
+        self._to_constraint = {name: dists.constraint_map(family, name) for names in self.nets for name in
+                               names.split("+")}
+        self._build = dists.builder(family, self.n_event)
+        self._fixed = None  # the distribution itself, built once, when every parameter is a literal
+
+    def _apply(self, fn, *args, **kwargs):  # the literals move (.to(), .double()): build the fixed one anew
+        self._fixed = None
+        return super()._apply(fn, *args, **kwargs)
 
     def params(self, values: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         out = {}
         for net in self.nets.values():
             for name, block in net(values).items():
-                out[name] = dists.constrain(self.family, name, block)
+                out[name] = self._to_constraint[name](block)
         for name in self.literal_names:
             out[name] = getattr(self, f"literal_{name}")
         return out
 
     def dist(self, values: list[torch.Tensor]):
-        return dists.build(self.family, self.params(values), self.n_event)
+        if self.nets:
+            return self._build(self.params(values))
+        if self._fixed is None:  # literal parameters only (a prior such as Normal(0, 1)): the same every step
+            self._fixed = self._build(self.params(values))
+        return self._fixed
 
     def forward(self, values: list[torch.Tensor]):
         return self.dist(values)

@@ -24,8 +24,11 @@ class Trace:
 
     Tensors have the layout ``(*lead, B, ...)`` with ``lead = (N_1, ..., N_E, S)``:
     one dim per enumerated variable (size N_i in its own dim, 1 elsewhere) and the
-    sample dim S.  ``logq``/``logp`` hold one log-density per variable, reduced over
-    its event dims to ``(*lead, B)`` (broadcastable)."""
+    sample dim S, broadcastable: leading dims of size 1 may be left out, so a value that
+    varies over neither (the data, a label, a node computed from them, any draw when S = 1
+    and nothing is enumerated) is ``(B, ...)`` and its networks multiply plain matrices.
+    ``logq``/``logp`` hold one log-density per variable, reduced over its event dims to
+    ``(*lead, B)`` (broadcastable in the same way)."""
 
     n_enum: int
     batch_size: int
@@ -46,7 +49,7 @@ class Trace:
 
     def checked(self, t: torch.Tensor, name: str) -> torch.Tensor:
         """``t``, a log-density of node ``name``, after asserting its layout ``(*lead, B)`` (broadcastable)."""
-        if t.dim() != self.lead + 1 or t.shape[-1] not in (1, self.batch_size):
+        if not 1 <= t.dim() <= self.lead + 1 or t.shape[-1] not in (1, self.batch_size):
             raise AssertionError(f"log-density of '{name}' has shape {tuple(t.shape)}; expected "
                                  f"{self.lead} lead dims and the batch ({self.batch_size})")
         return t
@@ -62,8 +65,22 @@ class Estimate:
     parts: dict[str, torch.Tensor]  # "reconstruction", "kl/<v>", "classifier/<y>", "ess/<y>"
 
 
+def broadcast_shapes(*shapes) -> torch.Size:
+    """``torch.broadcast_shapes`` on plain shapes, as shape arithmetic in Python (torch's goes
+    through its reference implementation, ~60 µs a call: a noticeable part of a small model's step)."""
+    rank = max(len(s) for s in shapes)
+    out = [1] * rank
+    for s in shapes:
+        for i, n in enumerate(s, rank - len(s)):
+            if n != 1:
+                if out[i] != 1 and out[i] != n:
+                    raise RuntimeError(f"shapes {[tuple(t) for t in shapes]} do not broadcast")
+                out[i] = n
+    return torch.Size(out)
+
+
 def _logmeanexp_count(total: torch.Tensor, samples: int) -> torch.Tensor:
-    return total - math.log(samples)
+    return total - math.log(samples) if samples != 1 else total
 
 
 class SemiSupervisedELBO:
@@ -161,8 +178,8 @@ class SemiSupervisedELBO:
     def _full_shape(trace: Trace) -> torch.Size:
         shapes = [t.shape for t in trace.logq.values()] + [t.shape for t in trace.logp.values()]
         for s in shapes:
-            assert len(s) == trace.lead + 1, f"log-density of rank {len(s)}, expected lead {trace.lead} + batch"
-        full = torch.broadcast_shapes(*shapes)
+            assert len(s) <= trace.lead + 1, f"log-density of rank {len(s)}, expected lead {trace.lead} + batch"
+        full = broadcast_shapes(*shapes, (1,) * (trace.lead + 1))
         assert full[-1] == trace.batch_size, f"batch dim {full[-1]} != {trace.batch_size}"
         return full
 
@@ -175,16 +192,24 @@ class SemiSupervisedELBO:
     @staticmethod
     def _sum(table: dict[str, torch.Tensor], names) -> torch.Tensor | float:
         total: torch.Tensor | float = 0.0
-        for n in names:
-            total = total + table[n]
+        for i, n in enumerate(names):
+            total = table[n] if i == 0 else total + table[n]
         return total
 
     # -- the estimator ----------------------------------------------------------------
-    def estimate(self, trace: Trace, alpha: float) -> Estimate:
+    def estimate(self, trace: Trace, alpha: float, parts: bool = True) -> Estimate:
+        """Per-example objective, surrogate and ELBO of one group (see the class docstring);
+        ``parts`` also gives the logged parts (``Estimate.parts``), else leaves them empty.
+
+        The weights are taken the cheapest exact way: with no labelled variable they are the
+        enumerated values' q (which sums to one per sample) over S, with no normalising; with one
+        particle (nothing enumerated, S = 1) they are 1; otherwise they are normalised with a
+        log-sum-exp over the particles."""
         full = self._full_shape(trace)
         like = next(iter(trace.logp.values()))
-        flat = lambda t: self._flat(t, full, like)  # noqa: E731  (*lead, B) -> (P, B)
-        n_samples = full[trace.n_enum]
+        dims = tuple(range(trace.lead))  # the particle dims (enumerated values, samples), summed over
+        n_batch, n_samples = full[-1], full[trace.n_enum]
+        one_particle = full[:-1].numel() == 1
         kl = {v: trace.logq[v] - trace.logp[v] for v in self.hidden}
         log_obs = self._sum(trace.logp, self.observed)
         f_plain = log_obs - self._sum(kl, self.hidden)
@@ -195,34 +220,57 @@ class SemiSupervisedELBO:
         lw_enum = self._sum(trace.logq, trace.enumerated)
         lw = lw_enum + self._sum(trace.logq, sorted(trace.labelled))
 
-        lw_f = flat(lw)
-        log_norm = torch.logsumexp(lw_f, 0)
-        wbar = torch.exp(lw_f - log_norm)
-        expect = lambda t: (wbar * flat(t)).sum(0)  # noqa: E731
+        def tensor(t) -> torch.Tensor:  # a log-density, or a constant where no node contributes
+            return t if torch.is_tensor(t) else like.new_full((), float(t))
+
+        if one_particle:
+            wbar: torch.Tensor | float = 1.0
+
+            def expect(t) -> torch.Tensor:  # the one particle's value, as (B,)
+                t = tensor(t)
+                if t.shape == (n_batch,):
+                    return t
+                return (t if t.numel() == n_batch else t.expand(full)).reshape(n_batch)
+            log_norm = expect(lw)  # log of the one weight
+        else:
+            if not trace.labelled:  # q of the enumerated values sums to one in each of the S samples
+                wbar = torch.exp(lw_enum) / n_samples if torch.is_tensor(lw_enum) else 1.0 / n_samples
+                log_norm = None
+            else:
+                lw_full = tensor(lw).expand(full)
+                log_norm = torch.logsumexp(lw_full.reshape(-1, n_batch), 0)
+                wbar = torch.exp(lw_full - log_norm)
+            expect = lambda t: torch.broadcast_to(wbar * tensor(t), full).sum(dims)  # noqa: E731
         objective = expect(f_beta)
-        elbo = expect(f_plain)
-        parts = {"reconstruction": expect(log_obs)}
-        for v in self.hidden:
-            parts[f"kl/{v}"] = expect(kl[v])
+        elbo = objective if f_beta is f_plain else expect(f_plain)
+        logged: dict[str, torch.Tensor] = {}
+        if parts:
+            logged["reconstruction"] = expect(log_obs)
+            for v in self.hidden:
+                logged[f"kl/{v}"] = expect(kl[v])
         if trace.labelled:
             log_qy = _logmeanexp_count(log_norm, n_samples)
             objective = objective + (1.0 + alpha) * log_qy
             elbo = elbo + log_qy
-            for y in sorted(trace.labelled):
+            for y in sorted(trace.labelled) if parts else ():
+                if one_particle:
+                    logged[f"classifier/{y}"] = expect(trace.logq[y])
+                    logged[f"ess/{y}"] = like.new_ones(()).expand(n_batch)
+                    continue
                 lw_y = (lw_enum + trace.logq[y]).expand(full)
                 per_sample = torch.logsumexp(lw_y.flatten(0, trace.n_enum - 1), 0) if trace.n_enum else lw_y
-                parts[f"classifier/{y}"] = _logmeanexp_count(torch.logsumexp(per_sample, 0), n_samples)
+                logged[f"classifier/{y}"] = _logmeanexp_count(torch.logsumexp(per_sample, 0), n_samples)
                 w = torch.softmax(per_sample, 0)
-                parts[f"ess/{y}"] = 1.0 / (w * w).sum(0)
+                logged[f"ess/{y}"] = 1.0 / (w * w).sum(0)
         surrogate = objective
         if trace.reinforced:
-            surrogate = objective + self._score_terms(trace, f_beta, wbar, full, flat)
-        for name, t in parts.items():
-            assert t.shape == (trace.batch_size,), f"{name}: shape {tuple(t.shape)}"
-        assert objective.shape == (trace.batch_size,)
-        return Estimate(objective, surrogate, elbo, parts)
+            surrogate = objective + self._score_terms(trace, f_beta, wbar, full, dims)
+        for name, t in logged.items():
+            assert t.shape == (n_batch,), f"{name}: shape {tuple(t.shape)}"
+        assert objective.shape == (n_batch,)
+        return Estimate(objective, surrogate, elbo, logged)
 
-    def _score_terms(self, trace, f_beta, wbar, full, flat) -> torch.Tensor:
+    def _score_terms(self, trace, f_beta, wbar, full, dims) -> torch.Tensor:
         """Score-function terms with value zero: sum wbar (f - b) log q(r) - (the same, detached)."""
         f = f_beta.detach().expand(full)
         s_dim = trace.n_enum
@@ -234,7 +282,8 @@ class SemiSupervisedELBO:
         else:
             baseline = torch.zeros_like(f)
         score = self._sum(trace.logq, trace.reinforced)
-        term = (wbar.detach() * flat(f - baseline) * flat(score)).sum(0)
+        w = wbar.detach() if torch.is_tensor(wbar) else wbar
+        term = torch.broadcast_to(w * (f - baseline) * score, full).sum(dims)
         return term - term.detach()
 
     def log_weights(self, trace: Trace) -> torch.Tensor:
