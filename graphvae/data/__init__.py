@@ -31,9 +31,11 @@ API (the contract with the trainer; every user mistake raises
     arrays = evaluation_arrays(arrays, spec, mode)                # fixed binarization for val/test
     batch = to_batch(arrays, idx, device="cpu")                   # dict[str, Tensor], the model's format
     batches = SemiSupervisedBatches(train, spec, labelled_idx, batch_size=100, labelled_per_batch=10,
-                                    binarize="dynamic", generator=torch.Generator().manual_seed(seed))
+                                    binarize="dynamic", generator=torch.Generator().manual_seed(seed), device="cpu")
         len(batches)                 # steps per epoch; one epoch = one pass over all training examples
         for batch in batches: ...    # the rest of the current epoch; then batches.epoch += 1
+                                     # a Batch (a dict) with .layout, e.g. ((frozenset({"y"}), 100),
+                                     #                                      (frozenset(), 100))
         batches.state_dict() / batches.load_state_dict(state)   # resume exactly (ints + a ByteTensor)
     data = prepare_data(spec, data="digits", data_dir=None, validation=0.1, labels=100, seed=0,
                         labelled=None) -> TrainingData(dataset, train, val, test, labelled, label_var)
@@ -82,10 +84,10 @@ Decisions, documented here because results depend on them:
 
 from __future__ import annotations
 
-from graphvae.data.batches import (BINARIZE_MODES, LABELLED_FILE, STATIC_BINARIZE_SEED, SemiSupervisedBatches,  # noqa: F401
-                                   binarize, binarize_arrays, choose_labelled, count_examples, evaluation_arrays,
-                                   hide_labels, label_variable, labelled_counts, load_labelled, mask_unlabelled,
-                                   save_labelled, split_validation, take_examples, to_batch)
+from graphvae.data.batches import (BINARIZE_MODES, LABELLED_FILE, STATIC_BINARIZE_SEED, Batch,  # noqa: F401
+                                   SemiSupervisedBatches, binarize, binarize_arrays, choose_labelled, count_examples,
+                                   evaluation_arrays, hide_labels, label_variable, labelled_counts, load_labelled,
+                                   mask_unlabelled, save_labelled, split_validation, take_examples, to_batch)
 from graphvae.data.datasets import (CLASS_KEY, DIGITS_SPLIT_SEED, DIGITS_TEST_FRACTION, NPZ_SPLIT_SEED,  # noqa: F401
                                     NPZ_TEST_FRACTION, Dataset, TrainingData, fit_variable, infer_image_shape,
                                     load_dataset, prepare_data, read_npz)

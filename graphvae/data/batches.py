@@ -210,6 +210,66 @@ def hide_labels(batch: dict[str, torch.Tensor], spec: Spec) -> dict[str, torch.T
     return out
 
 
+class Batch(dict):
+    """One training batch: a dict ``variable name -> tensor`` in the model's format that also says
+    which rows carry which labels.  ``layout`` is a tuple of runs ``(frozenset of the supervised
+    variables labelled in these rows, row count)``, contiguous and in row order, covering the batch,
+    e.g. ``((frozenset({"y"}), 100), (frozenset(), 100))``: the model takes it as
+    ``model.loss(batch, terms=True, layout=batch.layout)`` and groups the rows without reading the
+    labels (no wait for the device).  A plain ``dict(batch)`` drops it."""
+
+    __slots__ = ("layout",)
+
+    def __init__(self, values=(), layout=()):
+        super().__init__(values)
+        self.layout = tuple(layout)
+
+    def __repr__(self) -> str:
+        return f"Batch({dict.__repr__(self)}, layout={self.layout!r})"
+
+
+DEVICE_SHARE = 0.5  # the training arrays go onto an accelerator when they take under this share of its free memory
+
+
+def fits_on_device(nbytes: int, free: int | None) -> bool:
+    """Whether training arrays of ``nbytes`` should live on a device with ``free`` bytes free
+    (None: unknown, then they stay on the host): under ``DEVICE_SHARE`` of it."""
+    return free is not None and nbytes < DEVICE_SHARE * free
+
+
+def free_device_bytes(device: torch.device) -> int | None:
+    """Free memory of an accelerator in bytes (CUDA: ``mem_get_info``; MPS: what its recommended
+    working set leaves), or None when torch cannot say (then the data stays on the host)."""
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.mem_get_info(device)[0])
+        if device.type == "mps":
+            return int(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory())
+    except (AttributeError, RuntimeError):
+        return None
+    return None
+
+
+def labelled_rows(values: torch.Tensor, domain: str) -> torch.Tensor:
+    """Per row of a supervised variable's values, whether its label is given: a categorical one
+    when every entry is >= 0, a continuous one when no entry is NaN (as the model reads them)."""
+    flat = values.reshape(len(values), -1)
+    return (flat >= 0).all(1) if domain == "categorical" else ~torch.isnan(flat).any(1)
+
+
+def _runs(patterns) -> tuple:
+    """Run-length ``((pattern, count), ...)`` of a sequence of patterns, zero counts left out."""
+    out: list[list] = []
+    for pattern, count in patterns:
+        if not count:
+            continue
+        if out and out[-1][0] == pattern:
+            out[-1][1] += count
+        else:
+            out.append([pattern, count])
+    return tuple((p, int(n)) for p, n in out)
+
+
 class SemiSupervisedBatches:
     """Steps of ``batch_size`` unlabelled examples with ``labelled_per_batch`` labelled ones beside them.
 
@@ -217,10 +277,22 @@ class SemiSupervisedBatches:
     seeded order; the labelled examples (with their labels) come first in each batch and cycle
     through seeded permutations of the labelled subset (``labelled_per_batch = -1``: all of it,
     every step).  ``labelled_only`` leaves the unlabelled examples out and keeps the steps (the
-    labelled-only baseline).  Iterating yields the rest of the current epoch (dicts of tensors
-    in the model's format), then advances ``epoch``.  ``state_dict()`` after a batch describes
-    exactly the batches that follow.  The batcher owns ``generator`` (a CPU torch.Generator);
-    each epoch draws one seed from it."""
+    labelled-only baseline).  Iterating yields the rest of the current epoch (:class:`Batch`
+    dicts of tensors in the model's format, with their ``layout``), then advances ``epoch``.
+    ``state_dict()`` after a batch describes exactly the batches that follow.  The batcher owns
+    ``generator`` (a CPU torch.Generator); each epoch draws one seed from it.
+
+    Labelled patterns: each labelled example's set of given labels (with several supervised
+    variables an example may give some and not others) is worked out once; within a batch the
+    labelled rows are ordered by pattern (stable within one), so that each pattern is one run
+    of ``layout``.  The examples and their binarization noise are those of the seeded order;
+    only their rows move.
+
+    ``device``: on the CPU the arrays stay where they are.  On an accelerator they are moved
+    there once when they fit (:func:`fits_on_device`), and each step moves only its row
+    indices; otherwise each batch is gathered on the host and copied (from pinned memory on
+    CUDA).  Dynamic binarization then draws on the device, from a generator on it seeded per
+    step (so the draws differ from the CPU's, and resume stays exact)."""
 
     def __init__(self, arrays: dict[str, np.ndarray], spec: Spec, labelled, *, batch_size: int = 100,
                  labelled_per_batch: int = 100, binarize: str = "dynamic", labelled_only: bool = False,
@@ -235,7 +307,7 @@ class SemiSupervisedBatches:
             raise UserError(f"labelled indices must lie in 0..{n - 1}")
         prepared = binarize_arrays(arrays, spec, binarize)
         full = {k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in prepared.items() if not k.startswith("_")}
-        supervised = [v.name for v in spec.supervised if v.name in full]
+        supervised = [v for v in spec.supervised if v.name in full]
         if labelled_only and not (supervised and len(labelled)):
             raise UserError("labelled_only needs labelled examples, and the run has none")
         self._dynamic = _binary_names(full, spec) if binarize == "dynamic" else []
@@ -248,8 +320,35 @@ class SemiSupervisedBatches:
         self.steps = -(-n // batch_size)
         self._batch_size = batch_size
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
-        self.device = device
+        self._patterns, self._rank = self._labelled_patterns(supervised)
+        self.device = torch.device(device)
+        self.on_device = False  # whether the arrays live on the (non-CPU) device
+        self._device_generator: torch.Generator | None = None
+        if self.device.type != "cpu":
+            nbytes = sum(t.numel() * t.element_size() for t in {id(t): t for t in
+                                                               [*self._labelled.values(), *self._unlabelled.values()]}
+                         .values())
+            if fits_on_device(nbytes, free_device_bytes(self.device)):
+                self._labelled = {k: t.to(self.device) for k, t in self._labelled.items()}
+                self._unlabelled = {k: t.to(self.device) for k, t in self._unlabelled.items()}
+                self.on_device = True
         self.epoch, self.step, self._epoch_seed = 0, 0, -1
+
+    def _labelled_patterns(self, supervised: list[Variable]):
+        """``(patterns, rank)``: the labelled examples' distinct patterns (frozensets of the supervised
+        variables they give), ordered by their bits in spec order with the empty pattern last (beside
+        the unlabelled rows), and each labelled example's index into them (None when one pattern)."""
+        if not (supervised and self.n_labelled):
+            return [frozenset()], None
+        code = torch.zeros(self.n_labelled, dtype=torch.long)
+        for i, v in enumerate(supervised):
+            code += labelled_rows(self._labelled[v.name], v.domain).long() << i
+        present = sorted(set(code.tolist()), key=lambda c: (c == 0, c))
+        patterns = [frozenset(v.name for i, v in enumerate(supervised) if c >> i & 1) for c in present]
+        if len(present) == 1:
+            return patterns, None
+        where = {c: r for r, c in enumerate(present)}
+        return patterns, torch.tensor([where[c] for c in code.tolist()], dtype=torch.long)
 
     def __len__(self) -> int:
         return self.steps
@@ -263,18 +362,65 @@ class SemiSupervisedBatches:
                            [torch.zeros(0, dtype=torch.long)])
         return order, stream, torch.randint(0, 2**62, (self.steps,), generator=g)
 
-    def _batch(self, plan, step: int) -> dict[str, torch.Tensor]:
+    def _order_picks(self, picks: torch.Tensor):
+        """``(perm, runs)``: the stable order of the labelled ``picks`` that makes each pattern one
+        run (None when they share one), and the labelled runs ``((pattern, count), ...)``."""
+        if self._rank is None:
+            return None, ((self._patterns[0], len(picks)),)
+        rank = self._rank[picks]
+        perm = torch.sort(rank, stable=True).indices
+        counts = torch.bincount(rank, minlength=len(self._patterns)).tolist()
+        return perm, tuple(zip(self._patterns, counts))
+
+    def _binarize(self, batch: dict[str, torch.Tensor], seed: int) -> None:
+        if not self._dynamic:
+            return
+        if self.device.type == "cpu":
+            g = torch.Generator().manual_seed(seed)
+        else:  # a generator on the device, re-seeded per step: no host draws, and resume stays exact
+            if self._device_generator is None:
+                self._device_generator = torch.Generator(device=self.device)
+            g = self._device_generator.manual_seed(seed)
+        for k in self._dynamic:
+            batch[k] = torch.bernoulli(batch[k], generator=g)
+
+    def _copy_in(self, t: torch.Tensor) -> torch.Tensor:
+        """A host tensor onto the device, through pinned memory on CUDA (the copy then overlaps)."""
+        if self.device.type == "cuda":
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t.to(self.device)
+
+    def _batch(self, plan, step: int) -> Batch:
         order, stream, seeds = plan
         u, l = self.unlabelled_per_batch, self.labelled_per_batch
         rows = order[step * self._batch_size:(step + 1) * self._batch_size][:u]
         picks = stream[step * l:(step + 1) * l]
+        perm, runs = self._order_picks(picks) if l else (None, ())
+        layout = _runs((*runs, (frozenset(), len(rows))))
+        if self.on_device:  # only the row indices travel
+            idx = self._copy_in(torch.cat([picks, rows]))
+            picks, rows = idx[:len(picks)], idx[len(picks):]
         batch = {k: torch.cat([self._labelled[k][picks], t[rows]]) if l and u else
                  (self._labelled[k][picks] if l else t[rows]) for k, t in self._unlabelled.items()}
-        if self._dynamic:
-            g = torch.Generator().manual_seed(int(seeds[step]))
-            for k in self._dynamic:
-                batch[k] = torch.bernoulli(batch[k], generator=g)
-        return {k: t.to(self.device) for k, t in batch.items()}
+        if self.device.type != "cpu" and not self.on_device:
+            batch = {k: self._copy_in(t) for k, t in batch.items()}
+        self._binarize(batch, int(seeds[step]))
+        if perm is not None:  # each pattern's rows together, the same examples with the same noise
+            whole = self._copy_in(torch.cat([perm, torch.arange(len(perm), len(perm) + len(rows))])) \
+                if self.device.type != "cpu" else torch.cat([perm, torch.arange(len(perm), len(perm) + len(rows))])
+            batch = {k: t[whole] for k, t in batch.items()}
+        return Batch(batch, layout)
+
+    def peek(self, step: int | None = None) -> Batch:
+        """The batch that iterating would yield next (or this epoch's batch ``step``), leaving every
+        state as it was, the generator included: for trying the step before training
+        (``compile = true``)."""
+        seed = self._epoch_seed
+        if seed < 0:
+            saved = self.generator.get_state()
+            seed = int(torch.randint(0, 2**62, (1,), generator=self.generator))
+            self.generator.set_state(saved)
+        return self._batch(self._plan(seed), self.step if step is None else step)
 
     def __iter__(self):
         if self._epoch_seed < 0:
