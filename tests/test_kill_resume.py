@@ -27,7 +27,7 @@ SPEC = tiny_m2(2, objective="alpha = 0.1\n  y     = enumerate", train="""  data 
   labels     = 50
   labelled_per_batch = 20""")
 FLAGS = ["--no-progress", "--device", "cpu"]
-TIMING = ("epoch_seconds", "steps_per_s", "examples_per_s")
+TIMING = ("epoch_seconds", "steps_per_s", "examples_per_s", "val_seconds", "checkpoint_seconds")
 
 def _train_and_die(argv, target: str, phase: str, nth: int) -> int:
     """Run ``graphvae argv`` in a forked child that ``os._exit``s at the ``nth`` os.replace onto

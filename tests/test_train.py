@@ -29,7 +29,7 @@ def spec_text(z: int) -> str:
   batch_size = 300
   labels     = 50
   labelled_per_batch = 20""")
-TIMING = ("epoch_seconds", "steps_per_s", "examples_per_s")
+TIMING = ("epoch_seconds", "steps_per_s", "examples_per_s", "val_seconds", "checkpoint_seconds")
 
 
 @pytest.fixture

@@ -14,12 +14,31 @@ exactly where an uninterrupted one does.
 Ctrl-C (or SIGTERM) finishes the current step, saves ``last.pt`` and returns; a second
 one stops at once.  A non-finite loss stops the run, names the term, and leaves the
 last good checkpoint in place.
+
+The step never waits for the device: the loss and its logged terms stay there, summed in a
+device accumulator (float64 where the device has it) beside a record of the first non-finite
+step.  The host reads them only every ``LOG_EVERY`` steps (the progress bar's loss), at an
+epoch's end and before any checkpoint or stop (:class:`_DeviceSums`).  So a non-finite step
+is caught up to ``LOG_EVERY - 1`` optimiser steps late: the run then stops with the message
+naming that step, and no checkpoint is written after it (the last good one stays).  On the
+CPU the sums are the same floats, added in the same order, as reading each step's values
+would give, so a resumed run still ends bit-identical to an uninterrupted one.
+
+``compile = true`` wraps the step's loss in ``torch.compile(model.loss, fullgraph=True)``;
+one step is tried (and undone) before the run folder is touched, so a loss that does not
+compile stops with one line and nothing written (:func:`_compile_loss`).
 """
 
 from __future__ import annotations
 
+import copy
+import inspect
 import math
+import os
+import re
+import stat
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,8 +60,18 @@ from graphvae.train.runfolder import RunFolder
 from graphvae.train.selection import Selection
 
 
+LOG_EVERY = 10  # steps between the host's looks at the device (the progress bar's loss, non-finite checks)
+
+
 class NonFiniteLoss(UserError):
     """The loss (or one of its terms) became NaN or infinite; the run stopped."""
+
+
+class CompileFailed(UserError):
+    """``compile = true`` and torch.compile could not compile the training loss."""
+
+    exit_code = 2  # meant for the CLI (an environment or model limit, not bad input); graphvae.cli.main
+    # exits 1 for every UserError today
 
 
 @dataclass
@@ -67,6 +96,67 @@ class Tally:
     epoch_seconds: float = 0.0  # seconds spent stepping in this epoch
 
 
+class _DeviceSums:
+    """The logged terms of this epoch's steps, kept on the device until the host looks.
+
+    Per step :meth:`add` puts the stacked ``[loss, *terms]`` into a running sum (float64 where
+    the device has it, else float32) and, with ``torch.where``, keeps the first non-finite step's
+    index and values: nothing reads a value on the host.  :meth:`sync` reads everything in one
+    transfer: it raises :class:`NonFiniteLoss` for the first bad step since the last sync (the
+    message a per-step check gave), else writes the sums into ``tally.sums`` (Python floats, as
+    checkpoints store them) and returns the latest step's loss.  The running sum starts from
+    ``tally.sums`` (a resumed epoch) and is never folded in pieces, so the additions are exactly
+    those of summing each step's floats on the host."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.dtype = torch.float32 if device.type == "mps" else torch.float64
+        self.names: list[str] | None = None
+        self.pending = 0  # steps added since the last sync
+        self.last_loss = math.nan
+
+    def reset(self) -> None:
+        """A new epoch: the sums start again from ``tally.sums`` at the next step."""
+        self.names, self.pending = None, 0
+
+    def add(self, run: "_Run", names: list[str], values: torch.Tensor) -> None:
+        if names != self.names:  # the first step of an epoch (or of a resumed run)
+            self.sync(run)
+            sums = run.tally.sums
+            self.names = names
+            self.sums = torch.tensor([sums.get(n, 0.0) for n in names], dtype=self.dtype, device=self.device)
+            self.bad = torch.full((), -1, dtype=torch.long, device=self.device)
+            self.bad_values = torch.zeros_like(values)
+        if not self.pending:  # where the steps since the last sync begin (they share an epoch)
+            b = run.batches  # the batcher moves to the next epoch as it hands out an epoch's last batch
+            self.first_step, self.epoch = run.tally.step, (b.epoch - 1 if b.step == 0 else b.epoch)
+        first_bad = torch.logical_and(~torch.isfinite(values).all(), self.bad < 0)
+        self.bad = torch.where(first_bad, self.pending, self.bad)
+        self.bad_values = torch.where(first_bad, values, self.bad_values)
+        self.sums += values.to(self.dtype)
+        self.last = values[0]
+        self.pending += 1
+
+    def sync(self, run: "_Run") -> float:
+        """Read the device once: raise for a non-finite step, else update ``tally.sums``; the
+        latest step's loss."""
+        if not self.pending:
+            return self.last_loss
+        k = len(self.names)
+        packed = torch.cat([self.sums, self.bad.to(self.dtype).reshape(1), self.bad_values.to(self.dtype),
+                            self.last.to(self.dtype).reshape(1)]).tolist()
+        self.pending = 0
+        bad = int(packed[k])
+        if bad >= 0:
+            values = packed[k + 1:2 * k + 1]
+            names = [n for n, v in zip(self.names, values) if not math.isfinite(v)]
+            raise NonFiniteLoss(reporting.non_finite_message(run.folder, self.first_step + bad, self.epoch, names,
+                                                             self.names, values, order=run.model.q_order))
+        run.tally.sums.update(zip(self.names, packed[:k]))
+        self.last_loss = packed[-1]
+        return self.last_loss
+
+
 @dataclass
 class _Run:
     """Everything one training run holds while it runs."""
@@ -86,6 +176,10 @@ class _Run:
     n_val: int
     tally: Tally = field(default_factory=Tally)
     files: dict = field(default_factory=dict)  # sha256 of the run's tied files (labelled.json), in every checkpoint
+    loss: object = None  # the step's loss function: model.loss, or its torch.compile'd form
+    layout: bool = False  # whether model.loss takes the batch's layout (then the step never reads labels)
+    sums: _DeviceSums | None = None  # this epoch's logged terms, on the device
+    compile_seconds: float = 0.0  # what trying the compiled loss took (compile = true)
 
 
 # -- opening a run --------------------------------------------------------------------------------
@@ -143,17 +237,121 @@ def _build(folder: RunFolder, spec, text: str, suffix: str, cfg: TrainConfig, re
                         labels=cfg.labels, seed=cfg.seed, labelled=load_labelled(folder.path) if resume else labelled)
     model = compile_spec(spec).to(device)
     model.set_data_size(count_examples(data.train), len(data.labelled))  # for alpha_scaling = dataset
+    batches = SemiSupervisedBatches(data.train, spec, data.labelled, batch_size=cfg.batch_size,
+                                    labelled_per_batch=cfg.labelled_per_batch, binarize=cfg.binarize,
+                                    labelled_only=cfg.labelled_only, generator=torch.Generator().manual_seed(cfg.seed),
+                                    device=device)
+    layout = _takes_layout(model)
+    loss, compile_seconds = _compile_loss(model, batches, layout, device) if cfg.compile else (model.loss, 0.0)
     if not resume:
         folder.create(text, suffix, trainconfig.to_dict(cfg))
         save_labelled(folder.path, data.labelled)
-    batches = SemiSupervisedBatches(data.train, spec, data.labelled, batch_size=cfg.batch_size,
-                                    labelled_per_batch=cfg.labelled_per_batch, binarize=cfg.binarize,
-                                    labelled_only=cfg.labelled_only, generator=torch.Generator().manual_seed(cfg.seed))
     opt = build_optimizer(model.parameters(), cfg)
     sched = build_scheduler(opt, cfg, cfg.epochs * len(batches), len(batches))
     return _Run(folder, spec, text, suffix, cfg, device, data, model, batches, opt, sched,
                 evaluation_arrays(data.val, spec, cfg.binarize), count_examples(data.val),
-                Tally(selection=Selection(cfg.selection)), folder.file_digests())
+                Tally(selection=Selection(cfg.selection)), folder.file_digests(), loss, layout, _DeviceSums(device),
+                compile_seconds)
+
+
+def _takes_layout(model) -> bool:
+    """Whether ``model.loss`` takes ``layout=`` (graphvae.data.Batch.layout)."""
+    try:
+        return "layout" in inspect.signature(model.loss).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _call_loss(loss, model, batch, layout: bool):
+    """``(loss, terms)`` of ``batch``; with its layout the model skips its batch checks (the data
+    was checked once, when loaded), so nothing in the step reads a value on the host."""
+    values = dict(batch)  # a plain dict (torch.compile traces one without a guard on the subclass)
+    if not layout:
+        return loss(values, terms=True)
+    model.check_inputs = False
+    try:
+        return loss(values, terms=True, layout=batch.layout)
+    finally:
+        model.check_inputs = True
+
+
+def _compile_failure(exc: BaseException) -> str:
+    """The cause of a failed torch.compile in a few words, then the innermost message's first line."""
+    chain, e = [], exc
+    while e is not None and len(chain) < 8:
+        chain.append(e)
+        e = e.__cause__ or (None if e.__suppress_context__ else e.__context__)
+    kinds = {type(e).__name__ for e in chain}
+    text = " ".join(" ".join(str(e).split()) for e in chain)
+    if "CppCompileError" in kinds or re.search(r"c\+\+ compiler|no such file.*(g\+\+|gcc|clang|cc\b)|"
+                                             r"invalid compiler|compiler not found", text, re.I):
+        cause = "no working C++ compiler"
+    elif kinds & {"Unsupported", "UserError"} or "graph break" in text.lower():
+        cause = "a graph break"
+    elif re.search(r"not supported on|unsupported device|device type .* not supported|"
+                   r"not supported for python", text, re.I):
+        cause = "torch.compile does not support this device or Python"
+    else:
+        cause = type(exc).__name__
+    messages = [m for m in (" ".join(str(e).split("\n")[0].split()) for e in chain) if m]
+    detail = messages[-1] if messages else ""
+    detail = detail[:110] + ("..." if len(detail) > 110 else "")
+    return f"{cause}: {detail}" if detail else cause
+
+
+def _compile_error(exc: BaseException) -> CompileFailed:
+    return CompileFailed(f"compile = true: torch.compile could not compile the training loss "
+                         f"({_compile_failure(exc)}); train with compile = false")
+
+
+def _is_compile_error(exc: BaseException) -> bool:
+    """Whether ``exc`` came from torch.compile (dynamo or a backend), not from the model's own code."""
+    try:
+        from torch._dynamo.exc import TorchDynamoException
+    except ImportError:  # pragma: no cover - torch without dynamo
+        return False
+    e = exc
+    for _ in range(8):
+        if e is None:
+            return False
+        if isinstance(e, TorchDynamoException) or type(e).__module__.startswith(("torch._dynamo", "torch._inductor")):
+            return True
+        e = e.__cause__
+    return False
+
+
+def _compile_loss(model, batches, layout: bool, device) -> tuple[object, float]:
+    """``(torch.compile(model.loss, fullgraph=True), seconds)``, tried (forward and backward) on the
+    next batch, and on an epoch's last batch when that is smaller (the shapes the run will see),
+    before the run folder is touched.  Every RNG, the weights and buffers (batch-norm statistics)
+    and the gradients are put back afterwards, so the trial leaves no trace; the compiled graphs
+    stay cached for the run.  A failure is one line (:class:`CompileFailed`)."""
+    compiled = torch.compile(model.loss, fullgraph=True)
+    trials = [batches.peek()]
+    last = batches.peek(len(batches) - 1)
+    if len(last[next(iter(last))]) != len(trials[0][next(iter(trials[0]))]):
+        trials.append(last)
+    rng = capture_rng()
+    saved = copy.deepcopy(model.state_dict())
+    t0 = time.perf_counter()
+    try:
+        for batch in trials:
+            loss, _ = _call_loss(compiled, model, batch, layout)
+            loss.backward()
+        if device.type == "cuda":  # the backward's kernels too, inside the trial and its timing
+            torch.cuda.synchronize(device)
+        elif device.type == "mps":
+            torch.mps.synchronize()
+    except UserError:
+        raise
+    except Exception as exc:  # a graph break, no C++ compiler, an unsupported device ...
+        raise _compile_error(exc) from None
+    finally:
+        model.load_state_dict(saved)
+        for p in model.parameters():
+            p.grad = None
+        restore_rng(rng)
+    return compiled, time.perf_counter() - t0
 
 
 def _restore(run: _Run, state: dict, log) -> None:
@@ -218,16 +416,18 @@ def _snapshot(run: _Run) -> dict:
 
 
 # -- one step, one epoch's end ----------------------------------------------------------------------
-def _step(run: _Run, batch: dict) -> float:
-    """One optimiser step on ``batch``; returns the loss.  Refuses a non-finite loss or term."""
-    loss, terms = run.model.loss({k: v.to(run.device) for k, v in batch.items()}, terms=True)
-    names = ["loss", *terms]
-    values = torch.stack([loss.detach(), *(t.detach().float().reshape(()) for t in terms.values())]).tolist()
-    bad = [n for n, v in zip(names, values) if not math.isfinite(v)]
-    if bad:  # the batcher moves to the next epoch as it hands out an epoch's last batch
-        epoch = run.batches.epoch - 1 if run.batches.step == 0 else run.batches.epoch
-        raise NonFiniteLoss(reporting.non_finite_message(run.folder, run.tally.step, epoch, bad, names, values,
-                                                         order=run.model.q_order))
+def _step(run: _Run, batch) -> None:
+    """One optimiser step on ``batch`` (a graphvae.data.Batch, on the device).  The loss and the
+    logged terms stay on the device (:class:`_DeviceSums`); a non-finite one is refused at the next
+    :func:`_sync`, which the loop calls before any checkpoint."""
+    try:
+        loss, terms = _call_loss(run.loss, run.model, batch, run.layout)
+    except Exception as exc:
+        if run.cfg.compile and _is_compile_error(exc):  # a shape the trial did not see failed to compile
+            raise _compile_error(exc) from None
+        raise
+    values = torch.stack([loss.detach(), *(t.detach().float().reshape(()) for t in terms.values())])
+    run.sums.add(run, ["loss", *terms], values)
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
     clip_gradients(run.model.parameters(), run.cfg)
@@ -236,9 +436,12 @@ def _step(run: _Run, batch: dict) -> float:
         run.sched.step()
     run.tally.step += 1
     run.tally.epoch_steps += 1
-    for n, v in zip(names, values):
-        run.tally.sums[n] = run.tally.sums.get(n, 0.0) + v
-    return values[0]
+
+
+def _sync(run: _Run) -> float:
+    """The host's look at the device: refuse a non-finite step since the last look, bring this
+    epoch's sums into ``run.tally``; the latest loss."""
+    return run.sums.sync(run)
 
 
 def _validate(run: _Run) -> dict:
@@ -258,23 +461,80 @@ def _end_epoch(run: _Run, writer) -> dict:
     row = {"epoch": run.batches.epoch, "step": t.step}
     row.update({f"train/{n}": s / max(1, t.epoch_steps) for n, s in t.sums.items()})
     row["lr"] = run.opt.param_groups[0]["lr"]
+    t0 = time.perf_counter()
     if run.n_val:
         row.update({f"val/{k}": v for k, v in _validate(run).items()})
     row["epoch_seconds"] = t.epoch_seconds
+    row["val_seconds"] = time.perf_counter() - t0
     row["steps_per_s"] = t.epoch_steps / t.epoch_seconds if t.epoch_seconds > 0 else 0.0
     row["examples_per_s"] = row["steps_per_s"] * (run.batches.unlabelled_per_batch + run.batches.labelled_per_batch)
     improved = t.selection.update(run.spec, row)
     row["selected"] = improved  # best.pt now holds this epoch
-    run.folder.append_metrics(row)
-    reporting.write_scalars(writer, row)
     t.sums, t.epoch_steps, t.epoch_seconds = {}, 0, 0.0
+    run.sums.reset()
+    # the checkpoint is serialised and written beside its place first, so that the row can say what
+    # it cost; the row is appended before last.pt goes in place (the commit point, see the module's
+    # docstring), then best.pt
+    t0 = time.perf_counter()
     snap = _snapshot(run)
     snap["extra"]["selected"] = improved  # so that a resume can finish a best.pt write a kill cut short
     data = checkpoint_bytes(snap)
-    atomic_write_bytes(run.folder.checkpoint("last"), data)  # the commit point (see the module's docstring)
-    if improved:
-        atomic_write_bytes(run.folder.checkpoint("best"), data)
+    targets = [run.folder.checkpoint("last")] + ([run.folder.checkpoint("best")] if improved else [])
+    staged = []
+    try:
+        for target in targets:
+            staged.append(_stage(target, data))
+        row["checkpoint_seconds"] = time.perf_counter() - t0
+        run.folder.append_metrics(row)
+        reporting.write_scalars(writer, row)
+        for target, temp in zip(targets, staged):
+            _put_in_place(temp, target, data)
+    finally:
+        for temp in staged:
+            if temp is not None and temp.exists():
+                temp.unlink()
     return row
+
+
+def _stage(path: Path, data: bytes) -> Path | None:
+    """``data`` written and fsynced into a temp file beside ``path``, named as graphvae.atomic names
+    its temps (so a kill leaves one that the next start removes); None where ``path`` is a link or
+    not a plain file (:func:`_put_in_place` then writes it through graphvae.atomic)."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        return None
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UserError(f"cannot write '{path}': {exc.strerror or exc}") from None
+    temp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if path.exists():
+            os.chmod(temp, stat.S_IMODE(path.stat().st_mode))
+        else:  # mkstemp makes 0600; a new checkpoint gets the usual umask-based mode
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temp, 0o666 & ~umask)
+    except BaseException as exc:
+        temp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            kept = "; the previous file is kept" if path.exists() else ""
+            raise UserError(f"cannot write '{path}': {exc.strerror or exc}{kept}") from None
+        raise
+    return temp
+
+
+def _put_in_place(temp: Path | None, path: Path, data: bytes) -> None:
+    if temp is None:
+        atomic_write_bytes(path, data)
+        return
+    try:
+        os.replace(temp, path)
+    except OSError as exc:
+        raise UserError(f"cannot write '{path}': {exc.strerror or exc}; the previous file is kept") from None
 
 
 # -- the loop ---------------------------------------------------------------------------------------
@@ -316,6 +576,8 @@ def train(spec, config: TrainConfig | None = None, out_dir=None, *, resume: bool
             f"{_threads_text(run.device)}; "
             f"run folder {folder.path}")
     log(reporting.config_line(cfg, folder.config_path))
+    if cfg.compile:
+        log(f"compiled the training loss with torch.compile in {run.compile_seconds:.1f} s (compile = true)")
 
     from tqdm import tqdm
 
@@ -332,16 +594,17 @@ def train(spec, config: TrainConfig | None = None, out_dir=None, *, resume: bool
             while run.batches.epoch < cfg.epochs and not interrupted:
                 t0, epoch_before = time.perf_counter(), run.batches.epoch
                 for batch in run.batches:
-                    # one optimiser step; the bar shows the loss every ten
-                    loss = _step(run, batch)
+                    # one optimiser step; every LOG_EVERY the host looks (non-finite check, the bar's loss)
+                    _step(run, batch)
                     bar.update(1)
-                    if run.tally.step % 10 == 0:
-                        postfix["loss"] = f"{loss:.2f}"
+                    if run.tally.step % LOG_EVERY == 0:
+                        postfix["loss"] = f"{_sync(run):.2f}"
                         bar.set_postfix(postfix, refresh=False)
                     # Ctrl-C or max_steps: stop after this step
                     if stop.set or (max_steps is not None and run.tally.step >= max_steps):
                         interrupted = True
                         break
+                _sync(run)  # before the epoch's end or a checkpoint; the steps' time includes the device's
                 run.tally.epoch_seconds += time.perf_counter() - t0
                 # stopped mid-epoch: save the exact position and leave
                 if run.batches.epoch == epoch_before:
