@@ -152,7 +152,7 @@ class Contender:
 
     def __init__(self, name: str, model=None, loss=None, device=None, why: str | None = None):
         self.name, self.why, self.rates, self.warmup_s = name, why, [], None
-        self.steps = 0
+        self.steps, self.checks = 0, True
         if why is None:
             self.opt = torch.optim.Adam(model.parameters(), lr=1e-3)
             self.loss, self.device, self.i, self.batches = loss, device, 0, None
@@ -164,11 +164,10 @@ class Contender:
         if self.mark_step:  # CUDA graphs (reduce-overhead): a new iteration begins
             torch.compiler.cudagraph_mark_step_begin()
         self.opt.zero_grad(set_to_none=True)
-        checks = Distribution._validate_args
-        try:
-            self.loss(x, y).backward()
-        finally:  # no contender changes torch.distributions' default argument checks for the next one
-            Distribution.set_default_validate_args(checks)
+        # the same default argument checks of torch.distributions for every step of every contender:
+        # making a torch.compile wrapper switches them off process-wide (torch 2.13; pytorch PR 185438)
+        Distribution.set_default_validate_args(self.checks)
+        self.loss(x, y).backward()
         self.opt.step()
 
     def fail(self, why: str) -> None:
@@ -226,7 +225,7 @@ def build_cell(size: str, batch: int, args, device, spec_dir: str, pyro_m2, pyro
     gen = torch.Generator().manual_seed(args.seed)
     batches = [make_batch(2 * batch, batch, device, gen, x_dim) for _ in range(8)]
     for c in out:
-        c.batches = batches
+        c.batches, c.checks = batches, args.dist_checks == "on"
     return out
 
 
@@ -335,7 +334,9 @@ def peers(args) -> int:
           f"{args.repeats} blocks of {steps} per contender, interleaved (order rotating); "
           f"B labelled + B unlabelled examples a step, y enumerated ({PEER_CLASSES} classes), one Adam step "
           f"(lr 1e-3); a cell is the median steps/s of the blocks (min–max); "
-          f"torch.compile mode {args.compile_mode}")
+          f"torch.compile mode {args.compile_mode}; torch.distributions default argument checks "
+          f"{args.dist_checks} (the hand-written M2 builds its Normals with the default; the compiled and Pyro "
+          f"M2 switch them off)")
     warm = []
     for size, batch, cell in rows:
         parts = [f"{c.name} {c.warmup_s:.1f} s" for c in cell if "torch.compile" in c.name and c.why is None]
@@ -370,6 +371,9 @@ def main(argv=None) -> int:
     peer.add_argument("--compile-mode", default="default",
                       help="torch.compile mode: default, reduce-overhead (CUDA graphs on a GPU), max-autotune, ...")
     peer.add_argument("--no-torch-compile", action="store_true", help="skip the two torch.compile contenders")
+    peer.add_argument("--dist-checks", choices=("on", "off"), default="on" if Distribution._validate_args else "off",
+                      help="torch.distributions' default argument checks during every step (default: the "
+                           "process's, on unless python -O)")
     peer.add_argument("--quick", action="store_true", help="one size, one B, few steps (a smoke test)")
     args = ap.parse_args(argv)
     if args.peers:

@@ -170,3 +170,28 @@ def test_default_mode_still_times_compiled_against_hand_written(tmp_path, capsys
     assert bench_step.main(argv) == 0
     out = capsys.readouterr().out
     assert "compiled M2" in out and "hand-written M2" in out and "ratio compiled / hand-written" in out
+
+
+@pytest.mark.parametrize("checks", [True, False])
+def test_every_step_runs_with_the_chosen_distribution_checks(checks):
+    """Making a torch.compile wrapper switches torch.distributions' default checks off process-wide;
+    each contender's step sets them to the benchmark's choice first."""
+    from torch.distributions import Distribution
+
+    saved, seen = Distribution._validate_args, []
+    net = torch.nn.Linear(2, 1)
+
+    def loss(x, y):
+        seen.append(Distribution._validate_args)
+        return net(x).sum()
+
+    c = bench_step.Contender("hand-written", net, loss, torch.device("cpu"))
+    c.batches, c.checks = [(torch.ones(3, 2), torch.zeros(3, dtype=torch.long))], checks
+    try:
+        Distribution.set_default_validate_args(not checks)
+        c.step()
+        torch.compile(lambda t: t + 1)  # the wrapper alone flips the default in torch 2.13
+        c.step()
+    finally:
+        Distribution.set_default_validate_args(saved)
+    assert seen == [checks, checks]
