@@ -173,6 +173,7 @@ def test_default_mode_still_times_compiled_against_hand_written(tmp_path, capsys
 
 
 @pytest.mark.parametrize("checks", [True, False])
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated")  # importing torch._dynamo
 def test_every_step_runs_with_the_chosen_distribution_checks(checks):
     """Making a torch.compile wrapper switches torch.distributions' default checks off process-wide;
     each contender's step sets them to the benchmark's choice first."""
