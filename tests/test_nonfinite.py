@@ -194,12 +194,12 @@ def test_step_and_epoch_of_a_later_epoch(tmp_path, capsys):
     calls = {"n": 0}
     original = CompiledModel.loss
 
-    def loss(self, batch, terms=False):
+    def loss(self, batch, terms=False, layout=None):
         if self.training:
             calls["n"] += 1
             if calls["n"] == 5:
                 _poison(self, [("decoder", "x")])
-        return original(self, batch, terms=terms)
+        return original(self, batch, terms=terms, layout=layout)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(CompiledModel, "loss", loss)

@@ -333,11 +333,11 @@ def test_sigterm_saves_like_ctrl_c(tmp_path, monkeypatch, capsys):
     calls = {"n": 0}
     original = CompiledModel.loss
 
-    def loss_then_sigterm(self, batch, terms=False):
+    def loss_then_sigterm(self, batch, terms=False, layout=None):
         calls["n"] += 1
         if calls["n"] == 2:
             signal.raise_signal(signal.SIGTERM)
-        return original(self, batch, terms=terms)
+        return original(self, batch, terms=terms, layout=layout)
 
     monkeypatch.setattr(CompiledModel, "loss", loss_then_sigterm)
     code = main(["train", str(spec), "--out", str(tmp_path / "run")] + FLAGS)

@@ -130,11 +130,11 @@ def test_ctrl_c_saves_and_resume_hint(tmp_path, spec_path, monkeypatch, capsys):
     calls = {"n": 0}
     original = CompiledModel.loss
 
-    def loss_then_sigint(self, batch, terms=False):
+    def loss_then_sigint(self, batch, terms=False, layout=None):
         calls["n"] += 1
         if calls["n"] == 3:
             signal.raise_signal(signal.SIGINT)  # what Ctrl-C delivers
-        return original(self, batch, terms=terms)
+        return original(self, batch, terms=terms, layout=layout)
 
     monkeypatch.setattr(CompiledModel, "loss", loss_then_sigint)
     code = main(["train", str(spec_path), "--out", str(tmp_path / "run"), "--no-progress", "--device", "cpu"])
@@ -178,8 +178,8 @@ def test_non_finite_loss_names_term_and_keeps_checkpoint(tmp_path, spec_path, mo
     original = CompiledModel.loss
     calls = {"n": 0}
 
-    def poisoned(self, batch, terms=False):
-        loss, parts = original(self, batch, terms=True)
+    def poisoned(self, batch, terms=False, layout=None):
+        loss, parts = original(self, batch, terms=True, layout=layout)
         if self.training:
             calls["n"] += 1
             if calls["n"] == per_epoch + 2:  # in the second epoch, after last.pt of the first

@@ -321,6 +321,7 @@ class SemiSupervisedBatches:
         self._batch_size = batch_size
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         self._patterns, self._rank = self._labelled_patterns(supervised)
+        self.layouts_vary = self._rank is not None  # several labelled patterns: runs' counts differ per batch
         self.device = torch.device(device)
         self.on_device = False  # whether the arrays live on the (non-CPU) device
         self._device_generator: torch.Generator | None = None

@@ -32,7 +32,6 @@ compile stops with one line and nothing written (:func:`_compile_loss`).
 from __future__ import annotations
 
 import copy
-import inspect
 import math
 import os
 import re
@@ -177,7 +176,6 @@ class _Run:
     tally: Tally = field(default_factory=Tally)
     files: dict = field(default_factory=dict)  # sha256 of the run's tied files (labelled.json), in every checkpoint
     loss: object = None  # the step's loss function: model.loss, or its torch.compile'd form
-    layout: bool = False  # whether model.loss takes the batch's layout (then the step never reads labels)
     sums: _DeviceSums | None = None  # this epoch's logged terms, on the device
     compile_seconds: float = 0.0  # what trying the compiled loss took (compile = true)
 
@@ -241,8 +239,7 @@ def _build(folder: RunFolder, spec, text: str, suffix: str, cfg: TrainConfig, re
                                     labelled_per_batch=cfg.labelled_per_batch, binarize=cfg.binarize,
                                     labelled_only=cfg.labelled_only, generator=torch.Generator().manual_seed(cfg.seed),
                                     device=device)
-    layout = _takes_layout(model)
-    loss, compile_seconds = _compile_loss(model, batches, layout, device) if cfg.compile else (model.loss, 0.0)
+    loss, compile_seconds = _compile_loss(model, batches, device) if cfg.compile else (model.loss, 0.0)
     if not resume:
         folder.create(text, suffix, trainconfig.to_dict(cfg))
         save_labelled(folder.path, data.labelled)
@@ -250,24 +247,14 @@ def _build(folder: RunFolder, spec, text: str, suffix: str, cfg: TrainConfig, re
     sched = build_scheduler(opt, cfg, cfg.epochs * len(batches), len(batches))
     return _Run(folder, spec, text, suffix, cfg, device, data, model, batches, opt, sched,
                 evaluation_arrays(data.val, spec, cfg.binarize), count_examples(data.val),
-                Tally(selection=Selection(cfg.selection)), folder.file_digests(), loss, layout, _DeviceSums(device),
-                compile_seconds)
+                Tally(selection=Selection(cfg.selection)), folder.file_digests(), loss, _DeviceSums(device), compile_seconds)
 
 
-def _takes_layout(model) -> bool:
-    """Whether ``model.loss`` takes ``layout=`` (graphvae.data.Batch.layout)."""
-    try:
-        return "layout" in inspect.signature(model.loss).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _call_loss(loss, model, batch, layout: bool):
-    """``(loss, terms)`` of ``batch``; with its layout the model skips its batch checks (the data
-    was checked once, when loaded), so nothing in the step reads a value on the host."""
+def _call_loss(loss, model, batch):
+    """``(loss, terms)`` of ``batch`` (a graphvae.data.Batch): the model groups its rows by
+    ``batch.layout`` and skips its batch checks (the data was checked once, when loaded), so
+    nothing in the step reads a value on the host."""
     values = dict(batch)  # a plain dict (torch.compile traces one without a guard on the subclass)
-    if not layout:
-        return loss(values, terms=True)
     model.check_inputs = False
     try:
         return loss(values, terms=True, layout=batch.layout)
@@ -320,13 +307,17 @@ def _is_compile_error(exc: BaseException) -> bool:
     return False
 
 
-def _compile_loss(model, batches, layout: bool, device) -> tuple[object, float]:
+def _compile_loss(model, batches, device) -> tuple[object, float]:
     """``(torch.compile(model.loss, fullgraph=True), seconds)``, tried (forward and backward) on the
     next batch, and on an epoch's last batch when that is smaller (the shapes the run will see),
-    before the run folder is touched.  Every RNG, the weights and buffers (batch-norm statistics)
+    before the run folder is touched; each is first run eagerly, so that the model's own caches
+    are full before they are traced (else each change to them is a recompile).  Every RNG, the weights and buffers (batch-norm statistics)
     and the gradients are put back afterwards, so the trial leaves no trace; the compiled graphs
     stay cached for the run.  A failure is one line (:class:`CompileFailed`)."""
-    compiled = torch.compile(model.loss, fullgraph=True)
+    # one static graph per batch shape when the run has two (a full batch, a smaller last one): the
+    # model is not traced with symbolic sizes; with several labelled patterns the runs' counts vary
+    # from batch to batch, and torch's automatic dynamic shapes keep the graphs from multiplying
+    compiled = torch.compile(model.loss, fullgraph=True, dynamic=None if batches.layouts_vary else False)
     trials = [batches.peek()]
     last = batches.peek(len(batches) - 1)
     if len(last[next(iter(last))]) != len(trials[0][next(iter(trials[0]))]):
@@ -335,8 +326,10 @@ def _compile_loss(model, batches, layout: bool, device) -> tuple[object, float]:
     saved = copy.deepcopy(model.state_dict())
     t0 = time.perf_counter()
     try:
+        for batch in trials:  # eagerly first: the model's own caches fill before they are traced
+            _call_loss(model.loss, model, batch)
         for batch in trials:
-            loss, _ = _call_loss(compiled, model, batch, layout)
+            loss, _ = _call_loss(compiled, model, batch)
             loss.backward()
         if device.type == "cuda":  # the backward's kernels too, inside the trial and its timing
             torch.cuda.synchronize(device)
@@ -421,7 +414,7 @@ def _step(run: _Run, batch) -> None:
     logged terms stay on the device (:class:`_DeviceSums`); a non-finite one is refused at the next
     :func:`_sync`, which the loop calls before any checkpoint."""
     try:
-        loss, terms = _call_loss(run.loss, run.model, batch, run.layout)
+        loss, terms = _call_loss(run.loss, run.model, batch)
     except Exception as exc:
         if run.cfg.compile and _is_compile_error(exc):  # a shape the trial did not see failed to compile
             raise _compile_error(exc) from None
