@@ -407,8 +407,9 @@ class SemiSupervisedBatches:
             batch = {k: self._copy_in(t) for k, t in batch.items()}
         self._binarize(batch, int(seeds[step]))
         if perm is not None:  # each pattern's rows together, the same examples with the same noise
-            whole = self._copy_in(torch.cat([perm, torch.arange(len(perm), len(perm) + len(rows))])) \
-                if self.device.type != "cpu" else torch.cat([perm, torch.arange(len(perm), len(perm) + len(rows))])
+            whole = torch.cat([perm, torch.arange(len(perm), len(perm) + len(rows))])
+            if self.device.type != "cpu":
+                whole = self._copy_in(whole)
             batch = {k: t[whole] for k, t in batch.items()}
         return Batch(batch, layout)
 

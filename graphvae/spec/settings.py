@@ -218,9 +218,9 @@ class TrainConfig:
     flush_denormal: bool = setting(True, Anything(), "torch.set_flush_denormal: keeps CPU throughput steady on "
                                                      "long runs")
     compile: bool = setting(False, Anything(), "wrap the training step's loss in torch.compile(fullgraph=True); "
-                                              "the run first waits for the compiler (45 s for specs/digits_m2.gvae "
-                                              "on 2 CPU cores, empty caches), and a failure to compile stops it "
-                                              "before anything is written",
+                                              "the run first waits for the compiler (specs/digits_m2.gvae on 2 CPU "
+                                              "cores: 62 s with empty caches, 36 s with warm ones), and a failure to "
+                                              "compile stops it before anything is written",
                             flag=True, resumable=True)
 
 
