@@ -344,6 +344,10 @@ def peers(args) -> int:
             warm.append(f"{size} B={batch}: {', '.join(parts)}")
     if warm:
         print(f"torch.compile warm-up ({args.warmup} steps, compiling included): " + "; ".join(warm))
+    if not args.no_torch_compile:
+        print("compiled + torch.compile: fullgraph=True, given the batch's layout, check_inputs = False; "
+              "hand-written + torch.compile: fullgraph=False (M2.loss branches on labelled.any() and indexes "
+              "rows by a mask, which fullgraph=True refuses as data-dependent)")
     print()
     for line in peers_table(rows):
         print(line)
