@@ -156,3 +156,18 @@ def test_the_cpu_keeps_its_arrays_and_reports_no_free_memory():
     b = SemiSupervisedBatches(arrays, spec, np.arange(0, N, 3), batch_size=8, labelled_per_batch=5)
     assert b.on_device is False and free_device_bytes(torch.device("cpu")) is None
     assert next(iter(b))["x"].device.type == "cpu"
+
+
+@pytest.mark.parametrize("make", [one_variable, two_variables], ids=["one_variable", "two_variables"])
+def test_the_resident_path_gathers_the_same_batches(make):
+    """The arrays-on-the-device path (each step's row indices sent, then split into the labelled picks
+    and the unlabelled rows) run on the CPU: the same batches and layouts as the plain path."""
+    spec, arrays = make()
+    kw = dict(batch_size=8, labelled_per_batch=5, binarize="dynamic")
+    plain = SemiSupervisedBatches(arrays, spec, np.arange(24), generator=torch.Generator().manual_seed(4), **kw)
+    resident = SemiSupervisedBatches(arrays, spec, np.arange(24), generator=torch.Generator().manual_seed(4), **kw)
+    resident.on_device = True
+    for a, b in zip(plain, resident):
+        assert a.layout == b.layout
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, equal_nan=True, msg=key)
