@@ -107,7 +107,12 @@ def event_dims(family_name: str, shape: tuple[int, ...]) -> int:
 @contextmanager
 def _unchecked():
     """Build distributions without argument checks, also the ones a distribution builds inside
-    itself with torch's default (StudentT's ``Chi2``, ExpRelaxedCategorical's ``Categorical``)."""
+    itself with torch's default (StudentT's ``Chi2``, ExpRelaxedCategorical's ``Categorical``).
+    Under ``torch.compile`` the default is left alone: torch switches it off for the process when
+    a compiled function is made, and setting a class attribute would break the graph."""
+    if torch.compiler.is_compiling():
+        yield
+        return
     saved = Distribution._validate_args
     Distribution.set_default_validate_args(False)
     try:
@@ -195,15 +200,15 @@ def base_of(d: Distribution) -> Distribution:
 class Relaxation:
     """A discrete family's continuous relaxation, in the space where it is sampled and scored."""
 
-    log_space_class: str  # dotted path; constructed as cls(temperature, logits=...)
+    log_space_class: type  # constructed as cls(temperature, logits=...)
     to_value: Callable[[torch.Tensor], torch.Tensor]  # log-space sample -> value fed to networks
     density: str  # the relaxed density in value space, for documentation and `graphvae compile`
 
 
 RELAXATIONS: dict[str, Relaxation] = {
-    "Categorical": Relaxation("torch.distributions.relaxed_categorical.ExpRelaxedCategorical", torch.exp,
+    "Categorical": Relaxation(torch.distributions.relaxed_categorical.ExpRelaxedCategorical, torch.exp,
                               "RelaxedOneHotCategorical"),
-    "Bernoulli": Relaxation("torch.distributions.relaxed_bernoulli.LogitRelaxedBernoulli", torch.sigmoid,
+    "Bernoulli": Relaxation(torch.distributions.relaxed_bernoulli.LogitRelaxedBernoulli, torch.sigmoid,
                             "RelaxedBernoulli"),
 }
 
@@ -214,9 +219,7 @@ def relaxation(family_name: str) -> Relaxation | None:
 
 def build_relaxed(family_name: str, d: Distribution, temperature: float) -> Distribution:
     """The relaxed (log-space) counterpart of the discrete distribution ``d`` at ``temperature``."""
-    relax = RELAXATIONS[family_name]
-    module, _, attr = relax.log_space_class.rpartition(".")
-    cls = getattr(importlib.import_module(module), attr)
+    cls = RELAXATIONS[family_name].log_space_class
     base = base_of(d)
     logits = base.logits
     temp = torch.as_tensor(temperature, dtype=logits.dtype, device=logits.device)

@@ -251,7 +251,9 @@ class CompiledModel(nn.Module):
         names = self._term_names()
         sums = None  # the logged terms' sums over the batch, one entry per name (a stacked tensor)
         for (labelled, idx), n in zip(groups, sizes):
-            trace = self._trace(self._group_values(cb, labelled, idx), n, labelled, self.config.samples)
+            values = self._group_values(cb, labelled, idx)
+            n = next(iter(values.values())).shape[0]  # the same count, as the tensors know it (under dynamic shapes)
+            trace = self._trace(values, n, labelled, self.config.samples)
             est = self.objective.estimate(trace, alpha, parts=terms)
             total = est.surrogate.sum() if total is None else total + est.surrogate.sum()
             if terms:
@@ -285,10 +287,13 @@ class CompiledModel(nn.Module):
         and the labelled counts, as 0-dim tensors on the model's device."""
         counts = tuple(float(max(n_labelled[k.partition("/")[2]], 1)) if k.startswith(("classifier/", "ess/"))
                        else float(size) for k in names)
-        key = (counts, sums.dtype, sums.device)
-        divisor = self._divisors.get(key)
-        if divisor is None:  # made once per batch composition, not copied to the device every step
-            divisor = self._divisors[key] = torch.tensor(counts, dtype=sums.dtype, device=sums.device)
+        if torch.compiler.is_compiling():  # a constant of the graph
+            divisor = torch.tensor(counts, dtype=sums.dtype, device=sums.device)
+        else:  # made once per batch composition, not copied to the device every step
+            key = (counts, sums.dtype, sums.device)
+            divisor = self._divisors.get(key)
+            if divisor is None:
+                divisor = self._divisors[key] = torch.tensor(counts, dtype=sums.dtype, device=sums.device)
         out = dict(zip(names, (sums / divisor).unbind()))
         for y in self.objective.supervised:
             out[f"n_labelled/{y}"] = sums.new_full((), float(n_labelled[y]))
