@@ -19,8 +19,9 @@ groups, torch.distributions objects, the logged terms), which the second command
 for B labelled plus B unlabelled examples a step (y enumerated), one Adam step each:
 
     hand-written                  benchmarks/handwritten_m2.py's M2, eager
-    compiled                      graphvae.compile_spec(...) of a spec written here, eager
-    compiled + torch.compile      torch.compile(compiled.loss, fullgraph=True) (given the batch's layout)
+    compiled                      graphvae.compile_spec(...) of a spec written here, eager, called as the
+                                  trainer calls it (the batch's layout, check_inputs off, terms=True)
+    compiled + torch.compile      torch.compile(compiled.loss, fullgraph=True), called the same way
     hand-written + torch.compile  for reference (fullgraph=False: M2.loss branches on the labels)
     Pyro                          benchmarks/pyro_m2.py (TraceEnum_ELBO, y enumerated in the guide)
 
@@ -121,15 +122,14 @@ objective {{
 
 
 def compiled_loss(loss, x, y, layout=None):
-    """The compiled model's loss on a benchmark batch: the one place to swap in a leaner entry point.
-
-    ``loss`` is ``compiled.loss`` or what torch.compile made of it; ``layout`` (the runs of
-    labelled and unlabelled rows) is given to the torch.compile contender only, whose model has
-    ``check_inputs = False``: that is the path ``CompiledModel.loss`` documents as compiling with
-    ``fullgraph=True`` (without it the loss reads the labels on the host to group the rows)."""
+    """The compiled model's loss on a benchmark batch, as the trainer computes it: given the batch's
+    layout (the runs of labelled and unlabelled rows; the model has ``check_inputs = False``, its
+    data checked once) and with the logged terms (``terms=True``), so that nothing in the step
+    waits for the host.  ``loss`` is ``compiled.loss`` or what torch.compile made of it; without a
+    layout the loss reads the labels on the host to group the rows (the default mode)."""
     if layout is None:
         return loss({"x": x, "y": y})
-    return loss({"x": x, "y": y}, layout=layout)
+    return loss({"x": x, "y": y}, terms=True, layout=layout)[0]
 
 
 def load_pyro():
@@ -199,8 +199,9 @@ def build_cell(size: str, batch: int, args, device, spec_dir: str, pyro_m2, pyro
         print(f"bench_step: {size}: the compiled and hand-written M2 do not start from equal weights", file=sys.stderr)
     weight = compiled.objective.alpha_for(2 * batch, batch)  # the compiled model's weight of log q(y|x)
     layout = ((("y",), batch), ((), batch))  # make_batch: B labelled rows, then B unlabelled
+    compiled.check_inputs = False  # the trainer's setting
     out = [Contender("hand-written", hand, lambda x, y: hand.loss(x, y, weight), device),
-           Contender("compiled", compiled, lambda x, y: compiled_loss(compiled.loss, x, y), device)]
+           Contender("compiled", compiled, lambda x, y: compiled_loss(compiled.loss, x, y, layout), device)]
     if args.no_torch_compile:
         out += [Contender(n, why="skipped (--no-torch-compile)") for n in CONTENDERS[2:4]]
     else:

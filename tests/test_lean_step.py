@@ -161,3 +161,12 @@ def test_one_graph_takes_every_batch_size_under_dynamic_shapes(tmp_path):
         compiled = step(batch, terms=True, layout=layout)
         torch.testing.assert_close(compiled[0], eager[0])
         assert all(torch.allclose(compiled[1][k], eager[1][k]) for k in eager[1])
+
+
+@pytest.mark.parametrize("argv, value", [([], None), (["--compile"], "true"), (["--compile", "false"], "false"),
+                                         (["--compile", "true"], "true")])
+def test_the_compile_flag_alone_means_true(argv, value):
+    from graphvae.cli.parser import build_parser
+
+    args = build_parser().parse_args(["train", "spec.gvae", *argv])
+    assert args.compile == value

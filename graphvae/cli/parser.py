@@ -38,8 +38,9 @@ def _add_setting_flags(p, names, default: str) -> None:
         choices = list(row.constraint.choices) if row.constraint.closed else None
         says = "" if row.constraint.closed or isinstance(row.constraint, Anything) else f"; {row.constraint.words}"
         help_text = f"{row.help}{says} (default: {default.format(row.default)})".replace("%", "%%")
+        optional = {"nargs": "?", "const": "true", "metavar": "true|false"} if row.type is bool else {}
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, choices=choices, default=None,
-                       help=help_text)
+                       help=help_text, **optional)  # a bool flag alone means true (--compile)
 
 
 def _add_data_flags(p):

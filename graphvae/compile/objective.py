@@ -218,7 +218,8 @@ class SemiSupervisedELBO:
         else:
             f_beta = log_obs - self._sum({v: self.betas.get(v, 1.0) * kl[v] for v in kl}, self.hidden)
         lw_enum = self._sum(trace.logq, trace.enumerated)
-        lw = lw_enum + self._sum(trace.logq, sorted(trace.labelled))
+        lw_labelled = self._sum(trace.logq, sorted(trace.labelled))
+        lw = lw_labelled if not trace.enumerated else lw_enum + lw_labelled
 
         def tensor(t) -> torch.Tensor:  # a log-density, or a constant where no node contributes
             return t if torch.is_tensor(t) else like.new_full((), float(t))

@@ -69,8 +69,6 @@ class NonFiniteLoss(UserError):
 class CompileFailed(UserError):
     """``compile = true`` and torch.compile could not compile the training loss."""
 
-    exit_code = 2  # meant for the CLI (an environment or model limit, not bad input); graphvae.cli.main
-    # exits 1 for every UserError today
 
 
 @dataclass
