@@ -87,10 +87,7 @@ class ParentsLinear(nn.Module):
             else:  # class indices: one-hot(value) @ block.T == a lookup of block's columns
                 k = p.classes
                 n_slots = p.width // k
-                if torch.compiler.is_compiling():  # a matmul with one-hot rows: inductor's lookup backward is slow
-                    hot = F.one_hot(value.reshape(value.shape[:value.dim() - (len(p.shape) - 1)] + (n_slots,)), k)
-                    term = F.linear(hot.flatten(-2).to(block.dtype), block)
-                elif n_slots == 1:  # one index per example: a row lookup, no slot dim to sum
+                if n_slots == 1:  # one index per example: a row lookup, no slot dim to sum
                     term = F.embedding(value, block.t())
                 else:
                     idx = value.reshape(value.shape[:value.dim() - (len(p.shape) - 1)] + (n_slots,))
