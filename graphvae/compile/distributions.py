@@ -205,8 +205,23 @@ class Relaxation:
     density: str  # the relaxed density in value space, for documentation and `graphvae compile`
 
 
+class _ExpRelaxedCategorical(torch.distributions.relaxed_categorical.ExpRelaxedCategorical):
+    """torch's ExpRelaxedCategorical, with its inner Categorical built unchecked too.  torch builds
+    that one with the process's default checks, which no context can switch off inside a
+    ``torch.compile`` graph (and which would break it)."""
+
+    def __init__(self, temperature, probs=None, logits=None, validate_args=None):
+        self._categorical = torch.distributions.Categorical(probs, logits, validate_args=False)
+        self.temperature = temperature
+        Distribution.__init__(self, self._categorical.batch_shape, self._categorical.param_shape[-1:],
+                              validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        return super().expand(batch_shape, _instance=self._get_checked_instance(_ExpRelaxedCategorical, _instance))
+
+
 RELAXATIONS: dict[str, Relaxation] = {
-    "Categorical": Relaxation(torch.distributions.relaxed_categorical.ExpRelaxedCategorical, torch.exp,
+    "Categorical": Relaxation(_ExpRelaxedCategorical, torch.exp,
                               "RelaxedOneHotCategorical"),
     "Bernoulli": Relaxation(torch.distributions.relaxed_bernoulli.LogitRelaxedBernoulli, torch.sigmoid,
                             "RelaxedBernoulli"),

@@ -398,8 +398,8 @@ class SemiSupervisedBatches:
         picks = stream[step * l:(step + 1) * l]
         perm, runs = self._order_picks(picks) if l else (None, ())
         layout = _runs((*runs, (frozenset(), len(rows))))
-        if self.on_device:  # only the row indices travel
-            idx = self._copy_in(torch.cat([picks, rows]))
+        if self.on_device:  # only the row indices travel (a small copy: pinning it would cost more)
+            idx = torch.cat([picks, rows]).to(self.device)
             picks, rows = idx[:len(picks)], idx[len(picks):]
         batch = {k: torch.cat([self._labelled[k][picks], t[rows]]) if l and u else
                  (self._labelled[k][picks] if l else t[rows]) for k, t in self._unlabelled.items()}
@@ -409,7 +409,7 @@ class SemiSupervisedBatches:
         if perm is not None:  # each pattern's rows together, the same examples with the same noise
             whole = torch.cat([perm, torch.arange(len(perm), len(perm) + len(rows))])
             if self.device.type != "cpu":
-                whole = self._copy_in(whole)
+                whole = whole.to(self.device)
             batch = {k: t[whole] for k, t in batch.items()}
         return Batch(batch, layout)
 
