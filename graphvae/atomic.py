@@ -54,20 +54,13 @@ def make_folders(path: str | os.PathLike) -> Path:
     return path
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Replace ``path`` by ``data`` atomically, keeping an existing file's permission bits."""
-    path = Path(path)
-    if path.is_symlink():  # write through the link to its target
-        path = Path(os.path.realpath(path))
-    if path.is_dir():
-        raise UserError(f"cannot write '{path}': it is a folder; name a file")
-    if path.exists() and not path.is_file():
-        return _write_into(path, data)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise UserError(f"cannot write '{path}': folder '{folder}' does not exist")
+def _temp_beside(path: Path, data: bytes) -> Path:
+    """``data`` written and fsynced into a new temp file beside ``path`` (named ``.NAME.*.tmp``, which
+    :func:`remove_stale_temps`-style cleanups recognise), with the mode ``path`` has or a new file
+    would get; an OSError leaves no temp behind and says that the previous file is kept."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else Path("."), prefix=f".{path.name}.",
+                                   suffix=".tmp")
     except OSError as exc:
         raise UserError(f"cannot write '{path}': {_reason(exc)}") from None
     try:
@@ -81,7 +74,6 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
     except BaseException as exc:
         try:
             os.unlink(tmp)
@@ -91,8 +83,70 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             kept = "; the previous file is kept" if path.exists() else ""
             raise UserError(f"cannot write '{path}': {_reason(exc)}{kept}") from None
         raise
+    return Path(tmp)
 
 
+def _target(path: str | os.PathLike) -> Path:
+    """Where a write to ``path`` lands (through a link), refusing a folder or a missing parent folder."""
+    path = Path(path)
+    if path.is_symlink():  # write through the link to its target
+        path = Path(os.path.realpath(path))
+    if path.is_dir():
+        raise UserError(f"cannot write '{path}': it is a folder; name a file")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise UserError(f"cannot write '{path}': folder '{folder}' does not exist")
+    return path
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    try:
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise UserError(f"cannot write '{path}': {_reason(exc)}; the previous file is kept") from None
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Replace ``path`` by ``data`` atomically, keeping an existing file's permission bits."""
+    path = _target(path)
+    if path.exists() and not path.is_file():
+        return _write_into(path, data)
+    _replace(_temp_beside(path, data), path)
+
+
+class Staged:
+    """A write in two phases: :meth:`stage` puts the bytes of each file, fsynced, into temps beside
+    them (the slow part, which may fail and then changes nothing); :meth:`commit` renames them into
+    place (each one atomic); leaving the ``with`` block removes what was not committed.  A target that
+    is a special file (a device, a FIFO) is written at commit instead."""
+
+    def __init__(self):
+        self._pending: list[tuple[Path, Path | None, bytes]] = []
+
+    def stage(self, path: str | os.PathLike, data: bytes) -> None:
+        target = _target(path)
+        special = target.exists() and not target.is_file()
+        self._pending.append((target, None if special else _temp_beside(target, data), data))
+
+    def commit(self) -> None:
+        while self._pending:
+            target, tmp, data = self._pending.pop(0)
+            if tmp is None:
+                _write_into(target, data)
+            else:
+                _replace(tmp, target)
+
+    def __enter__(self) -> "Staged":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for _, tmp, _ in self._pending:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+        self._pending = []
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 

@@ -90,3 +90,29 @@ def test_a_fifo_nobody_reads_is_an_error_not_a_hang(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(UserError, match="cannot write .*out.dot'"):
         atomic.atomic_write_bytes(fifo, b"digraph {}")
+
+
+def test_staged_writes_land_only_at_commit(tmp_path):
+    from graphvae.atomic import Staged
+
+    a, b = tmp_path / "last.pt", tmp_path / "best.pt"
+    a.write_bytes(b"old")
+    with Staged() as files:
+        files.stage(a, b"new")
+        files.stage(b, b"new")
+        assert a.read_bytes() == b"old" and not b.exists()  # staged: nothing in place yet
+        assert len(list(tmp_path.glob(".*.tmp"))) == 2
+        files.commit()
+    assert a.read_bytes() == b.read_bytes() == b"new" and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_staged_writes_left_uncommitted_leave_no_trace(tmp_path):
+    from graphvae.atomic import Staged
+
+    a = tmp_path / "last.pt"
+    a.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with Staged() as files:
+            files.stage(a, b"new")
+            raise RuntimeError("killed between staging and commit")
+    assert a.read_bytes() == b"old" and not list(tmp_path.glob(".*.tmp"))

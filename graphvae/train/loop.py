@@ -33,11 +33,8 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import re
-import stat
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +46,7 @@ from graphvae.spec.loader import load_spec_file
 from graphvae.spec.settings import TrainConfig
 from graphvae.train import config as trainconfig
 from graphvae.train import reporting
-from graphvae.atomic import atomic_write_bytes
+from graphvae.atomic import Staged, atomic_write_bytes
 from graphvae.train.checkpoint import (RESUMABLE_FORMAT, capture_rng, checkpoint_bytes, load_weights,
                                        open_checkpoint, restore_rng, save_checkpoint)
 from graphvae.train.checkpoint_checks import optimizer_differences, spec_differences
@@ -470,62 +467,15 @@ def _end_epoch(run: _Run, writer) -> dict:
     snap = _snapshot(run)
     snap["extra"]["selected"] = improved  # so that a resume can finish a best.pt write a kill cut short
     data = checkpoint_bytes(snap)
-    targets = [run.folder.checkpoint("last")] + ([run.folder.checkpoint("best")] if improved else [])
-    staged = []
-    try:
-        for target in targets:
-            staged.append(_stage(target, data))
+    with Staged() as files:
+        files.stage(run.folder.checkpoint("last"), data)
+        if improved:
+            files.stage(run.folder.checkpoint("best"), data)
         row["checkpoint_seconds"] = time.perf_counter() - t0
         run.folder.append_metrics(row)
         reporting.write_scalars(writer, row)
-        for target, temp in zip(targets, staged):
-            _put_in_place(temp, target, data)
-    finally:
-        for temp in staged:
-            if temp is not None and temp.exists():
-                temp.unlink()
+        files.commit()  # last.pt, then best.pt
     return row
-
-
-def _stage(path: Path, data: bytes) -> Path | None:
-    """``data`` written and fsynced into a temp file beside ``path``, named as graphvae.atomic names
-    its temps (so a kill leaves one that the next start removes); None where ``path`` is a link or
-    not a plain file (:func:`_put_in_place` then writes it through graphvae.atomic)."""
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        return None
-    try:
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise UserError(f"cannot write '{path}': {exc.strerror or exc}") from None
-    temp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if path.exists():
-            os.chmod(temp, stat.S_IMODE(path.stat().st_mode))
-        else:  # mkstemp makes 0600; a new checkpoint gets the usual umask-based mode
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(temp, 0o666 & ~umask)
-    except BaseException as exc:
-        temp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            kept = "; the previous file is kept" if path.exists() else ""
-            raise UserError(f"cannot write '{path}': {exc.strerror or exc}{kept}") from None
-        raise
-    return temp
-
-
-def _put_in_place(temp: Path | None, path: Path, data: bytes) -> None:
-    if temp is None:
-        atomic_write_bytes(path, data)
-        return
-    try:
-        os.replace(temp, path)
-    except OSError as exc:
-        raise UserError(f"cannot write '{path}': {exc.strerror or exc}; the previous file is kept") from None
 
 
 # -- the loop ---------------------------------------------------------------------------------------
