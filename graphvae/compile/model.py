@@ -53,6 +53,11 @@ class CompiledModel(nn.Module):
         self._plans: dict[tuple, tuple[str, ...]] = {}  # (labelled, mode, stop_at) -> enumerated q nodes
         self._where: tuple[torch.dtype, torch.device] | None = None  # dtype and device, until moved
         self._divisors: dict[tuple, torch.Tensor] = {}  # the logged terms' denominators, per batch composition
+        self._methods_in: dict[tuple[str, str], str] = {}  # (q node, mode) -> its estimator there
+        self._layouts: dict[tuple, list] = {}  # a layout's groups, per (layout, supervised names, batch size)
+        self._observed = frozenset(v.name for v in spec.observed)
+        self._names = ("elbo", "reconstruction", *(f"kl/{v}" for v in self.objective.hidden),
+                       *(f"{k}/{y}" for y in self.objective.supervised for k in ("classifier", "ess")))
 
     # -- plumbing ---------------------------------------------------------------------
     def _probe(self) -> torch.Tensor | None:
@@ -145,7 +150,10 @@ class CompiledModel(nn.Module):
         if name in trace.labelled:
             trace.logq[name] = trace.checked(d.log_prob(trace.values[name]), name)
         else:
-            draw(self.nodes[name], self._method(name, mode), d, trace, samples)
+            method = self._methods_in.get((name, mode))
+            if method is None:
+                method = self._methods_in[(name, mode)] = self._method(name, mode)
+            draw(self.nodes[name], method, d, trace, samples)
 
     def _p_pass(self, trace: Trace) -> None:
         for name, factor, parents in self._walk(self.p_order, self._pf, self.decoder, trace.values):
@@ -180,6 +188,11 @@ class CompiledModel(nn.Module):
         the order :meth:`_groups` gives them (by pattern code), each as a ``slice`` of the batch when
         its rows are contiguous, else an index tensor."""
         names = [n for n in batch if self._vars[n].role == "supervised"]
+        size = next(iter(batch.values())).shape[0]
+        key = (tuple(layout), tuple(names), size)
+        cached = self._layouts.get(key) if isinstance(size, int) else None
+        if cached is not None:
+            return cached
         rows: dict[frozenset, list[tuple[int, int]]] = {}
         start = 0
         for labelled, count in layout:
@@ -190,7 +203,6 @@ class CompiledModel(nn.Module):
             if count:
                 rows.setdefault(labelled, []).append((start, count))
             start += count
-        size = next(iter(batch.values())).shape[0]
         if start != size:
             raise UserError(f"the layout covers {start} rows but the batch has {size}")
         code = {lab: sum(1 << i for i, n in enumerate(names) if n in lab) for lab in rows}
@@ -205,6 +217,8 @@ class CompiledModel(nn.Module):
                 device = next(iter(batch.values())).device
                 idx = torch.cat([torch.arange(a, a + n, device=device) for a, n in runs])
             out.append((labelled, idx))
+        if isinstance(size, int) and all(not torch.is_tensor(i) for _, i in out):  # worked out once per layout
+            self._layouts[key] = out
         return out
 
     @staticmethod
@@ -214,7 +228,7 @@ class CompiledModel(nn.Module):
         return idx.stop - idx.start if isinstance(idx, slice) else len(idx)
 
     def _group_values(self, cb: CheckedBatch, labelled, idx) -> dict[str, torch.Tensor]:
-        keep = {v.name for v in self.spec.observed} | set(labelled)
+        keep = self._observed | labelled
         if isinstance(idx, slice):
             return {k: v[idx] for k, v in cb.values.items() if k in keep}
         return {k: (v if idx is None else v.index_select(0, idx)) for k, v in cb.values.items() if k in keep}
@@ -270,8 +284,7 @@ class CompiledModel(nn.Module):
 
     def _term_names(self) -> tuple[str, ...]:
         """The logged terms summed over examples, in :meth:`_terms`' order."""
-        return ("elbo", "reconstruction", *(f"kl/{v}" for v in self.objective.hidden),
-                *(f"{k}/{y}" for y in self.objective.supervised for k in ("classifier", "ess")))
+        return self._names
 
     def _check_layout(self, cb: CheckedBatch, groups) -> None:
         """A layout must say which rows carry which labels truly (checked against the labels)."""
