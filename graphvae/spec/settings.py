@@ -222,6 +222,12 @@ class TrainConfig:
                                               "cores: 62 s with empty caches, 36 s with warm ones), and a failure to "
                                               "compile stops it before anything is written",
                             flag=True, resumable=True)
+    autocast: str = setting("none", OneOf(("none", "bf16")),
+                            "bf16 computes the training step's loss under torch.autocast with bfloat16 (matrix "
+                            "products in bfloat16, the loss and the optimiser in float32); meant for CUDA; on the "
+                            "CPU it runs too, through the CPU's own autocast, usually slower and only as a check; "
+                            "validation and evaluation stay float32",
+                            flag=True, resumable=True)
 
 
 @dataclass(frozen=True)

@@ -245,14 +245,20 @@ def _build(folder: RunFolder, spec, text: str, suffix: str, cfg: TrainConfig, re
                 Tally(selection=Selection(cfg.selection)), folder.file_digests(), loss, _DeviceSums(device), compile_seconds)
 
 
-def _call_loss(loss, model, batch):
+def _call_loss(loss, model, batch, autocast: str = "none", device_type: str = "cpu"):
     """``(loss, terms)`` of ``batch`` (a graphvae.data.Batch): the model groups its rows by
     ``batch.layout`` and skips its batch checks (the data was checked once, when loaded), so
-    nothing in the step reads a value on the host."""
+    nothing in the step reads a value on the host.  ``autocast = "bf16"`` computes it under
+    ``torch.autocast(device_type, dtype=torch.bfloat16)`` and hands back the loss in float32;
+    ``"none"`` calls the loss exactly as before."""
     values = dict(batch)  # a plain dict (torch.compile traces one without a guard on the subclass)
     model.check_inputs = False
     try:
-        return loss(values, terms=True, layout=batch.layout)
+        if autocast == "none":
+            return loss(values, terms=True, layout=batch.layout)
+        with torch.autocast(device_type, dtype=torch.bfloat16):
+            out, terms = loss(values, terms=True, layout=batch.layout)
+        return out.float(), terms
     finally:
         model.check_inputs = True
 
@@ -409,7 +415,7 @@ def _step(run: _Run, batch) -> None:
     logged terms stay on the device (:class:`_DeviceSums`); a non-finite one is refused at the next
     :func:`_sync`, which the loop calls before any checkpoint."""
     try:
-        loss, terms = _call_loss(run.loss, run.model, batch)
+        loss, terms = _call_loss(run.loss, run.model, batch, run.cfg.autocast, run.device.type)
     except Exception as exc:
         if run.cfg.compile and _is_compile_error(exc):  # a shape the trial did not see failed to compile
             raise _compile_error(exc) from None
