@@ -123,9 +123,11 @@ objective {
 """
 
 
-def test_compiled_m2_equals_the_benchmark_m2_with_batchnorm_on_digits(tmp_path, monkeypatch):
+@pytest.mark.parametrize("how", ["eager", "torch.compile"])
+def test_compiled_m2_equals_the_benchmark_m2_with_batchnorm_on_digits(tmp_path, monkeypatch, how):
     """The hand-written M2 gains the recipe's options: two batch-normalised hidden layers and the
-    classifier weight alpha N / N_l; with the same noise it computes the same loss and gradients."""
+    classifier weight alpha N / N_l; with the same noise it computes the same loss and gradients,
+    also as the trainer calls the compiled model under torch.compile (layout, no checks)."""
     import handwritten_m2
     import torch
 
@@ -149,8 +151,14 @@ def test_compiled_m2_equals_the_benchmark_m2_with_batchnorm_on_digits(tmp_path, 
     x, y = batch["x"].reshape(90, -1), batch["y"]
     n_l, n_u = int((y >= 0).sum()), int((y < 0).sum())
     assert (n_l, n_u) == (50, 40)
+    if how == "eager":
+        step = compiled.loss
+    else:
+        compiled.check_inputs = False
+        whole = torch.compile(compiled.loss, fullgraph=True)
+        step = lambda b: whole(b, layout=batch.layout)  # noqa: E731
     torch.manual_seed(1)
-    loss_c = compiled.loss({"x": batch["x"], "y": y})
+    loss_c = step({"x": batch["x"], "y": y})
     torch.manual_seed(1)
     eps_u, eps_l = torch.randn(10, 1, n_u, 8), torch.randn(1, n_l, 8)
     queue = [eps_l[0], eps_u[:, 0].transpose(0, 1).reshape(n_u * 10, 8)]
