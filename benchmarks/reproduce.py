@@ -10,7 +10,8 @@ starts no new cell after H hours (cells already running finish) and lists the ce
 not start.  Then it writes, in ``OUT``:
 
 * ``results.json``: per cell the model, labels, seed, epochs run and planned, the test error
-  (percent) of best.pt and of the final weights, the baseline's, seconds per epoch, device;
+  (percent) of best.pt and of the final weights, the baseline's, seconds per epoch, device
+  (each evaluated once per state of its checkpoints; cells of earlier calls are kept);
 * ``table.md``: mean ± standard deviation over seeds per model and label count, beside the
   papers' figures, and for the ADGM the public training log at the same epochs;
 * ``curves.png``: validation error per epoch, a panel per model, a line per label count and seed.
@@ -117,9 +118,10 @@ def cell_job(name: str, spec: Path, run: Path, seed: int, labels: int, target: i
     py = [sys.executable, "-m", "graphvae"]
     if (run / "last.pt").exists():
         if compiled_done(run, target):
-            cmd = py + ["baseline", str(run), "--no-progress"]
+            cmd = py + ["baseline", str(run), "--device", args.device, "--no-progress"]
         else:
-            cmd = py + ["train", "--resume", str(run), "--epochs", str(target), "--baseline", "--no-progress"]
+            cmd = py + ["train", "--resume", str(run), "--epochs", str(target), "--device", args.device, "--baseline",
+                        "--no-progress"]
     else:
         flags = [f"--set={item}" for item in args.set]
         cmd = py + ["train", str(spec), "--seed", str(seed), "--out", str(run), "--baseline", "--no-progress",
@@ -250,13 +252,18 @@ def curves(all_cells: list[dict], path: Path) -> bool:
     if not models:
         return False
     plt = _pyplot()
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    labels = sorted({c["labels"] for c in all_cells})
+    seeds = sorted({c["seed"] for c in all_cells})
     fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.4), squeeze=False)
     for ax, model in zip(axes[0], models):
-        for c in all_cells:
+        for c in all_cells:  # a colour per label count, a line style per seed
             rows = metric_rows(c["run"]) if c["model"] == model else []
             key = next((k for k in rows[0] if k.startswith("val/error/")), None) if rows else None
             if key:
                 ax.plot([r["epoch"] for r in rows], [100 * r[key] for r in rows], marker="." if len(rows) < 3 else None,
+                        color=colours[labels.index(c["labels"]) % len(colours)],
+                        linestyle=("-", "--", ":", "-.")[seeds.index(c["seed"]) % 4],
                         label=f"{c['labels']} labels, seed {c['seed']}")
         ax.set_title(model)
         ax.set_xlabel("epoch")
@@ -278,7 +285,7 @@ def parse_args(argv):
     p.add_argument("--budget", type=float, default=None, metavar="HOURS",
                    help="start no new cell after this many hours (running cells finish)")
     p.add_argument("--parallel", type=int, default=2, help="cells at once, one thread each")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto, for every new cell")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto, for every cell it starts or resumes")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a train setting for every new cell (not labels or epochs: use --labels, --epochs)")
     p.add_argument("--summary", action="store_true",
@@ -316,12 +323,15 @@ def main(argv=None) -> int:
     cache = {}
     if results_path.exists():
         cache = {f"{r['model']}/n{r['labels']}/s{r['seed']}": r for r in json.loads(results_path.read_text())["cells"]}
-    results = {}
+    # results.json keeps the cells of earlier calls (while their run folders hold a best.pt); the table
+    # and the curves show the cells of this call
+    results = {k: r for k, r in cache.items() if (Path(r["run"]) / "best.pt").exists()}
     for c in all_cells:
         r = cell_result(c, cache)
         if r:
             results[f"{c['model']}/n{c['labels']}/s{c['seed']}"] = r
-    results_path.write_text(json.dumps({"cells": list(results.values())}, indent=1) + "\n")
+    results_path.write_text(json.dumps({"cells": sorted(results.values(), key=lambda r: (r["model"], r["labels"],
+                                                                                     r["seed"]))}, indent=1) + "\n")
     lines = table(all_cells, results, len(args.seeds))
     log_lines = adgm_log_lines(all_cells, results)
     notes = []

@@ -93,11 +93,37 @@ def test_summary_only_prints(table, capsys):
     assert not (table / "digits_m2" / "n100" / "s1").exists()
 
 
+def test_a_larger_cap_resumes_a_cell_and_results_keep_the_others(table, capsys):
+    run = table / "digits_m2" / "n50" / "s0"
+    args = ["--out", str(table), *TABLE]
+    args[args.index("--labels") + 1], args[args.index("--epochs") + 1] = "50", "2"
+    assert reproduce.main(args) == 0
+    out = capsys.readouterr().out
+    assert "train --resume" in out and "(2 of 50 epochs)" in out
+    for folder in (run, run / "baseline"):
+        assert [json.loads(line)["epoch"] for line in (folder / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    cells = json.loads((table / "results.json").read_text())["cells"]
+    assert [(c["labels"], c["epochs"]) for c in cells] == [(50, 2), (100, 1)]
+
+
 def test_papers_figures_and_the_adgm_log():
     assert reproduce.PAPERS["kingma_m2"][1] == {100: 11.97, 600: 4.94, 1000: 3.60, 3000: 3.92}
     assert reproduce.PAPERS["siddharth_mnist"][1] == {100: 9.71, 600: 3.84, 1000: 2.88, 3000: 1.57}
     assert reproduce.PAPERS["adgm"][1] == {100: 0.96} and reproduce.PAPERS["sdgm"][1] == {100: 1.32}
     assert reproduce.ADGM_LOG == {10: 17.3, 50: 14.6}
+
+
+def test_adgm_beside_the_public_log_at_the_epochs_reached(tmp_path):
+    run = tmp_path / "adgm" / "n100" / "s0"
+    run.mkdir(parents=True)
+    rows = [{"epoch": e, "val/error/y": 0.5 - 0.02 * e} for e in range(1, 13)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cell = {"model": "adgm", "labels": 100, "seed": 0, "run": run, "spec": ROOT / "specs" / "adgm.gvae"}
+    lines = reproduce.adgm_log_lines([cell], {})
+    assert "10 samples; this spec: 1" in lines[0]
+    assert [line.split("|")[1:4] for line in lines if line.startswith("| 10 ")] == [[" 10 ", " 17.3 % ", " 30.00 % (1 seeds) "]]
+    assert not any(line.startswith("| 50 ") for line in lines)  # epoch 50 not reached: no row
+    assert reproduce.adgm_log_lines([{**cell, "model": "sdgm"}], {}) == []
 
 
 # -- the papers' specs -------------------------------------------------------------------------------
