@@ -104,6 +104,7 @@ def test_a_larger_cap_resumes_a_cell_and_results_keep_the_others(table, capsys):
         assert [json.loads(line)["epoch"] for line in (folder / "metrics.jsonl").read_text().splitlines()] == [1, 2]
     cells = json.loads((table / "results.json").read_text())["cells"]
     assert [(c["labels"], c["epochs"]) for c in cells] == [(50, 2), (100, 1)]
+    assert set(cells[0]["test_error_at"]) == {"1", "2"} and cells[0]["test_error_at"]["2"] == cells[0]["test_error_final"]
 
 
 def test_papers_figures_and_the_adgm_log():
@@ -119,9 +120,10 @@ def test_adgm_beside_the_public_log_at_the_epochs_reached(tmp_path):
     rows = [{"epoch": e, "val/error/y": 0.5 - 0.02 * e} for e in range(1, 13)]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     cell = {"model": "adgm", "labels": 100, "seed": 0, "run": run, "spec": ROOT / "specs" / "adgm.gvae"}
-    lines = reproduce.adgm_log_lines([cell], {})
+    lines = reproduce.adgm_log_lines([cell], {"adgm/n100/s0": {"test_error_at": {"10": 21.5, "12": 20.0}}})
     assert "10 samples; this spec: 1" in lines[0]
-    assert [line.split("|")[1:4] for line in lines if line.startswith("| 10 ")] == [[" 10 ", " 17.3 % ", " 30.00 % (1 seeds) "]]
+    assert [line.split("|")[1:5] for line in lines if line.startswith("| 10 ")] == [[" 10 ", " 17.3 % ",
+                                                                                    " 30.00 % (1 seeds) ", " 21.50 % "]]
     assert not any(line.startswith("| 50 ") for line in lines)  # epoch 50 not reached: no row
     assert reproduce.adgm_log_lines([{**cell, "model": "sdgm"}], {}) == []
 
