@@ -196,8 +196,8 @@ def _epochs_mark(results: list[dict], planned: int, seeds: int) -> str:
 
 
 def table(all_cells: list[dict], results: dict, n_seeds: int) -> list[str]:
-    lines = ["| model | labels | semi-supervised (best.pt) | final weights | labelled-only baseline | s / epoch | "
-             "paper |", "|---|---|---|---|---|---|---|"]
+    lines = [("| model | labels | semi-supervised (best.pt) | final weights | labelled-only baseline | s / epoch | "
+              "paper |"), "|---|---|---|---|---|---|---|"]
     groups: dict[tuple, list[dict]] = {}
     for c in all_cells:
         groups.setdefault((c["model"], c["labels"], c["planned"]), [])
@@ -222,17 +222,18 @@ def table(all_cells: list[dict], results: dict, n_seeds: int) -> list[str]:
 
 def adgm_log_lines(all_cells: list[dict], results: dict) -> list[str]:
     """The ADGM at 100 labels beside the public log, at the log's epochs that some seed reached."""
-    runs = [c for c in all_cells if c["model"] == "adgm" and c["labels"] == 100 and (c["run"] / "metrics.jsonl").exists()]
+    runs = [c for c in all_cells
+            if c["model"] == "adgm" and c["labels"] == 100 and (c["run"] / "metrics.jsonl").exists()]
     if not runs:
         return []
     from graphvae.spec.loader import load_spec_file
     from graphvae.spec.settings import objective_setting
 
     samples = objective_setting(load_spec_file(runs[0]["spec"])[0].objective, "samples")
-    lines = [f"ADGM, 100 labels, beside the public ADGM log (10 samples; this spec: {samples}). Ours is the "
-             "validation error at that epoch (metrics.jsonl), and the test error of the final weights where a "
-             "call of this script ended the run there (--epochs 10, then --epochs 50):", "", "| epoch | public log, test | ours, validation | ours, test (final) |",
-             "|---|---|---|---|"]
+    lines = [(f"ADGM, 100 labels, beside the public ADGM log (10 samples; this spec: {samples}). Ours is the "
+              "validation error at that epoch (metrics.jsonl), and the test error of the final weights where a "
+              "call of this script ended the run there (--epochs 10, then --epochs 50):"), "",
+             "| epoch | public log, test | ours, validation | ours, test (final) |", "|---|---|---|---|"]
     for epoch, theirs in ADGM_LOG.items():
         val, test = [], []
         for c in runs:

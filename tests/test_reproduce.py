@@ -104,7 +104,8 @@ def test_a_larger_cap_resumes_a_cell_and_results_keep_the_others(table, capsys):
         assert [json.loads(line)["epoch"] for line in (folder / "metrics.jsonl").read_text().splitlines()] == [1, 2]
     cells = json.loads((table / "results.json").read_text())["cells"]
     assert [(c["labels"], c["epochs"]) for c in cells] == [(50, 2), (100, 1)]
-    assert set(cells[0]["test_error_at"]) == {"1", "2"} and cells[0]["test_error_at"]["2"] == cells[0]["test_error_final"]
+    at = cells[0]["test_error_at"]
+    assert set(at) == {"1", "2"} and at["2"] == cells[0]["test_error_final"]
 
 
 def test_papers_figures_and_the_adgm_log():
@@ -134,11 +135,12 @@ PAPER_SPECS = ["kingma_m2.gvae", "mnist_m2.gvae", "siddharth_mnist.gvae", "adgm.
 
 def test_every_spec_checks_and_the_papers_specs_are_formatted():
     specs = sorted(str(p) for p in (ROOT / "specs").iterdir() if p.suffix in (".gvae", ".yaml"))
-    check = subprocess.run([sys.executable, "-m", "graphvae", "check", *specs], capture_output=True, text=True)
+    check = subprocess.run([sys.executable, "-m", "graphvae", "check", *specs], capture_output=True, text=True,
+                           check=False)
     assert check.returncode == 0, check.stdout + check.stderr
     for name in PAPER_SPECS:
         fmt = subprocess.run([sys.executable, "-m", "graphvae", "fmt", "--check", str(ROOT / "specs" / name)],
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, check=False)
         assert fmt.returncode == 0, name + fmt.stdout + fmt.stderr
 
 
