@@ -234,7 +234,8 @@ def _build(folder: RunFolder, spec, text: str, suffix: str, cfg: TrainConfig, re
                                     labelled_per_batch=cfg.labelled_per_batch, binarize=cfg.binarize,
                                     labelled_only=cfg.labelled_only, generator=torch.Generator().manual_seed(cfg.seed),
                                     device=device)
-    loss, compile_seconds = _compile_loss(model, batches, device) if cfg.compile else (model.loss, 0.0)
+    loss, compile_seconds = (_compile_loss(model, batches, device, cfg.autocast) if cfg.compile
+                             else (model.loss, 0.0))
     if not resume:
         folder.create(text, suffix, trainconfig.to_dict(cfg))
         save_labelled(folder.path, data.labelled)
@@ -242,7 +243,8 @@ def _build(folder: RunFolder, spec, text: str, suffix: str, cfg: TrainConfig, re
     sched = build_scheduler(opt, cfg, cfg.epochs * len(batches), len(batches))
     return _Run(folder, spec, text, suffix, cfg, device, data, model, batches, opt, sched,
                 evaluation_arrays(data.val, spec, cfg.binarize), count_examples(data.val),
-                Tally(selection=Selection(cfg.selection)), folder.file_digests(), loss, _DeviceSums(device), compile_seconds)
+                Tally(selection=Selection(cfg.selection)), folder.file_digests(), loss, _DeviceSums(device),
+                compile_seconds)
 
 
 def _call_loss(loss, model, batch, autocast: str = "none", device_type: str = "cpu"):
@@ -308,12 +310,13 @@ def _is_compile_error(exc: BaseException) -> bool:
     return False
 
 
-def _compile_loss(model, batches, device) -> tuple[object, float]:
+def _compile_loss(model, batches, device, autocast: str = "none") -> tuple[object, float]:
     """``(torch.compile(model.loss, fullgraph=True), seconds)``, tried (forward and backward) on the
     next batch, and on an epoch's last batch when that is smaller (the shapes the run will see),
     before the run folder is touched; each is first run eagerly, so that the model's own caches
-    are full before they are traced (else each change to them is a recompile).  Every RNG, the weights and buffers (batch-norm statistics)
-    and the gradients are put back afterwards, so the trial leaves no trace; the compiled graphs
+    are full before they are traced (else each change to them is a recompile), under the run's
+    ``autocast``.  Every RNG, the weights and buffers (batch-norm statistics) and the gradients are
+    put back afterwards, so the trial leaves no trace; the compiled graphs
     stay cached for the run.  A failure is one line (:class:`CompileFailed`)."""
     # one static graph per batch shape when the run has two (a full batch, a smaller last one): the
     # model is not traced with symbolic sizes; with several labelled patterns the runs' counts vary
@@ -328,9 +331,9 @@ def _compile_loss(model, batches, device) -> tuple[object, float]:
     t0 = time.perf_counter()
     try:
         for batch in trials:  # eagerly first: the model's own caches fill before they are traced
-            _call_loss(model.loss, model, batch)
+            _call_loss(model.loss, model, batch, autocast, device.type)
         for batch in trials:
-            loss, _ = _call_loss(compiled, model, batch)
+            loss, _ = _call_loss(compiled, model, batch, autocast, device.type)
             loss.backward()
         if device.type == "cuda":  # the backward's kernels too, inside the trial and its timing
             torch.cuda.synchronize(device)
