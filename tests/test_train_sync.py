@@ -19,7 +19,7 @@ from graphvae.cli import main
 from graphvae.compile.model import CompiledModel
 from graphvae.spec.loader import load_spec_file
 from graphvae.train import config as trainconfig
-from graphvae.train import loop
+from graphvae.train import compiling, loop
 from graphvae.train.checkpoint import load_checkpoint
 from graphvae.train.loop import LOG_EVERY, NonFiniteLoss, train
 
@@ -230,7 +230,7 @@ def test_compile_failure_on_resume_changes_nothing(tmp_path, spec_path, monkeypa
      "torch.compile does not support this device or Python"),
 ])
 def test_compile_failure_names_its_cause(exc, cause):
-    assert loop._compile_failure(exc).startswith(cause + ":")
+    assert compiling.compile_failure(exc).startswith(cause + ":")
 
 
 VAE = """model vae

@@ -26,14 +26,12 @@ would give, so a resumed run still ends bit-identical to an uninterrupted one.
 
 ``compile = true`` wraps the step's loss in ``torch.compile(model.loss, fullgraph=True)``;
 one step is tried (and undone) before the run folder is touched, so a loss that does not
-compile stops with one line and nothing written (:func:`_compile_loss`).
+compile stops with one line and nothing written (:func:`graphvae.train.compiling.compile_loss`).
 """
 
 from __future__ import annotations
 
-import copy
 import math
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -49,6 +47,8 @@ from graphvae.train import reporting
 from graphvae.atomic import Staged, atomic_write_bytes
 from graphvae.train.checkpoint import (RESUMABLE_FORMAT, capture_rng, checkpoint_bytes, load_weights,
                                        open_checkpoint, restore_rng, save_checkpoint)
+from graphvae.train.compiling import CompileFailed  # noqa: F401  (raised by train(); importable from here)
+from graphvae.train.compiling import call_loss, compile_error, compile_loss, is_compile_error
 from graphvae.train.checkpoint_checks import optimizer_differences, spec_differences
 from graphvae.train.device import pick_device, seed_everything, use_threads
 from graphvae.train.optim import build_optimizer, build_scheduler, clip_gradients
@@ -61,11 +61,6 @@ LOG_EVERY = 10  # steps between the host's looks at the device (the progress bar
 
 class NonFiniteLoss(UserError):
     """The loss (or one of its terms) became NaN or infinite; the run stopped."""
-
-
-class CompileFailed(UserError):
-    """``compile = true`` and torch.compile could not compile the training loss."""
-
 
 
 @dataclass
@@ -234,7 +229,7 @@ def _build(folder: RunFolder, spec, text: str, suffix: str, cfg: TrainConfig, re
                                     labelled_per_batch=cfg.labelled_per_batch, binarize=cfg.binarize,
                                     labelled_only=cfg.labelled_only, generator=torch.Generator().manual_seed(cfg.seed),
                                     device=device)
-    loss, compile_seconds = (_compile_loss(model, batches, device, cfg.autocast) if cfg.compile
+    loss, compile_seconds = (compile_loss(model, batches, device, cfg.autocast) if cfg.compile
                              else (model.loss, 0.0))
     if not resume:
         folder.create(text, suffix, trainconfig.to_dict(cfg))
@@ -245,110 +240,6 @@ def _build(folder: RunFolder, spec, text: str, suffix: str, cfg: TrainConfig, re
                 evaluation_arrays(data.val, spec, cfg.binarize), count_examples(data.val),
                 Tally(selection=Selection(cfg.selection)), folder.file_digests(), loss, _DeviceSums(device),
                 compile_seconds)
-
-
-def _call_loss(loss, model, batch, autocast: str = "none", device_type: str = "cpu"):
-    """``(loss, terms)`` of ``batch`` (a graphvae.data.Batch): the model groups its rows by
-    ``batch.layout`` and skips its batch checks (the data was checked once, when loaded), so
-    nothing in the step reads a value on the host.  ``autocast = "bf16"`` computes it under
-    ``torch.autocast(device_type, dtype=torch.bfloat16)`` and hands back the loss in float32;
-    ``"none"`` calls the loss exactly as before."""
-    values = dict(batch)  # a plain dict (torch.compile traces one without a guard on the subclass)
-    model.check_inputs = False
-    try:
-        if autocast == "none":
-            return loss(values, terms=True, layout=batch.layout)
-        with torch.autocast(device_type, dtype=torch.bfloat16):
-            out, terms = loss(values, terms=True, layout=batch.layout)
-        return out.float(), terms
-    finally:
-        model.check_inputs = True
-
-
-def _compile_failure(exc: BaseException) -> str:
-    """The cause of a failed torch.compile in a few words, then the innermost message's first line."""
-    chain, e = [], exc
-    while e is not None and len(chain) < 8:
-        chain.append(e)
-        e = e.__cause__ or (None if e.__suppress_context__ else e.__context__)
-    kinds = {type(e).__name__ for e in chain}
-    text = " ".join(" ".join(str(e).split()) for e in chain)
-    if "CppCompileError" in kinds or re.search(r"c\+\+ compiler|no such file.*(g\+\+|gcc|clang|cc\b)|"
-                                             r"invalid compiler|compiler not found", text, re.I):
-        cause = "no working C++ compiler"
-    elif kinds & {"Unsupported", "UserError"} or "graph break" in text.lower():
-        cause = "a graph break"
-    elif re.search(r"not supported on|unsupported device|device type .* not supported|"
-                   r"not supported for python", text, re.I):
-        cause = "torch.compile does not support this device or Python"
-    else:
-        cause = type(exc).__name__
-    messages = [m for m in (" ".join(str(e).split("\n")[0].split()) for e in chain) if m]
-    detail = messages[-1] if messages else ""
-    detail = detail[:110] + ("..." if len(detail) > 110 else "")
-    return f"{cause}: {detail}" if detail else cause
-
-
-def _compile_error(exc: BaseException) -> CompileFailed:
-    return CompileFailed(f"compile = true: torch.compile could not compile the training loss "
-                         f"({_compile_failure(exc)}); train with compile = false")
-
-
-def _is_compile_error(exc: BaseException) -> bool:
-    """Whether ``exc`` came from torch.compile (dynamo or a backend), not from the model's own code."""
-    try:
-        from torch._dynamo.exc import TorchDynamoException
-    except ImportError:  # pragma: no cover - torch without dynamo
-        return False
-    e = exc
-    for _ in range(8):
-        if e is None:
-            return False
-        if isinstance(e, TorchDynamoException) or type(e).__module__.startswith(("torch._dynamo", "torch._inductor")):
-            return True
-        e = e.__cause__
-    return False
-
-
-def _compile_loss(model, batches, device, autocast: str = "none") -> tuple[object, float]:
-    """``(torch.compile(model.loss, fullgraph=True), seconds)``, tried (forward and backward) on the
-    next batch, and on an epoch's last batch when that is smaller (the shapes the run will see),
-    before the run folder is touched; each is first run eagerly, so that the model's own caches
-    are full before they are traced (else each change to them is a recompile), under the run's
-    ``autocast``.  Every RNG, the weights and buffers (batch-norm statistics) and the gradients are
-    put back afterwards, so the trial leaves no trace; the compiled graphs
-    stay cached for the run.  A failure is one line (:class:`CompileFailed`)."""
-    # one static graph per batch shape when the run has two (a full batch, a smaller last one): the
-    # model is not traced with symbolic sizes; with several labelled patterns the runs' counts vary
-    # from batch to batch, and torch's automatic dynamic shapes keep the graphs from multiplying
-    compiled = torch.compile(model.loss, fullgraph=True, dynamic=None if batches.layouts_vary else False)
-    trials = [batches.peek()]
-    last = batches.peek(len(batches) - 1)
-    if len(last[next(iter(last))]) != len(trials[0][next(iter(trials[0]))]):
-        trials.append(last)
-    rng = capture_rng()
-    saved = copy.deepcopy(model.state_dict())
-    t0 = time.perf_counter()
-    try:
-        for batch in trials:  # eagerly first: the model's own caches fill before they are traced
-            _call_loss(model.loss, model, batch, autocast, device.type)
-        for batch in trials:
-            loss, _ = _call_loss(compiled, model, batch, autocast, device.type)
-            loss.backward()
-        if device.type == "cuda":  # the backward's kernels too, inside the trial and its timing
-            torch.cuda.synchronize(device)
-        elif device.type == "mps":
-            torch.mps.synchronize()
-    except UserError:
-        raise
-    except Exception as exc:  # a graph break, no C++ compiler, an unsupported device ...
-        raise _compile_error(exc) from None
-    finally:
-        model.load_state_dict(saved)
-        for p in model.parameters():
-            p.grad = None
-        restore_rng(rng)
-    return compiled, time.perf_counter() - t0
 
 
 def _restore(run: _Run, state: dict, log) -> None:
@@ -418,10 +309,10 @@ def _step(run: _Run, batch) -> None:
     logged terms stay on the device (:class:`_DeviceSums`); a non-finite one is refused at the next
     :func:`_sync`, which the loop calls before any checkpoint."""
     try:
-        loss, terms = _call_loss(run.loss, run.model, batch, run.cfg.autocast, run.device.type)
+        loss, terms = call_loss(run.loss, run.model, batch, run.cfg.autocast, run.device.type)
     except Exception as exc:
-        if run.cfg.compile and _is_compile_error(exc):  # a shape the trial did not see failed to compile
-            raise _compile_error(exc) from None
+        if run.cfg.compile and is_compile_error(exc):  # a shape the trial did not see failed to compile
+            raise compile_error(exc) from None
         raise
     values = torch.stack([loss.detach(), *(t.detach().float().reshape(()) for t in terms.values())])
     run.sums.add(run, ["loss", *terms], values)
