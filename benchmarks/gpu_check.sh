@@ -4,7 +4,8 @@
 # /tmp/gpu_check): the CUDA tests, bench_step --peers on CUDA with torch.compile's default mode
 # and with mode="reduce-overhead" (CUDA graphs), and the seconds of two MNIST epochs of
 # specs/mnist_m2.gvae on the device (when the MNIST files are under $GRAPHVAE_DATA/mnist or
-# shared/data/mnist).
+# shared/data/mnist), then the same two epochs under torchrun with one process (DDP over NCCL,
+# world size 1: the distributed path on CUDA) and its figures beside the plain run's.
 #
 #     OUT=/tmp/gpu_check bash benchmarks/gpu_check.sh
 set -uo pipefail
@@ -27,6 +28,10 @@ if [ -f "$data/mnist/train-images-idx3-ubyte.gz" ]; then
   GRAPHVAE_DATA="$data" timeout 150 python -m graphvae train specs/mnist_m2.gvae --device cuda --epochs 2 \
     --out /tmp/gpu_check_mnist --no-progress 2>&1 | tee "$out/mnist_epochs.txt" | tail -4
   cp /tmp/gpu_check_mnist/metrics.jsonl "$out/mnist_metrics.jsonl" 2>/dev/null
+  rm -rf /tmp/gpu_check_ddp
+  GRAPHVAE_DATA="$data" timeout 150 torchrun --standalone --nproc_per_node 1 -m graphvae train specs/mnist_m2.gvae \
+    --device cuda --epochs 2 --out /tmp/gpu_check_ddp --no-progress 2>&1 | tee "$out/mnist_ddp1.txt" | tail -4
+  cp /tmp/gpu_check_ddp/metrics.jsonl "$out/mnist_ddp1_metrics.jsonl" 2>/dev/null
 else
   echo "no MNIST files under $data/mnist: the epoch timing is skipped" | tee "$out/mnist_epochs.txt"
 fi

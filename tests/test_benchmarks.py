@@ -203,3 +203,18 @@ def test_make_tabular_is_deterministic_and_linearly_separable():
     assert a["x"].shape == (2000, 20) and (a["y"] >= 0).sum() == 100 and (a["test_y"] >= 0).all()
     fit = LogisticRegression(max_iter=2000).fit(a["test_x"], a["test_y"])
     assert (fit.predict(a["test_x"]) == a["test_y"]).mean() > 0.99
+
+
+def test_bench_ddp_prints_one_process_beside_two(tmp_path):
+    """The smoke run of benchmarks/bench_ddp.py: three contenders, a ratio each, the all_reduce line."""
+    import os
+
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_ddp.py"), "--sizes", "digits",
+                          "--repeats", "1", "--epochs", "1"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    for name in ("1 process", "1 x torchrun", "2 x torchrun"):
+        row = next(line for line in lines if line.strip().startswith(name))
+        assert row.rstrip().endswith("x") and float(row.split()[-1].rstrip("x")) > 0
+    assert any("all_reduce of" in line and "float32 gradients (gloo)" in line for line in lines)

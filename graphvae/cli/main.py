@@ -48,6 +48,7 @@ def _run(argv: list[str] | None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as given (graphvae train --nproc passes them on)
     if args.command == "train" and not args.spec and not args.resume:
         parser.error("train needs a SPEC file (or --resume RUN)")  # a usage error: exit 2, like argparse's own
     from graphvae.errors import UserError
@@ -61,7 +62,8 @@ def _run(argv: list[str] | None) -> int:
         print(f"graphvae: {summary(exc.diagnostics)}", file=sys.stderr)
         return 1
     except UserError as exc:
-        print(f"graphvae: error: {exc}", file=sys.stderr)
+        if not getattr(exc, "silent", False):  # under torchrun, rank 0 alone says what all processes raise
+            print(f"graphvae: error: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # output piped into e.g. `head`, which closed early: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -59,6 +59,12 @@ def _add_train(sub):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--baseline", action="store_true",
                    help="then train the labelled-only baseline (graphvae baseline) and report the gain")
+    p.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="train with N processes on this machine (runs torchrun --standalone --nproc_per_node N "
+                        "-m graphvae train ...; one per GPU on CUDA); the batch sizes stay global")
+    p.add_argument("--reshard", action="store_true",
+                   help="with --resume: continue with another number of processes than the run had (the batches "
+                        "are dealt out anew, so not an exact continuation)")
 
 
 def _add_baseline(sub):

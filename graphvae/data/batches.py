@@ -292,13 +292,26 @@ class SemiSupervisedBatches:
     there once when they fit (:func:`fits_on_device`), and each step moves only its row
     indices; otherwise each batch is gathered on the host and copied (from pinned memory on
     CUDA).  Dynamic binarization then draws on the device, from a generator on it seeded per
-    step (so the draws differ from the CPU's, and resume stays exact)."""
+    step (so the draws differ from the CPU's, and resume stays exact).
+
+    ``world`` processes (``torchrun``; this one is ``rank``): the batch sizes are the global
+    batch's, and each process takes its share, ``batch_size / world`` unlabelled and
+    ``labelled_per_batch / world`` labelled rows (both must divide).  As ``DistributedSampler``
+    does, the epoch's seeded order of the examples (the same in every process) is padded with its
+    own first examples to a multiple of ``world`` and dealt out, example ``i`` to rank
+    ``i % world``, so each rank's shard is disjoint from the others' and as long; the
+    processes' step ``k`` together hold the examples of a single process's step ``k`` (padding
+    aside, in the last one).  The labelled picks of a step are dealt out the same way.  The
+    attributes ``unlabelled_per_batch`` and ``labelled_per_batch`` stay the global counts."""
 
     def __init__(self, arrays: dict[str, np.ndarray], spec: Spec, labelled, *, batch_size: int = 100,
                  labelled_per_batch: int = 100, binarize: str = "dynamic", labelled_only: bool = False,
-                 generator: torch.Generator | None = None, device: str | torch.device = "cpu"):
+                 generator: torch.Generator | None = None, device: str | torch.device = "cpu",
+                 rank: int = 0, world: int = 1):
         _check_settings(batch_size=batch_size, labelled_per_batch=labelled_per_batch, binarize=binarize,
                         labelled_only=labelled_only)
+        if not 0 <= rank < world:
+            raise UserError(f"rank {rank} is not one of the {world} processes")
         n = count_examples(arrays)
         if n == 0:
             raise UserError("no training examples")
@@ -317,8 +330,11 @@ class SemiSupervisedBatches:
         wanted = len(labelled) if labelled_per_batch == -1 else labelled_per_batch
         self.labelled_per_batch = wanted if (supervised and len(labelled)) else 0
         self.unlabelled_per_batch = 0 if labelled_only else batch_size
-        self.steps = -(-n // batch_size)
-        self._batch_size = batch_size
+        self.rank, self.world = rank, world
+        _check_shares(batch_size, self.labelled_per_batch, labelled_per_batch, world)
+        self._shard = -(-n // world)  # examples per rank and epoch, the padding included
+        self._batch_size = batch_size // world  # this rank's unlabelled rows per step (before labelled_only)
+        self.steps = -(-self._shard // self._batch_size)  # = ceil(n / batch_size) for one process
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         self._patterns, self._rank = self._labelled_patterns(supervised)
         self.layouts_vary = self._rank is not None  # several labelled patterns: runs' counts differ per batch
@@ -357,6 +373,9 @@ class SemiSupervisedBatches:
     def _plan(self, seed: int):
         g = torch.Generator().manual_seed(seed)
         order = torch.randperm(self.n_examples, generator=g)
+        if self.world > 1:  # padded with its own head to world * shard, then dealt out
+            pad = self._shard * self.world - self.n_examples
+            order = torch.cat([order, order[:pad]])[self.rank::self.world]
         need = self.steps * self.labelled_per_batch
         rounds = -(-need // self.n_labelled) if need else 0
         stream = torch.cat([torch.randperm(self.n_labelled, generator=g) for _ in range(rounds)] or
@@ -395,7 +414,7 @@ class SemiSupervisedBatches:
         order, stream, seeds = plan
         u, l = self.unlabelled_per_batch, self.labelled_per_batch
         rows = order[step * self._batch_size:(step + 1) * self._batch_size][:u]
-        picks = stream[step * l:(step + 1) * l]
+        picks = stream[step * l:(step + 1) * l][self.rank::self.world]
         perm, runs = self._order_picks(picks) if l else (None, ())
         layout = _runs((*runs, (frozenset(), len(rows))))
         if self.on_device:  # only the row indices travel (a small copy: pinning it would cost more)
@@ -405,7 +424,7 @@ class SemiSupervisedBatches:
                  (self._labelled[k][picks] if l else t[rows]) for k, t in self._unlabelled.items()}
         if self.device.type != "cpu" and not self.on_device:
             batch = {k: self._copy_in(t) for k, t in batch.items()}
-        self._binarize(batch, int(seeds[step]))
+        self._binarize(batch, int(seeds[step]) if self.rank == 0 else _rank_noise_seed(int(seeds[step]), self.rank))
         if perm is not None:  # each pattern's rows together, the same examples with the same noise
             whole = torch.cat([perm, torch.arange(len(perm), len(perm) + len(rows))])
             if self.device.type != "cpu":
@@ -440,10 +459,35 @@ class SemiSupervisedBatches:
         return {"epoch": self.epoch, "step": self.step, "epoch_seed": self._epoch_seed,
                 "generator": self.generator.get_state(), "steps": self.steps, "n_examples": self.n_examples}
 
-    def load_state_dict(self, state: dict) -> None:
-        if (state.get("steps"), state.get("n_examples")) != (self.steps, self.n_examples):
+    def load_state_dict(self, state: dict, reshard: bool = False) -> None:
+        """Continue at ``state``'s position.  ``reshard``: the state was saved with another number
+        of processes, whose epoch may have had a step more or less; the step is kept (the global
+        batches are the same) and clamped to this epoch's last."""
+        if state.get("n_examples") != self.n_examples or (state.get("steps") != self.steps and not reshard):
             raise UserError(f"the saved batch position is for {state.get('n_examples')} examples in "
                             f"{state.get('steps')} steps per epoch; this data has {self.n_examples} in "
                             f"{self.steps}: the data or batch settings changed")
         self.epoch, self.step, self._epoch_seed = int(state["epoch"]), int(state["step"]), int(state["epoch_seed"])
+        self.step = min(self.step, self.steps - 1)
         self.generator.set_state(state["generator"])
+
+
+def _check_shares(batch_size: int, labelled: int, setting: int, world: int) -> None:
+    """Each of ``world`` processes takes an equal share of the global batch (so that the mean of
+    their losses is the global batch's mean): both counts must divide by ``world``."""
+    if world == 1:
+        return
+    if batch_size % world:
+        raise UserError(f"batch_size {batch_size} does not split over {world} processes: the global batch must be "
+                        f"a multiple of the number of processes (e.g. {batch_size - batch_size % world or world})")
+    if labelled % world:
+        what = (f"labelled_per_batch = -1 puts all {labelled} labelled examples in every step, which"
+                if setting == -1 else f"labelled_per_batch {labelled}")
+        raise UserError(f"{what} do{'' if setting == -1 else 'es'} not split over {world} processes: set "
+                        f"labelled_per_batch to a multiple of {world}")
+
+
+def _rank_noise_seed(seed: int, rank: int) -> int:
+    """Rank ``rank``'s binarization seed for a step whose seed is ``seed`` (rank 0 keeps ``seed``),
+    so that processes do not share their noise."""
+    return (seed ^ (0x9E3779B97F4A7C15 * rank)) % 2**63

@@ -229,6 +229,10 @@ class TrainConfig:
                             "AMX CPU 60 steps of specs/mnist_m2.gvae took 3.5 s against 5.5 s, one thread); its "
                             "effect on the final error is not measured; validation and evaluation stay float32",
                             flag=True, resumable=True)
+    sync_batchnorm: bool = setting(False, Anything(), "under torchrun, batch normalisation computes its statistics over "
+                                                      "the global batch (torch.nn.SyncBatchNorm; CUDA only) rather "
+                                                      "than over each process's share; no effect in one process",
+                                   resumable=True)
 
 
 @dataclass(frozen=True)

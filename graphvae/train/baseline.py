@@ -17,8 +17,10 @@ from graphvae.train import config as trainconfig
 from graphvae.train.checkpoint import open_checkpoint
 from graphvae.train.runfolder import RunFolder
 
-def train_baseline(run_path, *, progress: bool = True, log=print, device: str | None = None):
-    """Train (or finish) ``RUN/baseline``; returns its :class:`~graphvae.train.loop.TrainResult`."""
+def train_baseline(run_path, *, progress: bool = True, log=print, device: str | None = None, world=None):
+    """Train (or finish) ``RUN/baseline``; returns its :class:`~graphvae.train.loop.TrainResult`.
+    ``world``: as :func:`~graphvae.train.loop.train` takes it (``SINGLE``: one process, even
+    under torchrun, as rank 0 trains it after a distributed run)."""
     from graphvae.data import load_labelled
     from graphvae.train.loop import train
 
@@ -32,6 +34,6 @@ def train_baseline(run_path, *, progress: bool = True, log=print, device: str | 
     cfg = dataclasses.replace(cfg, labelled_only=True, device=device or cfg.device)
     out = folder.baseline
     if out.checkpoint("last").is_file():
-        return train(None, cfg, out.path, resume=True, progress=progress, log=log)
+        return train(None, cfg, out.path, resume=True, progress=progress, log=log, world=world)
     return train(folder.spec_path(), trainconfig.check_config(cfg), out.path, progress=progress, log=log,
-                 labelled=load_labelled(folder.path))
+                 labelled=load_labelled(folder.path), world=world)

@@ -60,9 +60,11 @@ def check_structure(state: dict, path) -> None:
     _need(isinstance(state["spec"], str), path, f"'spec' must be the spec's text, not a {_type_name(state['spec'])}")
     suffix = state.get("spec_suffix", ".gvae")
     _need(suffix in (".gvae", ".yaml", ".yml"), path, f"'spec_suffix' must be .gvae or .yaml, not {str(suffix)[:40]!r}")
-    for key in ("step", "epoch"):
+    for key in ("step", "epoch", "world_size"):
         if key in state:
             _need(_is_count(state[key]), path, f"'{key}' must be a whole number >= 0, not {str(state[key])[:40]!r}")
+    if "world_size" in state:
+        _need(state["world_size"] >= 1, path, "'world_size' must be at least 1")
     if "config" in state:
         config = state["config"]
         _need(isinstance(config, dict) and all(isinstance(k, str) for k in config), path,
@@ -78,27 +80,39 @@ def check_structure(state: dict, path) -> None:
               f"'scheduler' must be a dict or None, not a {_type_name(state['scheduler'])}")
 
 
-def _check_rng(rng: dict, path) -> None:
-    _need(_tensor_like(rng.get("torch"), torch.uint8, torch.get_rng_state().shape), path,
-          "'rng.torch' is not a torch RNG state (a uint8 tensor of "
-          f"{torch.get_rng_state().numel()} bytes)")
-    n = rng.get("numpy")
-    _need(isinstance(n, dict) and isinstance(n.get("name"), str) and _tensor_like(n.get("keys"), torch.int64, (624,))
-          and _is_count(n.get("pos")) and n["pos"] <= 624 and isinstance(n.get("has_gauss"), int)
-          and _is_number(n.get("gauss")), path, "'rng.numpy' is not a numpy RNG state")
-    p = rng.get("python")
-    _need(isinstance(p, dict) and isinstance(p.get("version"), int) and isinstance(p.get("state"), (list, tuple))
-          and len(p["state"]) == 625 and all(_is_count(v) for v in p["state"])
-          and (p.get("gauss") is None or _is_number(p.get("gauss"))), path, "'rng.python' is not a Python RNG state")
-    if "cuda" in rng:
-        _need(isinstance(rng["cuda"], (list, tuple)) and all(isinstance(t, torch.Tensor) and t.dtype == torch.uint8
-                                                             for t in rng["cuda"]), path,
-              "'rng.cuda' is not a list of CUDA RNG states")
+def _check_rng(rng: dict, path, ranks: int = 1) -> None:
+    """A checkpoint's RNG states: the global generators' and the batch position's, and with
+    ``ranks`` > 1 processes (torchrun) the other ranks' global generators under ``rng.ranks``."""
+    _check_generators(rng, path, "rng")
+    if ranks > 1 or "ranks" in rng:
+        others = rng.get("ranks")
+        _need(isinstance(others, list) and len(others) == ranks - 1 and all(isinstance(r, dict) for r in others), path,
+              f"'rng.ranks' must hold the RNG states of the other {ranks - 1} processes")
+        for i, r in enumerate(others):
+            _check_generators(r, path, f"rng.ranks[{i}]")
     b = rng.get("batches")
     generator = torch.Generator().get_state()
     _need(isinstance(b, dict) and all(_is_count(b.get(k)) for k in ("epoch", "step", "steps", "n_examples"))
           and isinstance(b.get("epoch_seed"), int) and _tensor_like(b.get("generator"), generator.dtype, generator.shape),
           path, "'rng.batches' is not a batch position")
+
+
+def _check_generators(rng: dict, path, where: str) -> None:
+    _need(_tensor_like(rng.get("torch"), torch.uint8, torch.get_rng_state().shape), path,
+          f"'{where}.torch' is not a torch RNG state (a uint8 tensor of "
+          f"{torch.get_rng_state().numel()} bytes)")
+    n = rng.get("numpy")
+    _need(isinstance(n, dict) and isinstance(n.get("name"), str) and _tensor_like(n.get("keys"), torch.int64, (624,))
+          and _is_count(n.get("pos")) and n["pos"] <= 624 and isinstance(n.get("has_gauss"), int)
+          and _is_number(n.get("gauss")), path, f"'{where}.numpy' is not a numpy RNG state")
+    p = rng.get("python")
+    _need(isinstance(p, dict) and isinstance(p.get("version"), int) and isinstance(p.get("state"), (list, tuple))
+          and len(p["state"]) == 625 and all(_is_count(v) for v in p["state"])
+          and (p.get("gauss") is None or _is_number(p.get("gauss"))), path, f"'{where}.python' is not a Python RNG state")
+    if "cuda" in rng:
+        _need(isinstance(rng["cuda"], (list, tuple)) and all(isinstance(t, torch.Tensor) and t.dtype == torch.uint8
+                                                             for t in rng["cuda"]), path,
+              f"'{where}.cuda' is not a list of CUDA RNG states")
 
 
 def _check_extra(extra: dict, path) -> None:
@@ -134,7 +148,7 @@ def check_resumable(state: dict, path) -> None:
     _need(isinstance(opt.get("state"), dict) and isinstance(groups, list) and len(groups) > 0
           and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups), path,
           "'optimizer' is not an optimiser state (it needs 'state' and 'param_groups')")
-    _check_rng(state["rng"], path)
+    _check_rng(state["rng"], path, int(state.get("world_size", 1)))
     _check_extra(state["extra"], path)
 
 

@@ -37,6 +37,36 @@ def call_loss(loss, model, batch, autocast: str = "none", device_type: str = "cp
         model.check_inputs = True
 
 
+class undone:
+    """A trial step leaves no trace: every RNG, the weights and buffers (batch-norm statistics)
+    and the gradients are put back on leaving the block."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __enter__(self):
+        self.rng = capture_rng()
+        self.saved = copy.deepcopy(self.model.state_dict())
+        return self
+
+    def __exit__(self, *exc):
+        self.model.load_state_dict(self.saved)
+        for p in self.model.parameters():
+            p.grad = None
+        restore_rng(self.rng)
+        return False
+
+
+def unused_parameters(model, loss, batch, autocast: str = "none", device=None) -> bool:
+    """Whether a step of ``loss`` on ``batch`` (tried, and undone) leaves some trainable parameter
+    without a gradient (DistributedDataParallel must then be told to look for them)."""
+    device_type = device.type if device is not None else "cpu"
+    with undone(model):
+        out, _ = call_loss(loss, model, batch, autocast, device_type)
+        out.backward()
+        return any(p.requires_grad and p.grad is None for p in model.parameters())
+
+
 def compile_failure(exc: BaseException) -> str:
     """The cause of a failed torch.compile in a few words, then the innermost message's first line."""
     chain, e = [], exc
@@ -98,26 +128,20 @@ def compile_loss(model, batches, device, autocast: str = "none") -> tuple[object
     last = batches.peek(len(batches) - 1)
     if len(last[next(iter(last))]) != len(trials[0][next(iter(trials[0]))]):
         trials.append(last)
-    rng = capture_rng()
-    saved = copy.deepcopy(model.state_dict())
     t0 = time.perf_counter()
-    try:
-        for batch in trials:  # eagerly first: the model's own caches fill before they are traced
-            call_loss(model.loss, model, batch, autocast, device.type)
-        for batch in trials:
-            loss, _ = call_loss(compiled, model, batch, autocast, device.type)
-            loss.backward()
-        if device.type == "cuda":  # the backward's kernels too, inside the trial and its timing
-            torch.cuda.synchronize(device)
-        elif device.type == "mps":
-            torch.mps.synchronize()
-    except UserError:
-        raise
-    except Exception as exc:  # a graph break, no C++ compiler, an unsupported device ...
-        raise compile_error(exc) from None
-    finally:
-        model.load_state_dict(saved)
-        for p in model.parameters():
-            p.grad = None
-        restore_rng(rng)
+    with undone(model):
+        try:
+            for batch in trials:  # eagerly first: the model's own caches fill before they are traced
+                call_loss(model.loss, model, batch, autocast, device.type)
+            for batch in trials:
+                loss, _ = call_loss(compiled, model, batch, autocast, device.type)
+                loss.backward()
+            if device.type == "cuda":  # the backward's kernels too, inside the trial and its timing
+                torch.cuda.synchronize(device)
+            elif device.type == "mps":
+                torch.mps.synchronize()
+        except UserError:
+            raise
+        except Exception as exc:  # a graph break, no C++ compiler, an unsupported device ...
+            raise compile_error(exc) from None
     return compiled, time.perf_counter() - t0

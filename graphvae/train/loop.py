@@ -27,6 +27,15 @@ would give, so a resumed run still ends bit-identical to an uninterrupted one.
 ``compile = true`` wraps the step's loss in ``torch.compile(model.loss, fullgraph=True)``;
 one step is tried (and undone) before the run folder is touched, so a loss that does not
 compile stops with one line and nothing written (:func:`graphvae.train.compiling.compile_loss`).
+
+Under ``torchrun`` the same loop runs in every process (:mod:`graphvae.train.distributed`):
+rank 0 opens the run and hands the others what it read; each process steps on its share of
+the global batch, and ``DistributedDataParallel`` averages the gradients, so the weights stay
+identical.  Only rank 0 writes, validates and reports.  What the processes must agree on is
+decided at the host's looks: the device sums (and any non-finite step) are gathered from
+every process, and so is a Ctrl-C, so that all stop after the same step.  Checkpoints hold
+every process's RNG state and the world size; a resume needs the same world size (or
+``reshard``, which continues, not exactly).
 """
 
 from __future__ import annotations
@@ -43,14 +52,15 @@ from graphvae.errors import UserError
 from graphvae.spec.loader import load_spec_file
 from graphvae.spec.settings import TrainConfig
 from graphvae.train import config as trainconfig
-from graphvae.train import reporting
+from graphvae.train import distributed, reporting
 from graphvae.atomic import Staged, atomic_write_bytes
 from graphvae.train.checkpoint import (RESUMABLE_FORMAT, capture_rng, checkpoint_bytes, load_weights,
                                        open_checkpoint, restore_rng, save_checkpoint)
 from graphvae.train.compiling import CompileFailed  # noqa: F401  (raised by train(); importable from here)
-from graphvae.train.compiling import call_loss, compile_error, compile_loss, is_compile_error
+from graphvae.train.compiling import call_loss, compile_error, compile_loss, is_compile_error, unused_parameters
 from graphvae.train.checkpoint_checks import optimizer_differences, spec_differences
-from graphvae.train.device import pick_device, seed_everything, use_threads
+from graphvae.train.device import seed_everything, use_threads
+from graphvae.train.distributed import SINGLE, World
 from graphvae.train.optim import build_optimizer, build_scheduler, clip_gradients
 from graphvae.train.runfolder import RunFolder
 from graphvae.train.selection import Selection
@@ -97,12 +107,14 @@ class _DeviceSums:
     ``tally.sums`` (a resumed epoch) and is never folded in pieces, so the additions are exactly
     those of summing each step's floats on the host."""
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, world: World = SINGLE):
         self.device = device
+        self.world = world
         self.dtype = torch.float32 if device.type == "mps" else torch.float64
         self.names: list[str] | None = None
         self.pending = 0  # steps added since the last sync
         self.last_loss = math.nan
+        self.halt = False  # whether some process asked to stop (Ctrl-C), as of the last sync
 
     def reset(self) -> None:
         """A new epoch: the sums start again from ``tally.sums`` at the next step."""
@@ -126,24 +138,48 @@ class _DeviceSums:
         self.last = values[0]
         self.pending += 1
 
-    def sync(self, run: "_Run") -> float:
+    def sync(self, run: "_Run", stopping: bool = False) -> float:
         """Read the device once: raise for a non-finite step, else update ``tally.sums``; the
-        latest step's loss."""
+        latest step's loss.  Under torchrun every process's values are gathered (a collective:
+        all processes sync together) and combined: the sums and the loss are the processes'
+        means (their shares of each global batch are equal), the first non-finite step of any
+        process stops them all, and ``halt`` says whether any was ``stopping``."""
         if not self.pending:
             return self.last_loss
         k = len(self.names)
-        packed = torch.cat([self.sums, self.bad.to(self.dtype).reshape(1), self.bad_values.to(self.dtype),
-                            self.last.to(self.dtype).reshape(1)]).tolist()
+        mine = torch.cat([self.sums, self.bad.to(self.dtype).reshape(1), self.bad_values.to(self.dtype),
+                          self.last.to(self.dtype).reshape(1),
+                          torch.full((1,), float(stopping), dtype=self.dtype, device=self.device)])
+        packed = self._combine(distributed.gather_tensor(self.world, mine).tolist(), k)
         self.pending = 0
+        self.halt = bool(packed[-1])
+        packed = packed[:-1]
         bad = int(packed[k])
         if bad >= 0:
             values = packed[k + 1:2 * k + 1]
             names = [n for n, v in zip(self.names, values) if not math.isfinite(v)]
-            raise NonFiniteLoss(reporting.non_finite_message(run.folder, self.first_step + bad, self.epoch, names,
+            exc = NonFiniteLoss(reporting.non_finite_message(run.folder, self.first_step + bad, self.epoch, names,
                                                              self.names, values, order=run.model.q_order))
+            exc.silent = not self.world.writes  # every process stops with it; rank 0 says it
+            raise exc
         run.tally.sums.update(zip(self.names, packed[:k]))
         self.last_loss = packed[-1]
         return self.last_loss
+
+    @staticmethod
+    def _combine(rows: list[list[float]], k: int) -> list[float]:
+        """One process's packed values from every process's ``[sums(k), bad, bad_values(k), last,
+        stopping]``: one process's are its own; several give the mean sums and loss, the
+        earliest bad step (and its process's values), and whether any is stopping."""
+        if len(rows) == 1:
+            return rows[0]
+        n = len(rows)
+        sums = [sum(r[i] for r in rows) / n for i in range(k)]
+        bad_rows = [r for r in rows if r[k] >= 0]
+        first = min(bad_rows, key=lambda r: r[k]) if bad_rows else rows[0]
+        last = sum(r[2 * k + 1] for r in rows) / n
+        return [*sums, first[k] if bad_rows else -1.0, *first[k + 1:2 * k + 1], last,
+                float(any(r[-1] for r in rows))]
 
 
 @dataclass
@@ -168,6 +204,7 @@ class _Run:
     loss: object = None  # the step's loss function: model.loss, or its torch.compile'd form
     sums: _DeviceSums | None = None  # this epoch's logged terms, on the device
     compile_seconds: float = 0.0  # what trying the compiled loss took (compile = true)
+    world: World = SINGLE  # this process's place among the training processes (torchrun)
 
 
 # -- opening a run --------------------------------------------------------------------------------
@@ -206,44 +243,67 @@ def _open_resumed(spec, config: TrainConfig | None, folder: RunFolder):
     return run_spec, text, suffix, config or trainconfig.from_dict(state["config"]), state
 
 
+def _open(spec, config: TrainConfig | None, folder: RunFolder, resume: bool, world: World, reshard: bool):
+    """``(spec, text, suffix, cfg, state, labelled)``: what rank 0 reads to open the run (the
+    others get it from rank 0).  ``state`` and ``labelled`` (the subset saved in the run folder)
+    are None for a new run.  A resumed run must have been trained by as many processes as this
+    one, unless ``reshard``."""
+    from graphvae.data import load_labelled
+
+    if not resume:
+        return (*_open_new(spec, config, folder), None, None)
+    spec, text, suffix, cfg, state = _open_resumed(spec, config, folder)
+    saved = int(state.get("world_size", 1))
+    if saved != world.size and not reshard:
+        def procs(n):
+            return f"{n} process{'es' if n != 1 else ''}"
+        raise UserError(f"{folder.path} was trained by {procs(saved)} and this resume has {procs(world.size)}: "
+                        f"resume it with {saved} (graphvae train --resume {folder.path} --nproc {saved}), or add "
+                        f"--reshard to continue with {world.size} (not an exact continuation)")
+    return spec, text, suffix, cfg, state, load_labelled(folder.path)
+
+
 def _threads_text(device) -> str:
     """", 1 thread" on the CPU (the threads setting at work), nothing on an accelerator."""
     n = torch.get_num_threads()
     return f", {n} thread{'s' if n != 1 else ''}" if device.type == "cpu" else ""
 
 
-def _build(folder: RunFolder, spec, text: str, suffix: str, cfg: TrainConfig, resume: bool, labelled=None) -> _Run:
-    """Data, model, batches, optimiser and schedule; a new run folder is laid out only once the
-    data and the model are ready, so bad input leaves nothing behind."""
+def _build(folder: RunFolder, spec, text: str, suffix: str, cfg: TrainConfig, resume: bool, labelled=None,
+           world: World = SINGLE, device: torch.device | None = None) -> _Run:
+    """Data, model, batches, optimiser and schedule; a new run folder is laid out (by rank 0) only
+    once the data and the model are ready, so bad input leaves nothing behind."""
     from graphvae.compile.compiler import compile_spec
-    from graphvae.data import (SemiSupervisedBatches, count_examples, evaluation_arrays, load_labelled, prepare_data,
-                               save_labelled)
+    from graphvae.data import SemiSupervisedBatches, count_examples, evaluation_arrays, prepare_data, save_labelled
 
-    device = pick_device(cfg.device)
+    device = distributed.pick_device(world, cfg.device) if device is None else device
     use_threads(cfg.threads)
     data = prepare_data(spec, data=cfg.data, data_dir=cfg.data_dir or None, validation=cfg.validation,
-                        labels=cfg.labels, seed=cfg.seed, labelled=load_labelled(folder.path) if resume else labelled)
+                        labels=cfg.labels, seed=cfg.seed, labelled=labelled)
     model = compile_spec(spec).to(device)
+    if world.distributed and cfg.sync_batchnorm:
+        model = distributed.sync_batchnorm(model, device)
     model.set_data_size(count_examples(data.train), len(data.labelled))  # for alpha_scaling = dataset
     batches = SemiSupervisedBatches(data.train, spec, data.labelled, batch_size=cfg.batch_size,
                                     labelled_per_batch=cfg.labelled_per_batch, binarize=cfg.binarize,
                                     labelled_only=cfg.labelled_only, generator=torch.Generator().manual_seed(cfg.seed),
-                                    device=device)
+                                    device=device, rank=world.rank, world=world.size)
     loss, compile_seconds = (compile_loss(model, batches, device, cfg.autocast) if cfg.compile
                              else (model.loss, 0.0))
-    if not resume:
+    if not resume and world.writes:
         folder.create(text, suffix, trainconfig.to_dict(cfg))
         save_labelled(folder.path, data.labelled)
     opt = build_optimizer(model.parameters(), cfg)
     sched = build_scheduler(opt, cfg, cfg.epochs * len(batches), len(batches))
     return _Run(folder, spec, text, suffix, cfg, device, data, model, batches, opt, sched,
                 evaluation_arrays(data.val, spec, cfg.binarize), count_examples(data.val),
-                Tally(selection=Selection(cfg.selection)), folder.file_digests(), loss, _DeviceSums(device),
-                compile_seconds)
+                Tally(selection=Selection(cfg.selection)), folder.file_digests() if world.writes else {}, loss,
+                _DeviceSums(device, world), compile_seconds, world)
 
 
-def _restore(run: _Run, state: dict, log) -> None:
-    """Put a resumed run back exactly where ``state`` (``last.pt``) left it."""
+def _restore(run: _Run, state: dict, log, reshard: bool = False) -> None:
+    """Put a resumed run back exactly where ``state`` (``last.pt``) left it (each process its own
+    RNG state; ``reshard``: ranks the checkpoint has no state for start theirs from the seed)."""
     cfg = run.cfg
     path = run.folder.checkpoint("last")
     load_weights(run.model, state, path)
@@ -265,14 +325,23 @@ def _restore(run: _Run, state: dict, log) -> None:
         if planned != cfg.epochs:
             log(f"the {cfg.schedule} learning-rate schedule now spans {cfg.epochs} epochs (was {planned}); "
                 f"from step {int(state['step'])} the rate follows the new plan")
+    rank = run.world.rank
+    ranks = state["rng"].get("ranks", [])
     try:
-        run.batches.load_state_dict(state["rng"]["batches"])
-        restore_rng(state["rng"])
+        run.batches.load_state_dict(state["rng"]["batches"], reshard=reshard)
+        if rank == 0:
+            restore_rng(state["rng"])
+        elif rank - 1 < len(ranks):
+            restore_rng(ranks[rank - 1])
+        else:  # --reshard onto more processes than the checkpoint knew
+            seed_everything(distributed.rank_seed(cfg.seed, rank) + int(state["step"]))
     except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
         raise UserError(f"{path}: its random-number state is not valid ({str(exc)[:160]})") from None
     extra = state["extra"]
     run.tally = Tally(int(state["step"]), Selection.from_state(extra["selection"]), dict(extra["sums"]),
                       int(extra["epoch_steps"]), float(extra["epoch_seconds"]))
+    if not run.world.writes:
+        return
     run.folder.write_metrics([r for r in run.folder.read_metrics() if r.get("epoch", 0) <= int(state["epoch"])])
     run.folder.write_config(trainconfig.to_dict(cfg))
     _repair_best(run.folder, state)
@@ -290,14 +359,23 @@ def _repair_best(folder: RunFolder, state: dict) -> None:
         atomic_write_bytes(best, data)
 
 
-def _snapshot(run: _Run) -> dict:
-    """The checkpoint of the run as it stands (see graphvae.train.checkpoint)."""
+def _rank_rngs(run: _Run) -> list:
+    """The RNG states of ranks 1.. (a collective: every process calls it; empty for one process)."""
+    return distributed.gather(run.world, capture_rng())[1:] if run.world.distributed else []
+
+
+def _snapshot(run: _Run, ranks: list | None = None) -> dict:
+    """The checkpoint of the run as it stands (see graphvae.train.checkpoint); ``ranks``: the
+    other processes' RNG states (:func:`_rank_rngs`)."""
     rng = capture_rng()
     rng["batches"] = run.batches.state_dict()
+    if ranks:
+        rng["ranks"] = list(ranks)
     t = run.tally
     return {"model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
             "scheduler": run.sched.state_dict() if run.sched is not None else None,
-            "step": t.step, "epoch": run.batches.epoch, "rng": rng, "config": trainconfig.to_dict(run.cfg),
+            "step": t.step, "epoch": run.batches.epoch, "world_size": run.world.size, "rng": rng,
+            "config": trainconfig.to_dict(run.cfg),
             "spec": run.text, "spec_suffix": run.suffix, "files": dict(run.files),
             "extra": {"selection": t.selection.state_dict(), "sums": dict(t.sums), "epoch_steps": t.epoch_steps,
                       "epoch_seconds": t.epoch_seconds, "selected": False}}
@@ -326,10 +404,11 @@ def _step(run: _Run, batch) -> None:
     run.tally.epoch_steps += 1
 
 
-def _sync(run: _Run) -> float:
+def _sync(run: _Run, stopping: bool = False) -> float:
     """The host's look at the device: refuse a non-finite step since the last look, bring this
-    epoch's sums into ``run.tally``; the latest loss."""
-    return run.sums.sync(run)
+    epoch's sums into ``run.tally``; the latest loss.  ``stopping``: this process was asked to
+    stop (under torchrun ``run.sums.halt`` then says whether any was)."""
+    return run.sums.sync(run, stopping)
 
 
 def _validate(run: _Run) -> dict:
@@ -343,8 +422,9 @@ def _validate(run: _Run) -> dict:
                                                                     str(e))) from None
 
 
-def _end_epoch(run: _Run, writer) -> dict:
-    """Validate, log a metrics row, and checkpoint (best.pt too when the selection score improved)."""
+def _end_epoch(run: _Run, writer, ranks: list | None = None) -> dict:
+    """Validate, log a metrics row, and checkpoint (best.pt too when the selection score improved):
+    rank 0's part of an epoch's end (``ranks``: the other processes' RNG states)."""
     t = run.tally
     row = {"epoch": run.batches.epoch, "step": t.step}
     row.update({f"train/{n}": s / max(1, t.epoch_steps) for n, s in t.sums.items()})
@@ -356,6 +436,8 @@ def _end_epoch(run: _Run, writer) -> dict:
     row["val_seconds"] = time.perf_counter() - t0
     row["steps_per_s"] = t.epoch_steps / t.epoch_seconds if t.epoch_seconds > 0 else 0.0
     row["examples_per_s"] = row["steps_per_s"] * (run.batches.unlabelled_per_batch + run.batches.labelled_per_batch)
+    if run.world.distributed:
+        row["processes"] = run.world.size  # steps and examples per second are the global batch's
     improved = t.selection.update(run.spec, row)
     row["selected"] = improved  # best.pt now holds this epoch
     t.sums, t.epoch_steps, t.epoch_seconds = {}, 0, 0.0
@@ -364,7 +446,7 @@ def _end_epoch(run: _Run, writer) -> dict:
     # it cost; the row is appended before last.pt goes in place (the commit point, see the module's
     # docstring), then best.pt
     t0 = time.perf_counter()
-    snap = _snapshot(run)
+    snap = _snapshot(run, ranks)
     snap["extra"]["selected"] = improved  # so that a resume can finish a best.pt write a kill cut short
     data = checkpoint_bytes(snap)
     with Staged() as files:
@@ -379,46 +461,105 @@ def _end_epoch(run: _Run, writer) -> dict:
 
 
 # -- the loop ---------------------------------------------------------------------------------------
+def _epoch_end(run: _Run, writer) -> dict:
+    """An epoch's end in every process: rank 0 validates, logs and checkpoints (with every
+    process's RNG state), and its metrics row (or its error) reaches the others, which start
+    their next epoch's sums."""
+    ranks = _rank_rngs(run)
+    if not run.world.distributed:
+        return _end_epoch(run, writer)
+    row = distributed.on_rank0(run.world, _end_epoch, run, writer, ranks)
+    if not run.world.writes:
+        t = run.tally
+        t.sums, t.epoch_steps, t.epoch_seconds = {}, 0, 0.0
+        run.sums.reset()
+    return row
+
+
+def _stop_mid_epoch(run: _Run) -> None:
+    """Save the exact position of a run stopped mid-epoch (rank 0 writes; every process takes part)."""
+    ranks = _rank_rngs(run)
+    distributed.on_rank0(run.world, lambda: save_checkpoint(run.folder.checkpoint("last"), _snapshot(run, ranks)))
+
+
+def _distribute(run: _Run) -> None:
+    """Under torchrun: the step's loss under DistributedDataParallel (its construction gives every
+    process rank 0's weights and buffers).  DDP must be told when a step may leave parameters
+    without a gradient: when the batches' labelled patterns vary, or when a trial step (undone)
+    leaves some without one in any process."""
+    unused = run.batches.layouts_vary or unused_parameters(run.model, run.loss, run.batches.peek(), run.cfg.autocast,
+                                                           run.device)
+    unused = any(distributed.gather(run.world, bool(unused)))
+    run.loss = distributed.wrap(run.world, run.model, run.loss, find_unused=unused)
+
+
+def _quiet(*args, **kwargs) -> None:
+    """The log of processes other than rank 0 (which alone reports)."""
+
+
 def train(spec, config: TrainConfig | None = None, out_dir=None, *, resume: bool = False,
-          progress: bool = True, max_steps: int | None = None, log=print, labelled=None) -> TrainResult:
+          progress: bool = True, max_steps: int | None = None, log=print, labelled=None,
+          world: World | None = None, reshard: bool = False, on_step=None) -> TrainResult:
     """Train ``spec`` (a path or a Spec with source text) into the run folder ``out_dir``.
 
     ``resume=True`` continues from ``out_dir/last.pt`` (``spec`` may then be None; given,
     it must describe the same model).  ``max_steps`` stops after that many optimiser
     steps in all, saving ``last.pt`` as Ctrl-C does.  ``labelled`` fixes a new run's labelled
-    subset (indices into the training split; default: chosen from the seed).  Returns a
-    :class:`TrainResult`.
+    subset (indices into the training split; default: chosen from the seed).  ``world``: this
+    process's place under torchrun (default: read from the environment,
+    :func:`graphvae.train.distributed.from_env`); ``reshard`` lets a resume use another number
+    of processes than the run had.  ``on_step(model, step)`` (optional) is called after every
+    optimiser step.  Returns a :class:`TrainResult`.
     """
     if out_dir is None:
         raise UserError("train needs a run folder (out_dir)")
+    world = distributed.from_env() if world is None else world
+    if not world.writes:  # rank 0 alone reports
+        log, progress = _quiet, False
     folder = RunFolder(out_dir)
-    # the spec and its configuration: a new run, or the one RUN/last.pt continues
-    if resume:
-        spec, text, suffix, cfg, state = _open_resumed(spec, config, folder)
-    else:
-        (spec, text, suffix, cfg), state = _open_new(spec, config, folder), None
-    folder.remove_stale_temps()  # left by a run killed during an atomic write (the folder is a run, or empty)
+    distributed.start(world)
+    try:
+        return _train(spec, config, folder, resume, progress, max_steps, log, labelled, world, reshard, on_step)
+    finally:
+        distributed.stop(world)
+
+
+def _train(spec, config, folder: RunFolder, resume: bool, progress: bool, max_steps, log, labelled, world: World,
+           reshard: bool, on_step) -> TrainResult:
+    # the spec and its configuration: a new run, or the one RUN/last.pt continues (rank 0 reads them)
+    spec, text, suffix, cfg, state, saved_labelled = distributed.on_rank0(world, _open, spec, config, folder, resume,
+                                                                          world, reshard)
+    if world.writes:
+        folder.remove_stale_temps()  # left by a run killed during an atomic write (the folder is a run, or empty)
     # determinism: denormals slow long CPU runs ~2x (benchmarks/bench_denormal.py); one seed for all RNGs
     torch.set_flush_denormal(cfg.flush_denormal)
     seed_everything(cfg.seed)
-    # data, model, batches, optimiser and schedule (a new run folder is written only now)
-    run = _build(folder, spec, text, suffix, cfg, resume, labelled)
+    # data, model, batches, optimiser and schedule (a new run folder is written only now, by rank 0)
+    run = distributed.agree(world, _build, folder, spec, text, suffix, cfg, resume,
+                            saved_labelled if resume else labelled, world)
+    if world.rank > 0:  # every process starts from the same weights; each draws its own noise
+        seed_everything(distributed.rank_seed(cfg.seed, world.rank))
     # a resumed run continues exactly: weights, optimiser, schedule, batch position, RNGs, metrics
     if state is not None:
-        _restore(run, state, log)
+        distributed.agree(world, _restore, run, state, log, reshard)
         if run.batches.epoch >= cfg.epochs:
             log(reporting.finished_line(folder, run.batches.epoch, cfg.epochs, run.tally.step))
         else:
-            log(f"resuming {folder.path} at step {run.tally.step} (epoch {run.batches.epoch + 1}/{cfg.epochs})")
+            log(f"resuming {folder.path} at step {run.tally.step} (epoch {run.batches.epoch + 1}/{cfg.epochs})"
+                + (f" with {world.describe()}" if world.distributed else ""))
     else:
         weight = f"; classifier weight {run.model.objective.alpha_text()}" if spec.supervised else ""
+        shares = (f" (of which each of {world.size} processes takes {run.batches.unlabelled_per_batch // world.size}"
+                  f" + {run.batches.labelled_per_batch // world.size})" if world.distributed else "")
         log(f"{run.data.summary()}; {len(run.batches)} steps per epoch of {run.batches.unlabelled_per_batch} "
-            f"unlabelled + {run.batches.labelled_per_batch} labelled examples{weight}; device {run.device}"
-            f"{_threads_text(run.device)}; "
+            f"unlabelled + {run.batches.labelled_per_batch} labelled examples{shares}{weight}; device {run.device}"
+            f"{_threads_text(run.device)}{' per process' if world.distributed else ''}; "
             f"run folder {folder.path}")
     log(reporting.config_line(cfg, folder.config_path))
     if cfg.compile:
         log(f"compiled the training loss with torch.compile in {run.compile_seconds:.1f} s (compile = true)")
+    if world.distributed:
+        _distribute(run)
 
     from tqdm import tqdm
 
@@ -428,7 +569,7 @@ def train(spec, config: TrainConfig | None = None, out_dir=None, *, resume: bool
                dynamic_ncols=True, leave=True, file=sys.stderr)
     say = bar.write if progress else log
     domains = {v.name: v.domain for v in spec.supervised}
-    writer = reporting.tensorboard(folder)
+    writer = reporting.tensorboard(folder) if world.writes else None
     interrupted, postfix = False, {}
     try:
         with reporting.InterruptFlag() as stop:
@@ -437,25 +578,30 @@ def train(spec, config: TrainConfig | None = None, out_dir=None, *, resume: bool
                 for batch in run.batches:
                     # one optimiser step; every LOG_EVERY the host looks (non-finite check, the bar's loss)
                     _step(run, batch)
+                    if on_step is not None:
+                        on_step(run.model, run.tally.step)
                     bar.update(1)
                     if run.tally.step % LOG_EVERY == 0:
-                        postfix["loss"] = f"{_sync(run):.2f}"
+                        postfix["loss"] = f"{_sync(run, stop.set):.2f}"
                         bar.set_postfix(postfix, refresh=False)
-                    # Ctrl-C or max_steps: stop after this step
-                    if stop.set or (max_steps is not None and run.tally.step >= max_steps):
+                    # Ctrl-C (in some process, as of the last look under torchrun) or max_steps: stop after this step
+                    asked = run.sums.halt if world.distributed else stop.set
+                    if asked or (max_steps is not None and run.tally.step >= max_steps):
                         interrupted = True
                         break
-                _sync(run)  # before the epoch's end or a checkpoint; the steps' time includes the device's
+                _sync(run, stop.set)  # before the epoch's end or a checkpoint; the steps' time includes the device's
                 run.tally.epoch_seconds += time.perf_counter() - t0
                 # stopped mid-epoch: save the exact position and leave
                 if run.batches.epoch == epoch_before:
-                    save_checkpoint(folder.checkpoint("last"), _snapshot(run))
+                    _stop_mid_epoch(run)
                     break
                 # the end of an epoch: validate, log, checkpoint
-                row = _end_epoch(run, writer)
+                row = _epoch_end(run, writer)
                 postfix.update(reporting.val_postfix(row, domains))
                 bar.set_postfix(postfix, refresh=False)
                 say(reporting.epoch_line(row, cfg.epochs, domains))
+                if world.distributed and run.sums.halt:  # a Ctrl-C seen at the epoch's last look
+                    interrupted = True
     finally:
         bar.close()
         if writer is not None:
@@ -464,5 +610,6 @@ def train(spec, config: TrainConfig | None = None, out_dir=None, *, resume: bool
     if interrupted:
         say(f"stopped at step {run.tally.step} (epoch {run.batches.epoch + 1}/{cfg.epochs}); saved "
             f"{folder.checkpoint('last')}. Continue with: graphvae train --resume {folder.path}")
-    return TrainResult(folder.path, run.tally.step, run.batches.epoch, folder.read_metrics(), run.tally.selection.score,
+    metrics = folder.read_metrics() if world.writes else []
+    return TrainResult(folder.path, run.tally.step, run.batches.epoch, metrics, run.tally.selection.score,
                        interrupted, run.tally.selection.describe())
