@@ -51,6 +51,7 @@ BUMPS = (5, 10)  # range (inclusive) of the number of Gaussian bumps on the dome
 BUMP_WIDTH = (0.08, 0.3)  # range of a bump's standard deviation
 BUMP_HEIGHT = (-0.1, 0.2)  # range of a bump's amplitude (negative: a dent)
 SHAPE_ALBEDO = (0.65, 1.0)  # range of a shape's (uniform) albedo
+SHADE_BLOCK = 1024  # images shaded at once
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -256,8 +257,10 @@ def make_shaded_shapes(n: int, identities: int, size: int, seed: int,
     x = np.zeros((n, size, size), np.float32)
     for i in np.unique(identity):
         surface = identity_surface(seed, int(i), size)
+        normals = surface_normals(surface.height, surface.spacing)
         rows = np.flatnonzero(identity == i)
-        x[rows] = lambert(surface_normals(surface.height, surface.spacing), surface.albedo, lights[rows], ambient)
+        for block in np.array_split(rows, -(-len(rows) // SHADE_BLOCK)):  # bounded float64 temporaries
+            x[block] = lambert(normals, surface.albedo, lights[block], ambient)
     return {
         "x": np.clip(x, 0.0, 1.0),
         "identity": identity,
