@@ -422,3 +422,16 @@ def test_cli_multi_mnist_from_mnist(capsys, tmp_path, split):
     assert (d[s >= 0] == labels[s[s >= 0]]).all()
     for canvas, slots, corners in zip(x, s, p):
         assert np.array_equal(canvas, _recomposite(images, slots, corners, 50))
+
+
+def test_the_generators_import_numpy_and_the_standard_library_only():
+    import ast
+    import sys
+
+    tree = ast.parse(Path(synthetic.__file__).read_text(encoding="utf-8"))
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
+    assert imported - {"__future__"} <= {"numpy"} | set(sys.stdlib_module_names)
+    assert "numpy" in imported
