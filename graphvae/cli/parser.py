@@ -145,7 +145,8 @@ def _add_render(sub):
 
 
 def _add_data(sub):
-    p = sub.add_parser("data", help="get a data set: graphvae data download mnist|fashion-mnist|kmnist")
+    p = sub.add_parser("data", help="get a data set: graphvae data download mnist|fashion-mnist|kmnist, or make "
+                                    "one: graphvae data make multi-mnist|shaded-shapes")
     data = p.add_subparsers(dest="data_command", metavar="ACTION")
     data.required = True
     d = data.add_parser("download", help="fetch and verify a data set's four IDX files from its public mirrors")
@@ -155,6 +156,26 @@ def _add_data(sub):
                    help="put the files in DIR/NAME and train with --data-dir DIR (default: $GRAPHVAE_DATA, "
                         "else ~/.cache/graphvae/data, where --data NAME looks)")
     d.add_argument("--mirror", action="append", default=None, help=argparse.SUPPRESS)  # a base URL, for tests
+    m = data.add_parser("make", help="write a synthetic data set with known factors as a deterministic .npz file")
+    made = m.add_subparsers(dest="dataset", metavar="NAME")
+    made.required = True
+    mm = made.add_parser("multi-mnist", help="canvases of 0..K digits at random places (Eslami et al.'s AIR)")
+    mm.add_argument("--max-digits", type=int, required=True, metavar="K", help="digits per canvas: 0..K, uniform")
+    mm.add_argument("--source", choices=["mnist", "digits"], default="mnist",
+                    help="digit images: MNIST 28x28 (--data-dir, $GRAPHVAE_DATA) or scikit-learn's 8x8 digits")
+    mm.add_argument("--split", choices=["train", "test"], default="train", help="the source's split (default: train)")
+    mm.add_argument("--canvas", type=int, default=None, metavar="S",
+                    help="canvas side in pixels (default: 50 for mnist, 16 for digits)")
+    mm.add_argument("--data-dir", default=None, metavar="DIR", help="where to look for MNIST first")
+    ss = made.add_parser("shaded-shapes", help="Lambert-shaded 3-D shapes under known lights (a Yale B stand-in)")
+    ss.add_argument("--identities", type=int, default=38, metavar="I", help="distinct shapes (default: 38)")
+    ss.add_argument("--size", type=int, default=32, metavar="S", help="image side in pixels (default: 32)")
+    for q, n in ((mm, 10000), (ss, 2432)):
+        q.add_argument("--out", required=True, metavar="FILE.npz", help="the .npz file to write")
+        q.add_argument("--count", type=int, default=n, metavar="N", help=f"examples (default: {n})")
+        q.add_argument("--seed", type=int, default=0, help="fixes every array (default: 0)")
+        q.add_argument("--force", action="store_true", help="overwrite FILE.npz if it exists")
+        q.add_argument("--preview", default=None, metavar="FILE.png", help="also draw the first examples as a grid")
 
 def build_parser() -> argparse.ArgumentParser:
     from graphvae import __version__
