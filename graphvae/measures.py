@@ -150,7 +150,7 @@ def entropy(p, base: float = math.e) -> float:
     if total <= 0 or (p < 0).any():
         raise UserError("entropy needs non-negative counts or probabilities that do not sum to 0")
     p = p[p > 0] / total
-    return float(-(p * np.log(p)).sum() / math.log(base))
+    return max(0.0, float(-(p * np.log(p)).sum() / math.log(base)))  # never -0.0
 
 
 def discretize(x, bins: int = BINS) -> np.ndarray:
