@@ -205,13 +205,19 @@ class MIGResult:
     bins: int = BINS
 
 
-def mig(codes, factors, bins: int = BINS) -> MIGResult:
-    """The mutual-information gap of ``codes`` (N, D) for ``factors`` (see the module docstring)."""
+def mig(codes, factors, bins: int = BINS, discrete=None) -> MIGResult:
+    """The mutual-information gap of ``codes`` (N, D) for ``factors`` (see the module docstring);
+    ``discrete`` (D booleans) marks code columns whose values are classes already (a categorical
+    variable's mode stored as floats beside continuous codes), kept as they are rather than binned."""
     c = _codes(codes)
     cols = factor_columns(factors, len(c))
     if c.shape[1] < 2:
         raise UserError(f"MIG compares the two most informative code dimensions and the codes have {c.shape[1]}")
-    binned = np.stack([discretize(c[:, j], bins) for j in range(c.shape[1])], 1)
+    keep = np.zeros(c.shape[1], bool) if discrete is None else np.asarray(discrete, bool).ravel()
+    if len(keep) != c.shape[1]:
+        raise UserError(f"discrete marks {len(keep)} code columns and the codes have {c.shape[1]}")
+    binned = np.stack([np.unique(c[:, j], return_inverse=True)[1].ravel() if keep[j] else discretize(c[:, j], bins)
+                       for j in range(c.shape[1])], 1)
     mi = np.full((c.shape[1], len(cols)), np.nan)
     ent, gap, top, skipped = np.full(len(cols), np.nan), np.full(len(cols), np.nan), [], []
     for k, f in enumerate(cols):

@@ -87,6 +87,20 @@ def test_mig_is_one_for_a_disentangled_code(transform):
     assert res.top == (0, 1, 2) and res.factors == ("factor[0]", "factor[1]", "factor[2]")
 
 
+@pytest.mark.parametrize("discrete, expected", [
+    ([True, False], math.log(30)),          # the 30 classes kept: I(z_0; v) = H(v) = ln 30 = 3.401197
+    ([False, False], None),                 # 20 equal-width bins merge some of the 30 classes: less
+])
+def test_discrete_code_columns_keep_their_classes(discrete, expected):
+    v = grid(30, 2)
+    code = v.astype(float)                  # column 0 holds 30 class indices as floats
+    res = M.mig(code, v[:, 0], discrete=discrete)
+    if expected is None:
+        assert res.mi[0, 0] < math.log(30) - 0.1
+    else:
+        assert res.mi[0, 0] == pytest.approx(expected, abs=1e-12) and res.score == pytest.approx(1.0, abs=1e-12)
+
+
 def test_mig_is_zero_for_a_code_independent_of_the_factors():
     g = grid(4, 3, 5, 5)
     res = M.mig(g[:, 2:].astype(float), g[:, :2])  # the codes are the grid's other two axes
@@ -196,6 +210,7 @@ def test_factor_columns_names_and_kinds():
     (lambda: M.mig(np.full((3, 2), np.nan), np.arange(3)), "not finite for 3 of 3"),
     (lambda: M.mig(np.zeros((3, 2)), {"t": np.array(["a", "b", "c"])}), "dtype <U1"),
     (lambda: M.mig(np.zeros((3, 2)), np.arange(3), bins=0), "bins must be at least 1"),
+    (lambda: M.mig(np.zeros((3, 2)), np.arange(3), discrete=[True]), "discrete marks 1 code columns"),
     (lambda: M.dci(np.zeros((9, 2)), np.arange(9), probe="svm"), "probe must be one of linear, trees"),
     (lambda: M.dci(np.zeros((9, 2)), np.arange(9), test_fraction=1.0), "strictly between 0 and 1"),
     (lambda: M.dci(np.zeros((9, 2)), {"f": np.full(9, -1)}), "f: 0 examples have a value"),

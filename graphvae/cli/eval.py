@@ -167,11 +167,13 @@ def _number(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def factor_scores(codes, columns: list[str], factors: dict, bins: int, probe: str, seed: int) -> dict:
-    """MIG and DCI of ``codes`` for ``factors`` as plain (JSON-able) values."""
+def factor_scores(codes, columns: list[str], factors: dict, bins: int, probe: str, seed: int,
+                  discrete=None) -> dict:
+    """MIG and DCI of ``codes`` for ``factors`` as plain (JSON-able) values; ``discrete`` marks the
+    columns that are a discrete variable's mode (classes for MIG, not binned)."""
     from graphvae.measures import dci, factor_columns, mig
 
-    m = mig(codes, factors, bins=bins)
+    m = mig(codes, factors, bins=bins, discrete=discrete)
     d = dci(codes, factors, probe=probe, seed=seed)
     per = {}
     for k, name in enumerate(m.factors):
@@ -249,7 +251,8 @@ def run_factors(args) -> int:
     res = {"run": str(args.run), "checkpoint": run.checkpoint.name, "epoch": run.epoch, "step": run.step,
            "data": str(data), "examples": int(len(codes)),
            "codes": {name: list(part) for name, part in parts.items()}}
-    res.update(factor_scores(codes, columns, factors, args.bins, args.probe, args.seed))
+    discrete = [what == "mode" for dims, what in parts.values() for _ in range(dims)]
+    res.update(factor_scores(codes, columns, factors, args.bins, args.probe, args.seed, discrete))
     print(json.dumps(res, indent=2) if args.json else factors_report(res))
     return 0
 
