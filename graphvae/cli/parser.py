@@ -69,7 +69,8 @@ def _add_baseline(sub):
 
 
 def _add_eval(sub):
-    p = sub.add_parser("eval", help="test error per supervised variable, ELBO and IWAE-K of a run")
+    p = sub.add_parser("eval", help="test error per supervised variable, ELBO and IWAE-K of a run; "
+                       "with --factors, MIG and DCI against known factors")
     p.add_argument("run", metavar="RUN")
     _add_data_flags(p)
     p.add_argument("--samples", "-k", type=int, default=None, help="K of the IWAE bound")
