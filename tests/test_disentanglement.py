@@ -1,4 +1,4 @@
-"""graphvae.measures against values computed by hand: entropy, mutual information, MIG and DCI's
+"""graphvae.train.measures against values computed by hand: entropy, mutual information, MIG and DCI's
 importance-matrix scores; MIG and DCI on codes whose disentanglement is known by construction
 (a factor grid, so that independence is exact); the probe's seeding; and the error cases."""
 
@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from graphvae import measures as M
+from graphvae.train import measures as M
 from graphvae.errors import UserError
 
 LN2 = math.log(2)
@@ -225,3 +228,10 @@ def test_errors_are_one_line(call, message):
         call()
     text = str(info.value)
     assert "\n" not in text and re.search(message, text), text
+
+
+def test_the_measures_import_neither_torch_nor_scikit_learn():
+    code = "import sys, graphvae.train.measures; print(sorted({'torch', 'sklearn'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent).stdout
+    assert out.strip() == "[]"  # scikit-learn only once dci() fits a probe

@@ -1,5 +1,5 @@
 """``graphvae eval RUN --data FILE.npz --factors NAMES``: a tiny M2 trained on synthetic data with
-a categorical and a continuous factor; the report's text and JSON agree with graphvae.measures on
+a categorical and a continuous factor; the report's text and JSON agree with graphvae.train.measures on
 the run's own codes; ``_factors`` names the factors; each mistake is one line, exit 1 (2 for usage)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import graphvae
-from graphvae import measures
+from graphvae.train import measures
 from graphvae.cli.eval import code_columns
 from graphvae.cli.main import main
 
@@ -105,7 +105,7 @@ def test_report_text_and_json(shapes, capsys):
     assert set(res["factors"]["shape"]) == {"kind", "entropy", "mig_gap", "top_code", "mi_top", "completeness", "error"}
     assert np.asarray(res["mi"]).shape == (3, 2) and np.asarray(res["importance"]).shape == (3, 2)
 
-    # the same numbers as graphvae.measures on the run's own codes (Python API)
+    # the same numbers as graphvae.train.measures on the run's own codes (Python API)
     run = graphvae.load_run(shapes / "run", device="cpu")
     codes, columns, _ = code_columns(run.encode(str(shapes / "data.npz")), run.spec)
     data = np.load(shapes / "data.npz")

@@ -1,5 +1,5 @@
 """``graphvae eval RUN``: test error per supervised variable, ELBO and IWAE-K of a trained run;
-with ``--factors``, the disentanglement of its codes against known factors (:mod:`graphvae.measures`)."""
+with ``--factors``, the disentanglement of its codes against known factors (:mod:`graphvae.train.measures`)."""
 
 from __future__ import annotations
 
@@ -171,7 +171,7 @@ def factor_scores(codes, columns: list[str], factors: dict, bins: int, probe: st
                   discrete=None) -> dict:
     """MIG and DCI of ``codes`` for ``factors`` as plain (JSON-able) values; ``discrete`` marks the
     columns that are a discrete variable's mode (classes for MIG, not binned)."""
-    from graphvae.measures import dci, factor_columns, mig
+    from graphvae.train.measures import dci, factor_columns, mig
 
     m = mig(codes, factors, bins=bins, discrete=discrete)
     d = dci(codes, factors, probe=probe, seed=seed)

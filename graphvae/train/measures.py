@@ -177,7 +177,8 @@ def joint_counts(a, b) -> np.ndarray:
 
 
 def mutual_information(table) -> float:
-    """:math:`I(a; b) = \\sum p_{ab} \\log (p_{ab} / p_a p_b)` in nats, from a joint table of counts or probabilities."""
+    """:math:`I(a; b) = \\sum p_{ab} \\log (p_{ab} / p_a p_b)` in nats, from a joint table of counts
+    or probabilities."""
     t = np.asarray(table, dtype=np.float64)
     if t.ndim != 2 or t.sum() <= 0 or (t < 0).any():
         raise UserError("mutual information needs a 2-D table of non-negative counts that do not sum to 0")
