@@ -93,30 +93,34 @@ def _numel(shape) -> int:
 # -- eval --factors: disentanglement against known factors -----------------------------------------
 def factor_names(option: str, listed: list[str], stored, path: str) -> list[str]:
     """The factor names: ``--factors a,b``'s, or with no value those of the file's ``_factors`` array."""
+    from graphvae.spec.diagnostics import did_you_mean
+
+    arrays = [n for n in listed if n != "_factors"]
     if option.strip():
         names = [n.strip() for n in option.split(",") if n.strip()]
         source = "--factors"
     elif stored is None:
         raise UserError(f"{path} has no _factors array listing its factors; name them: --factors NAME,NAME "
-                        f"(arrays: {', '.join(n for n in listed if n != '_factors') or 'none'})")
+                        f"(arrays: {', '.join(arrays) or 'none'})")
     else:
-        names = [str(n).strip() for n in stored.reshape(-1)]
+        names = [(n.decode() if isinstance(n, bytes) else str(n)).strip() for n in stored.reshape(-1)]
         source = f"the _factors array of {path}"
     if not names:
         raise UserError(f"{source} names no factor")
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise UserError(f"{source} names {', '.join(twice)} more than once")
-    unknown = [n for n in names if n not in listed or n == "_factors"]
+    unknown = [n for n in names if n not in arrays]
     if unknown:
-        raise UserError(f"{path} has no array {', '.join(repr(n) for n in unknown)} named by {source} "
-                        f"(arrays: {', '.join(n for n in listed if n != '_factors') or 'none'})")
+        hint = did_you_mean(unknown[0], arrays) if len(unknown) == 1 else None
+        raise UserError(f"{path} has no array {', '.join(repr(n) for n in unknown)} named by {source}"
+                        + (f"; {hint}" if hint else "") + f" (arrays: {', '.join(arrays) or 'none'})")
     return names
 
 
-def read_factors(path: str, option: str, n: int) -> dict:
+def read_factors(path: str, option: str) -> dict:
     """The factor arrays of the .npz file ``path`` named by ``option`` (see :func:`factor_names`),
-    each checked to hold one row per example (``n``)."""
+    each an integer (categorical) or float (continuous) array."""
     from pathlib import Path
 
     from graphvae.data import read_npz
@@ -128,15 +132,19 @@ def read_factors(path: str, option: str, n: int) -> dict:
     names = factor_names(option, listed, found.get("_factors"), path)
     _, arrays = read_npz(p, path, names)
     for name in names:
-        a = arrays[name]
+        if arrays[name].dtype.kind not in "iubf":
+            raise UserError(f"array '{name}' of {path} has dtype {arrays[name].dtype}; a factor is an integer "
+                            "(categorical) or float (continuous) array")
+    return {name: arrays[name] for name in names}
+
+
+def check_rows(factors: dict, n: int, path: str) -> None:
+    """Each factor array holds one row per example of the file's observed arrays (``n``)."""
+    for name, a in factors.items():
         if a.ndim == 0 or len(a) != n:
             rows = "a single value" if a.ndim == 0 else f"{len(a)} rows"
             raise UserError(f"array '{name}' of {path} has {rows} and the file's observed arrays {n} examples; "
                             "a factor holds one row per example")
-        if a.dtype.kind not in "iubf":
-            raise UserError(f"array '{name}' of {path} has dtype {a.dtype}; a factor is an integer "
-                            "(categorical) or float (continuous) array")
-    return {name: arrays[name] for name in names}
 
 
 def code_columns(encoded: dict, spec) -> tuple:
@@ -234,6 +242,8 @@ def run_factors(args) -> int:
     from graphvae.data import IMAGE_DATASETS
     from graphvae.train.runs import load_run
 
+    if args.samples is not None:
+        raise UserError("-k (IWAE) does not apply with --factors, which measures the codes instead")
     data = args.data
     run = load_run(args.run, args.checkpoint, args.device or "auto")
     if data is None:
@@ -245,9 +255,9 @@ def run_factors(args) -> int:
         raise UserError(f"--factors reads the factor arrays from an .npz file; --data {data} is a data set")
     if not Path(data).expanduser().is_file():
         raise UserError(f"data file {data} not found ({Path(data).expanduser().resolve()})")
-    encoded = run.encode(data=data, data_dir=args.data_dir, seed=args.seed)
-    codes, columns, parts = code_columns(encoded, run.spec)
-    factors = read_factors(data, args.factors, len(codes))
+    factors = read_factors(data, args.factors)  # names and types before the encoder runs
+    codes, columns, parts = code_columns(run.encode(data=data, data_dir=args.data_dir, seed=args.seed), run.spec)
+    check_rows(factors, len(codes), data)
     res = {"run": str(args.run), "checkpoint": run.checkpoint.name, "epoch": run.epoch, "step": run.step,
            "data": str(data), "examples": int(len(codes)),
            "codes": {name: list(part) for name, part in parts.items()}}
