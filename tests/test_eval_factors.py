@@ -138,7 +138,8 @@ def test_factors_listed_in_the_file_and_other_options(shapes, capsys):
     (["--data", "{root}/short.npz", "--factors", "words"], "dtype <U1"),
     (["--data", "{root}/missing.npz", "--factors", "shape"], "missing.npz not found"),
     (["--data", "digits", "--factors", "shape"], "--data digits is a data set"),
-    (["--data", "{root}/data.npz", "--factors", "shap"], "has no array 'shap' named by --factors; did you mean 'shape'?"),
+    (["--data", "{root}/data.npz", "--factors", "shap"],
+     "has no array 'shap' named by --factors; did you mean 'shape'?"),
     (["--data", "{root}/data.npz", "--factors", "shape", "--bins", "0"], "bins must be at least 1"),
     (["--data", "{root}/data.npz", "--factors", "shape", "-k", "5"], "-k (IWAE) does not apply with --factors"),
     (["--data", "{root}/data.npz", "--factors", "shape", "--probe", "svm"], None),  # usage: exit 2
