@@ -167,11 +167,12 @@ def test_dci_of_a_disentangled_code(probe):
     assert res.importance.shape == (2, 2) and res.importance[0, 0] > res.importance[1, 0]
 
 
-def test_dci_is_seeded():
+@pytest.mark.parametrize("probe", ["linear", "trees"])
+def test_dci_is_seeded(probe):
     rng = np.random.default_rng(1)
     v = rng.uniform(size=(300, 2))
     code = v @ rotation(2, 1) + 0.3 * rng.normal(size=(300, 2))
-    one, again, other = (M.dci(code, v, seed=s) for s in (0, 0, 1))
+    one, again, other = (M.dci(code, v, probe=probe, seed=s) for s in (0, 0, 1))
     np.testing.assert_array_equal(one.importance, again.importance)
     np.testing.assert_array_equal(one.error, again.error)
     assert not np.array_equal(one.error, other.error)  # another split, another held-out error
