@@ -75,13 +75,22 @@ def _add_baseline(sub):
 
 
 def _add_eval(sub):
-    p = sub.add_parser("eval", help="test error per supervised variable, ELBO and IWAE-K of a run")
+    p = sub.add_parser("eval", help="test error per supervised variable, ELBO and IWAE-K of a run; "
+                       "with --factors, MIG and DCI against known factors")
     p.add_argument("run", metavar="RUN")
     _add_data_flags(p)
     p.add_argument("--samples", "-k", type=int, default=None, help="K of the IWAE bound")
     p.add_argument("--checkpoint", choices=["best", "last"], default="best")
     p.add_argument("--split", choices=["test", "validation"], default="test")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--factors", nargs="?", const="", default=None, metavar="NAMES",
+                   help="instead: MIG and DCI of the run's codes (every latent and supervised variable's mean "
+                        "or mode) on every example of the .npz file --data, against its arrays NAMES "
+                        "(comma-separated; alone: those its _factors array lists); see docs/disentanglement.md")
+    p.add_argument("--bins", type=int, default=20, help="with --factors: MIG's histogram bins (default 20)")
+    p.add_argument("--probe", choices=["linear", "trees"], default="linear",
+                   help="with --factors: DCI's probe, Lasso/logistic or gradient-boosted trees (default linear)")
+    p.add_argument("--seed", type=int, default=0, help="with --factors: seed of DCI's split (default 0)")
 
 
 def _add_sample(sub):
