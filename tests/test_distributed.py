@@ -238,3 +238,24 @@ def test_distributed_flags_misused_are_one_line_and_write_nothing(tmp_path, args
     assert out.stderr.strip().splitlines() == [message]  # once: rank 0 says it
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_stops_every_process_after_the_same_step_and_resumes(tmp_path):
+    """SIGINT to the launcher and its processes (a terminal's Ctrl-C): they agree at the host's
+    next look, rank 0 saves last.pt, the exit code is 130 with no traceback, and the run resumes."""
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "graphvae", "train", str(DIGITS), "--out", str(run), "--nproc", "2",
+                             "--epochs", "30", "--batch-size", "20", "--labelled-per-batch", "20", "--no-progress"],
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not ((run / "metrics.jsonl").exists() and _rows_of(run)):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr and stdout.count("stopped at step") == 1
+    state = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
+    assert state["step"] < 30 * 65 and state["world_size"] == 2
+    resumed = _graphvae("train", "--resume", run, "--nproc", "2", "--epochs", str(state["epoch"] + 1), "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert _rows_of(run)[-1]["epoch"] == state["epoch"] + 1

@@ -73,6 +73,7 @@ def _launch(args, n: int) -> int:
     import logging
     import uuid
 
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -85,11 +86,15 @@ def _launch(args, n: int) -> int:
     if not args.resume and not args.out:  # every process must name the same new folder
         spec, _, _ = load_spec_file(args.spec)
         argv += ["--out", str(_default_out(spec))]
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # the processes speak for themselves
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed.elastic")] + [
+            "torch.distributed.elastic"]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # the processes speak for themselves
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=n, run_id=str(uuid.uuid4()),
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.2)
     try:
         elastic_launch(config, sys.executable)("-m", "graphvae", *argv)
+    except SignalException:  # Ctrl-C or SIGTERM: the launcher passed it on, and the processes saved and stopped
+        return 130
     except ChildFailedError as exc:
         codes = [f.exitcode for f in exc.failures.values()] or [1]
         return next((c for c in codes if c not in (0, None)), 1) if all(c is not None and c >= 0 for c in codes) else 1
