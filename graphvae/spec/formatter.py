@@ -52,9 +52,12 @@ def _block(name: str, rows: list[tuple[str, str]]) -> str:
 
 def to_dsl(spec: Spec, header: bool = True) -> str:
     """The spec in the DSL's canonical layout (with the source's header comment when ``header``)."""
+    spec = spec.as_written
     parts = [f"model {spec.name}"]
+    if spec.plates:
+        parts.append("\n".join(printers.plate(p) for p in spec.plates))
     if spec.variables:
-        name_w = max(len(v.name) for v in spec.variables)
+        name_w = max(len(printers.declared_name(v)) for v in spec.variables)
         role_w = max(len(v.role) for v in spec.variables)
         parts.append("\n".join(printers.declaration(v, name_w, role_w).rstrip() for v in spec.variables))
     for block, factors in (("encoder", spec.encoder), ("decoder", spec.decoder)):

@@ -29,9 +29,10 @@ _WORDS = {
     "COLON": "':'", "VBAR": "'|'", "TILDE": "'~'", "EQUAL": "'='", "COMMA": "','", "LPAR": "'('",
     "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "LBRACE": "'{'", "RBRACE": "'}'",
     "MODEL": "'model'", "ENCODER": "'encoder'", "DECODER": "'decoder'", "OBJECTIVE": "'objective'",
-    "TRAIN": "'train'", "BETA": "'beta'",
+    "TRAIN": "'train'", "BETA": "'beta'", "PLATE": "'plate'", "COUNT": "'count'", "LESSTHAN": "'<'",
+    "STAR": "'*'",
 }
-_STATEMENT_START = {"MODEL", "ENCODER", "DECODER", "OBJECTIVE", "TRAIN"}
+_STATEMENT_START = {"MODEL", "ENCODER", "DECODER", "OBJECTIVE", "TRAIN", "PLATE"}
 _OPENERS = {"ENCODER", "DECODER", "OBJECTIVE", "TRAIN"}
 
 
