@@ -105,3 +105,150 @@ def test_fmt_prints_the_plate_form_and_is_idempotent():
     assert format_text(once, "p.gvae", "dsl")[0] == once
     assert to_dsl(expanded()) == once  # an expanded spec prints as written
     assert parse_dsl(once)[0] == parse_dsl(PLATED)[0]
+
+
+# -- the compiler: one network per plate factor, absent parents, data ---------------------------
+
+torch = pytest.importorskip("torch")
+
+SHARED = """model shared
+plate k < 2
+x : observed binary[6]
+y[k] : supervised categorical[3]
+z[k] : latent real[2]
+encoder {
+  y[k] | x, z[k-1] ~ Categorical(mlp(8))
+  z[k] | x, y[k] ~ Normal(mlp(8))
+}
+decoder {
+  y[k] ~ Categorical(uniform)
+  z[k] | z[k-1] ~ Normal(linear)
+  x | y[*], z[*] ~ Bernoulli(mlp(8))
+}
+objective {
+  y = enumerate
+}
+"""
+
+# The same model written out by hand, with ordinary variables.
+HAND = """model hand
+x : observed binary[6]
+y_0 : supervised categorical[3]
+y_1 : supervised categorical[3]
+z_0 : latent real[2]
+z_1 : latent real[2]
+encoder {
+  y_0 | x ~ Categorical(mlp(8))
+  z_0 | x, y_0 ~ Normal(mlp(8))
+  y_1 | x, z_0 ~ Categorical(mlp(8))
+  z_1 | x, y_1 ~ Normal(mlp(8))
+}
+decoder {
+  y_0 ~ Categorical(uniform)
+  y_1 ~ Categorical(uniform)
+  z_0 ~ Normal(0, 1)
+  z_1 | z_0 ~ Normal(linear)
+  x | y_0, y_1, z_0, z_1 ~ Bernoulli(mlp(8))
+}
+objective {
+  y_0 = enumerate
+  y_1 = enumerate
+}
+"""
+
+
+def compiled(text: str, **overrides):
+    import graphvae
+
+    return graphvae.compile_spec(expanded(text), **overrides)
+
+
+def tie(hand, plated, columns: dict[str, list[int]] | None = None) -> None:
+    """Copy the plate model's weights into the hand-written one; ``columns`` picks the input
+    columns of a first layer the hand-written factor keeps (a slot lacking a parent)."""
+    columns = columns or {}
+    own = plated.state_dict()
+    with torch.no_grad():
+        for key, t in hand.state_dict().items():
+            source = own[key] if key in own else None
+            if source is None or source.shape != t.shape:
+                node = key.split(".")[1]
+                source = source if source is not None else own[key]
+                source = source[:, columns[node]] if source.dim() == 2 else source
+            if source.shape != t.shape:  # a slot without the parent of the shared network
+                raise AssertionError((key, tuple(source.shape), tuple(t.shape)))
+            t.copy_(source)
+
+
+def batch(seed: int = 0, n: int = 7):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.bernoulli(torch.full((n, 6), 0.5), generator=g)
+    y0 = torch.randint(-1, 3, (n,), generator=g)
+    y1 = torch.randint(-1, 3, (n,), generator=g)
+    return {"x": x, "y_0": y0, "y_1": y1}
+
+
+def test_plate_copies_share_one_network_and_a_slot_without_a_parent_reads_zero():
+    model = compiled(SHARED)
+    assert model.encoder["y_0"] is model.encoder["y_1"] and model.decoder["z_0"] is model.decoder["z_1"]
+    first = model.encoder["y_0"].nets["logits"].first
+    assert first.in_features == 6 + 2  # x and z[k-1]: slot 0 reads zeros for the z it lacks
+    hand = compiled(HAND)
+    n_plate = sum(p.numel() for p in model.parameters())
+    n_hand = sum(p.numel() for p in hand.parameters())
+    # the hand model's copies are separate (and its slot-0 networks narrower): the plate holds one of each
+    assert n_plate < n_hand
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_plate_loss_equals_a_hand_written_model_with_tied_weights(seed):
+    torch.manual_seed(seed)
+    plated = compiled(SHARED)
+    hand = compiled(HAND)
+    with torch.no_grad():  # p(z_0) of the hand model is N(0, 1): the shared p(z[k] | z[k-1]) with nothing to read
+        plated.decoder["z_0"].nets["loc+scale"].first.bias.zero_()
+    prior = plated.decoder["z_0"].dist([None])  # slot 0: the absent z[k-1] reads zero, the bias alone
+    assert prior.base_dist.loc.tolist() == [0.0, 0.0] and prior.base_dist.scale.tolist() == [1.0, 1.0]
+    x_cols = list(range(6))  # y_0 | x reads x alone: the shared network's columns of x
+    tie(hand, plated, {"y_0": x_cols})
+    b = batch(seed)
+    torch.manual_seed(10 + seed)
+    want = hand.loss(b)
+    torch.manual_seed(10 + seed)
+    got = plated.loss(b)
+    assert abs(got.item() - want.item()) < 1e-6
+    plated.loss(b).backward()  # one gradient for the shared weights, summed over the slots
+    assert plated.encoder["y_1"].nets["logits"].first.weight.grad is not None
+
+
+def write_npz(path, n=40, k=2, seed=0, **extra):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    arrays = {"x": (rng.random((n, 6)) > 0.5).astype("float32"), "y": rng.integers(-1, 3, (n, k))}
+    arrays.update(extra)
+    np.savez(path, **arrays)
+    return arrays
+
+
+def test_an_npz_array_of_shape_n_by_k_feeds_the_slots(tmp_path):
+    import numpy as np
+    from graphvae.data.datasets import load_dataset
+
+    arrays = write_npz(tmp_path / "d.npz")
+    ds = load_dataset(str(tmp_path / "d.npz"), expanded(SHARED))
+    everything = np.concatenate([ds.train["y_0"], ds.test["y_0"]])
+    assert sorted(everything.tolist()) == sorted(arrays["y"][:, 0].tolist())
+    both = {tuple(r) for r in np.stack([ds.train["y_0"], ds.train["y_1"]], 1).tolist()}
+    assert both <= {tuple(r) for r in arrays["y"].tolist()}  # the slots of one example stay together
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_an_npz_array_with_the_wrong_number_of_slots_is_one_line(tmp_path, k):
+    from graphvae.data.datasets import load_dataset
+    from graphvae.errors import UserError
+
+    write_npz(tmp_path / "d.npz", k=k)
+    with pytest.raises(UserError, match=r"array 'y' of .* has shape \(40, %d\); for the 2 slots of plate k it needs "
+                       r"\(N, 2, ...\)" % k):
+        load_dataset(str(tmp_path / "d.npz"), expanded(SHARED))
