@@ -252,3 +252,124 @@ def test_an_npz_array_with_the_wrong_number_of_slots_is_one_line(tmp_path, k):
     with pytest.raises(UserError, match=r"array 'y' of .* has shape \(40, %d\); for the 2 slots of plate k it needs "
                        r"\(N, 2, ...\)" % k):
         load_dataset(str(tmp_path / "d.npz"), expanded(SHARED))
+
+
+# -- count masking ------------------------------------------------------------------------------
+
+COUNTED = """model counted
+plate k < 2 count n
+x : observed binary[6]
+n : supervised categorical[3]
+z[k] : latent real[2]
+encoder {
+  n | x ~ Categorical(mlp(8))
+  z[k] | x, z[k-1] ~ Normal(mlp(8))
+}
+decoder {
+  n ~ Categorical(uniform)
+  z[k] ~ Normal(0, 1)
+  x | z[*] ~ Bernoulli(mlp(8))
+}
+objective {
+  alpha = 0.0
+  alpha_scaling = per_example
+  n = enumerate
+}
+"""
+
+# COUNTED with only its first slot: what COUNTED must compute when n = 1.
+ONE_SLOT = """model one
+x : observed binary[6]
+n : supervised categorical[3]
+z_0 : latent real[2]
+encoder {
+  n | x ~ Categorical(mlp(8))
+  z_0 | x ~ Normal(mlp(8))
+}
+decoder {
+  n ~ Categorical(uniform)
+  z_0 ~ Normal(0, 1)
+  x | z_0 ~ Bernoulli(mlp(8))
+}
+objective {
+  alpha = 0.0
+  alpha_scaling = per_example
+  n = enumerate
+}
+"""
+
+
+@pytest.mark.parametrize("count, slot, want", [
+    (torch.tensor([0, 1, 2]), 0, [0.0, 1.0, 1.0]),
+    (torch.tensor([0, 1, 2]), 1, [0.0, 0.0, 1.0]),
+    (torch.tensor([[0.2, 0.3, 0.5]]), 0, [0.8]),  # a relaxed count: the probability that it exceeds the slot
+    (torch.tensor([[0.2, 0.3, 0.5]]), 1, [0.5]),
+])
+def test_slot_mask(count, slot, want):
+    from graphvae.compile.objective import slot_mask
+
+    assert slot_mask(count, slot, torch.float32).tolist() == pytest.approx(want)
+
+
+def test_with_the_count_given_the_loss_is_that_of_the_model_with_only_the_present_slots():
+    torch.manual_seed(0)
+    plated, one = compiled(COUNTED), compiled(ONE_SLOT)
+    tie(one, plated, {"z_0": list(range(6)), "x": [0, 1]})  # z_0 | x alone; x | z_0 of the columns of z_0
+    b = batch(3, n=5)
+    b = {"x": b["x"], "n": torch.ones(5, dtype=torch.long)}
+    torch.manual_seed(1)
+    want = one.loss(b)
+    torch.manual_seed(1)  # z_0 is drawn first in both, z_1 after it (and masked out)
+    got, terms = plated.loss(b, terms=True)
+    assert abs(got.item() - want.item()) < 1e-6
+    assert terms["kl/z_1"].item() == 0.0 and terms["kl/z_0"].item() != 0.0
+    b["n"] = torch.full((5,), 2)
+    torch.manual_seed(1)
+    assert abs(plated.loss(b).item() - want.item()) > 1e-3  # both slots present: z_1 counts
+
+
+def test_a_slot_past_the_count_enters_networks_outside_the_plate_as_zeros():
+    torch.manual_seed(0)
+    model = compiled(COUNTED)
+    b = {"x": batch(4, n=5)["x"], "n": torch.ones(5, dtype=torch.long)}
+    torch.manual_seed(2)
+    before = model.loss(b).item()
+    with torch.no_grad():  # x | z[*]: the columns reading z_1
+        model.decoder["x"].nets["logits"].first.weight[:, 2:4].add_(5.0)
+    torch.manual_seed(2)
+    assert model.loss(b).item() == pytest.approx(before, abs=1e-6)
+    b["n"] = torch.full((5,), 2)
+    torch.manual_seed(2)
+    after = model.loss(b).item()
+    torch.manual_seed(2)
+    with torch.no_grad():
+        model.decoder["x"].nets["logits"].first.weight[:, 2:4].sub_(5.0)
+    assert abs(model.loss(b).item() - after) > 1e-3
+
+
+def test_an_enumerated_count_sums_the_counted_objectives_under_q():
+    """Unlabelled, with n enumerated: U(x) = sum_m q(m|x) L(x, m) + H(q(n|x)) when alpha = 0 (L the
+    labelled objective with n = m, the same draws of z)."""
+    torch.manual_seed(0)
+    model = compiled(COUNTED)
+    x = batch(5, n=1)["x"]
+    torch.manual_seed(3)
+    unlabelled = -model.loss({"x": x, "n": torch.tensor([-1])}).item()
+    labelled = []
+    for m in range(3):
+        torch.manual_seed(3)
+        labelled.append(-model.loss({"x": x, "n": torch.tensor([m])}).item())
+    q = model.encoder["n"].dist([x]).probs[0].detach()
+    want = float((q * torch.tensor(labelled)).sum() - (q * q.log()).sum())
+    assert unlabelled == pytest.approx(want, abs=1e-5)
+    assert max(labelled) - min(labelled) > 1e-3  # the count changes what is scored
+
+
+def test_an_enumerated_count_gives_a_finite_iwae_bound_that_does_not_count_absent_slots():
+    torch.manual_seed(0)
+    model = compiled(COUNTED).eval()
+    x = batch(6, n=4)["x"]
+    torch.manual_seed(0)
+    bound = model.log_marginal({"x": x}, samples=3)
+    assert bound.shape == (4,) and torch.isfinite(bound).all()
+    assert (bound < 0).all()
