@@ -373,3 +373,58 @@ def test_an_enumerated_count_gives_a_finite_iwae_bound_that_does_not_count_absen
     bound = model.log_marginal({"x": x}, samples=3)
     assert bound.shape == (4,) and torch.isfinite(bound).all()
     assert (bound < 0).all()
+
+
+# -- YAML ---------------------------------------------------------------------------------------
+
+PLATED_YAML = """model: plates
+plates:
+  k: {size: 2, count: n}
+variables:
+  x: {role: observed, domain: binary, shape: [6]}
+  n: {role: supervised, domain: categorical, classes: 3}
+  y: {role: supervised, domain: categorical, classes: 3, plate: k}
+  z: {role: latent, domain: real, shape: [2], plate: k}
+encoder:
+  n: {given: [x], dist: Categorical, net: {mlp: [8]}}
+  y[k]: {given: [x, "z[k - 1]"], dist: Categorical, net: {mlp: [8]}}
+  z[k]: {given: [x, "y[k]"], dist: Normal, net: {mlp: [8]}}
+decoder:
+  n: {dist: Categorical, params: uniform}
+  y[k]: {dist: Categorical, params: uniform}
+  z[k]: {dist: Normal, params: [0, 1]}
+  x: {given: ["y[*]", "z[0]", "z[+1]"], dist: Bernoulli, net: {mlp: [8]}}
+objective:
+  estimators: {n: enumerate, y: enumerate}
+  beta: {z: 2}
+"""
+
+
+def test_yaml_and_the_dsl_give_the_same_ir_as_written_and_expanded():
+    from graphvae.spec.yaml_loader import load_yaml
+
+    written, diags = load_yaml(PLATED_YAML, "p.yaml")
+    assert not diags and written == parse_dsl(PLATED)[0]
+    spec, diags = check_text(PLATED_YAML, "p.yaml", "yaml")
+    assert not [d for d in diags if d.is_error] and spec == expanded()
+
+
+def test_yaml_round_trips_plates_through_fmt():
+    from graphvae.spec.formatter import format_text
+
+    as_yaml, _ = format_text(PLATED, "p.gvae", "dsl", to="yaml")
+    assert "plates:\n  k: {size: 2, count: n}\n" in as_yaml and "plate: k}" in as_yaml
+    assert format_text(as_yaml, "p.yaml", "yaml")[0] == as_yaml
+    back, _ = format_text(as_yaml, "p.yaml", "yaml", to="dsl")
+    assert parse_dsl(back)[0] == parse_dsl(PLATED)[0]
+
+
+@pytest.mark.parametrize("given, message", [
+    ('"z[k-"', "expected a name or a plate slot (y[k], z[k-1], y[*], y[0]), found 'z[k-'"),
+    ('"z[]"', "expected a name or a plate slot"),
+])
+def test_a_yaml_slot_that_does_not_read_is_a_positioned_wrong_type(given, message):
+    text = PLATED_YAML.replace('"y[k]"], dist: Normal', given + "], dist: Normal")
+    _, diags = check_text(text, "p.yaml", "yaml")
+    assert [(d.code, d.span.line) for d in diags if d.is_error] == [("wrong-type", 12)]
+    assert message in diags[0].message
