@@ -428,3 +428,35 @@ def test_a_yaml_slot_that_does_not_read_is_a_positioned_wrong_type(given, messag
     _, diags = check_text(text, "p.yaml", "yaml")
     assert [(d.code, d.span.line) for d in diags if d.is_error] == [("wrong-type", 12)]
     assert message in diags[0].message
+
+
+# -- render and LaTeX ---------------------------------------------------------------------------
+
+def test_the_diagram_draws_each_plate_as_a_box_of_folded_nodes():
+    from graphvae.render.diagram import describe, to_graphviz
+
+    d = describe(expanded())
+    q, p = d.cluster("encoder"), d.cluster("decoder")
+    assert q.plates == [("q_plate_k", "k = 1..2 (the first n)", ["q_y", "q_z"])]
+    assert [n.lines[0] for n in q.nodes] == ["x : binary [6]", "n ~ Categorical(mlp(8)) [3]",
+                                            "y[k] ~ Categorical(mlp(8)) [3]", "z[k] ~ Normal(mlp(8)) [2]"]
+    assert {(e.tail, e.head, e.label) for e in q.edges} == {
+        ("q_x", "q_n", ""), ("q_x", "q_y", ""), ("q_x", "q_z", ""), ("q_y", "q_z", ""), ("q_z", "q_y", "k-1")}
+    assert {(e.tail, e.head) for e in p.edges} == {("p_y", "p_x"), ("p_z", "p_x")}
+    assert q.label == "encoder  q(n, y[k], z[k] | x)" and "beta z = 2" in d.label
+    source = to_graphviz(d).source
+    assert "subgraph cluster_q_plate_k" in source and 'label="k = 1..2 (the first n)"' in source
+    assert "q_z -> q_y [label=\"k-1\"" in source
+
+
+def test_latex_writes_a_plates_factors_once_under_a_product():
+    from graphvae.render.latex import factorisation
+
+    spec = expanded()
+    assert factorisation(spec, "encoder") == (
+        "q(n, y_{0}, y_{1}, z_{0}, z_{1} \\mid x) = q(n \\mid x)\\, \\prod_{k=0}^{1} "
+        "\\big[q({y}_{k} \\mid x, {z}_{k-1})\\, q({z}_{k} \\mid x, {y}_{k})\\big]^{[k < n]}")
+    assert factorisation(spec, "decoder").endswith(
+        "\\prod_{k=0}^{1} \\big[p({y}_{k})\\, p({z}_{k})\\big]^{[k < n]}\\, p(x \\mid y_{0}, y_{1}, z_{0}, z_{1})")
+    shared = factorisation(expanded(SHARED), "decoder")
+    assert "\\prod_{k=0}^{1} \\big[p({y}_{k})\\, p({z}_{k} \\mid {z}_{k-1})\\big]" in shared

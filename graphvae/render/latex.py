@@ -157,11 +157,52 @@ def joint(letter: str, names, given=()) -> str:
 
 
 def factorisation(spec: Spec, block: str) -> str:
-    """``q(y, z \\mid x) = q(y \\mid x)\\, q(z \\mid x, y)`` for ``block`` "encoder" or "decoder"."""
+    """``q(y, z \\mid x) = q(y \\mid x)\\, q(z \\mid x, y)`` for ``block`` "encoder" or "decoder";
+    a plate's factors are written once, under a product over its slots."""
     b = encoder(spec) if block == "encoder" else decoder(spec)
     lhs = joint(b.letter, b.variables(), b.inputs())
-    rhs = "\\, ".join(b.term(f.name) for f in b.stochastic()) or "1"
+    terms, done = [], set()
+    for f in b.stochastic():
+        if f.slot is None or f.shared is None:
+            terms.append(b.term(f.name))
+        elif f.slot.plate not in done:
+            done.add(f.slot.plate)
+            terms.append(_plate_product(spec, b, f.slot.plate))
+    rhs = "\\, ".join(terms) or "1"
     return f"{lhs} = {rhs}"
+
+
+def _slot_tex(text: str, sizes: dict[str, int], plate_of: dict[str, str]) -> str:
+    """``y[k]`` -> ``{y}_{k}``, ``z[k-1]`` -> ``{z}_{k-1}``, ``y[*]`` -> ``{y}_{0:K-1}``, ``y[0]`` -> ``{y}_{0}``."""
+    m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)\[(.*)\]", text)
+    if m is None:
+        return tex_name(text)
+    base, index = m.groups()
+    if index == "*":
+        index = f"0:{sizes[plate_of[base]] - 1}" if base in plate_of else index
+    return f"{{{tex_name(base)}}}_{{{index}}}"
+
+
+def _plate_product(spec: Spec, b: Block, plate: str) -> str:
+    """``\\prod_{k=0}^{K-1} q(y_k | x, z_{k-1})\\, q(z_k | x, y_k)``: each factor of the plate once."""
+    written = spec.as_written
+    sizes = {p.name: int(p.size) for p in spec.plates}
+    plate_of = {v.slot.base: v.slot.plate for v in spec.variables if v.slot is not None}
+    factors = {f.name: f for f in (written.encoder if b.block == "encoder" else written.decoder)}
+    seen, terms = set(), []
+    for f in b.stochastic():
+        if f.slot is None or f.slot.plate != plate or f.shared in seen:
+            continue
+        seen.add(f.shared)
+        w = factors.get(f.shared)
+        given = [_slot_tex(p, sizes, plate_of) for p in (w.parents if w else ())]
+        bar = " \\mid " + ", ".join(given) if given else ""
+        terms.append(f"{b.letter}({_slot_tex(f.shared, sizes, plate_of)}{bar})")
+    count = spec.plate(plate).count
+    mask = f"^{{[{plate} < {tex_name(count)}]}}" if count else ""  # an absent slot's factors count as 1
+    product = f"\\prod_{{{plate}=0}}^{{{sizes[plate] - 1}}} "
+    joined = "\\, ".join(terms)
+    return product + (joined if len(terms) == 1 and not mask else f"\\big[{joined}\\big]{mask}")
 
 
 def encoder(spec: Spec) -> Block:
