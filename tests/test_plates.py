@@ -508,3 +508,52 @@ def test_the_demo_spec_trains_an_epoch_and_evaluates(tmp_path, capsys):
                  "-k", "4"]) == 0
     out = capsys.readouterr().out
     assert "n" in out and "y_0" in out and "y_1" in out
+
+
+@pytest.mark.parametrize("parents, slot, want_parents, want_absent", [
+    ("x, z[k-2]", 0, ("x",), ((1, "z_0"),)),
+    ("x, z[k-2]", 1, ("x",), ((1, "z_0"),)),
+    ("x, z[k-2]", 2, ("x", "z_0"), ()),
+    ("z[k-1], x, z[k-2]", 1, ("z_0", "x"), ((2, "z_0"),)),
+    ("z[k-1], x, z[k-2]", 0, ("x",), ((0, "z_0"), (2, "z_0"))),
+    ("x, w[*]", 1, ("x", "w_0", "w_1", "w_2"), ()),
+    ("x, w[2]", 0, ("x", "w_2"), ()),
+])
+def test_each_slot_reads_its_earlier_slots_and_lacks_those_before_slot_0(parents, slot, want_parents, want_absent):
+    text = f"""model m
+plate k < 3
+x : observed real[2]
+w[k] : latent real[1]
+y[k] : latent real[1]
+z[k] : latent real[1]
+encoder {{
+  w[k] | x ~ Normal(mlp(4))
+  z[k] | x ~ Normal(mlp(4))
+  y[k] | {parents} ~ Normal(mlp(4))
+}}
+decoder {{
+  w[k] ~ Normal(0, 1)
+  y[k] ~ Normal(0, 1)
+  z[k] ~ Normal(0, 1)
+  x | w[*], y[*], z[*] ~ Normal(mlp(4))
+}}
+"""
+    spec = expanded(text)
+    f = next(f for f in spec.encoder if f.name == f"y_{slot}")
+    assert (f.parents, f.absent) == (want_parents, want_absent)
+
+
+@pytest.mark.parametrize("golden, code", [
+    ("plate_size.gvae", "bad-plate-size"), ("later_slot.yaml", "later-slot"), ("bad_count.gvae", "bad-count"),
+])
+def test_check_reports_plate_mistakes_as_positioned_lines_and_exits_1(golden, code, capsys):
+    from graphvae.cli.main import main
+
+    path = ROOT / "tests" / "golden" / golden
+    assert main(["check", str(path)]) == 1
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "Traceback" not in text
+    first = text.splitlines()[0]
+    assert first.startswith(f"{path}:") and first.endswith(f"[{code}]") and ": error: " in first
+    assert text.splitlines()[2].strip().startswith("^")
