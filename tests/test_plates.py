@@ -617,3 +617,11 @@ def test_a_plate_run_resumes(tmp_path):
 
     run = graphvae.load_run(str(tmp_path / "run"), checkpoint="last", device="cpu")
     assert run.epoch == 2 and run.model.encoder["y_0"] is run.model.encoder["y_1"]
+
+
+def test_a_mistake_in_a_plate_factor_is_reported_once_not_once_per_slot():
+    text = PLATED.replace("y[k] | x, z[k-1] ~ Categorical", "y[k] | x, z[k-1] ~ Categorial")
+    _, diags = check_text(text, "p.gvae", "dsl")
+    found = [(d.code, d.span.line, d.span.col) for d in diags if d.is_error]
+    assert found == [("unknown-family", 9, 22)]
+    assert diags[0].message.endswith("(in each of its 2 slots)") and diags[0].hint == "did you mean 'Categorical'?"

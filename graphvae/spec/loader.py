@@ -40,7 +40,7 @@ def check_text(text: str, path: str, language: str) -> tuple[Spec | None, list[D
     """Parse ``text`` as ``"dsl"`` or ``"yaml"``; write its plates out and validate it when it parsed
     without errors.  The spec returned is the expanded one (its ``written`` the plate form), or
     the spec as written when its plates have errors."""
-    from graphvae.spec.plates import expand
+    from graphvae.spec.plates import expand, fold_repeats
     from graphvae.spec.validate import validate
 
     spec, diags = _parser(language)(text, path)
@@ -50,7 +50,7 @@ def check_text(text: str, path: str, language: str) -> tuple[Spec | None, list[D
         diags += more
         if expanded is not None:
             spec = expanded
-            diags += validate(spec)
+            diags += fold_repeats(validate(spec)) if spec.written is not None else validate(spec)
     return spec, sorted(diags, key=sort_key)
 
 

@@ -28,7 +28,7 @@ from graphvae.spec import errorcodes as codes
 from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error
 from graphvae.spec.ir import Factor, Objective, Plate, Slot, Spec
 
-__all__ = ["Ref", "parse_ref", "slot_name", "needs_expansion", "expand", "count_masks"]
+__all__ = ["Ref", "parse_ref", "slot_name", "needs_expansion", "expand", "count_masks", "fold_repeats"]
 
 _REF = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[(.*)\])?", re.S)
 _RELATIVE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:([+-])(.+))?", re.S)
@@ -334,3 +334,20 @@ def expand(spec: Spec) -> tuple[Spec | None, list[Diagnostic]]:
         return None, diags
     return replace(spec, variables=ex.variables(), encoder=encoder, decoder=decoder, objective=ex.objective(),
                    written=spec), diags
+
+
+def fold_repeats(diags: list[Diagnostic]) -> list[Diagnostic]:
+    """The diagnostics of an expanded spec with each mistake of a plate factor reported once: the
+    K copies of a factor share its text, so they repeat one diagnostic at one position (slot 0's
+    is kept, saying how many copies have it)."""
+    groups: dict[tuple, list[Diagnostic]] = {}
+    for d in diags:
+        groups.setdefault((d.severity, d.code, d.span), []).append(d)
+    out = []
+    for key, group in groups.items():
+        if len(group) == 1 or key[2] is None:
+            out.extend(group)
+        else:
+            first = group[0]
+            out.append(replace(first, message=f"{first.message} (in each of its {len(group)} slots)"))
+    return out

@@ -28,11 +28,11 @@ RULES: list[Rule] = [*structure.RULES, *factors.RULES, *objective.RULES, *memory
 def validate(spec: Spec) -> list[Diagnostic]:
     """Every semantic error and warning of ``spec``, sorted by position (stable within a position).
     A spec with plates as written is validated written out (:func:`graphvae.spec.plates.expand`)."""
-    from graphvae.spec.plates import expand, needs_expansion
+    from graphvae.spec.plates import expand, fold_repeats, needs_expansion
 
     if needs_expansion(spec):
         expanded, diags = expand(spec)
-        return sorted(diags + (validate(expanded) if expanded is not None else []), key=sort_key)
+        return sorted(diags + (fold_repeats(validate(expanded)) if expanded is not None else []), key=sort_key)
     ctx = Context.build(spec)
     diags: list[Diagnostic] = []
     for rule in RULES:
