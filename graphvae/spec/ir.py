@@ -320,11 +320,6 @@ class Spec:
     written: "Spec | None" = field(default=None, compare=False, repr=False)  # the plate form an expansion came from
 
     @property
-    def plated(self) -> bool:
-        """Whether the spec is in the written plate form (slot variables not yet expanded)."""
-        return bool(self.plates) and self.written is None
-
-    @property
     def as_written(self) -> "Spec":
         """The spec as its file writes it: the plate form of an expanded spec, else itself."""
         return self.written if self.written is not None else self
