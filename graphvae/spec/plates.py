@@ -97,8 +97,8 @@ def _plates(spec: Spec, diags: list[Diagnostic]) -> dict[str, int]:
     for p in spec.plates:
         if p.name in seen:
             first = seen[p.name].span
-            where = f" (first at line {first.line})" if first else ""
-            diags.append(error(codes.DUPLICATE_PLATE, f"plate '{p.name}' is declared twice{where}", p.span))
+            where = f"the first is at line {first.line}" if first else None
+            diags.append(error(codes.DUPLICATE_PLATE, f"plate '{p.name}' is declared twice", p.span, where))
             continue
         seen[p.name] = p
         if p.name in variables:
