@@ -625,3 +625,19 @@ def test_a_mistake_in_a_plate_factor_is_reported_once_not_once_per_slot():
     found = [(d.code, d.span.line, d.span.col) for d in diags if d.is_error]
     assert found == [("unknown-family", 9, 22)]
     assert diags[0].message.endswith("(in each of its 2 slots)") and diags[0].hint == "did you mean 'Categorical'?"
+
+
+def test_a_declared_variable_with_the_name_of_a_slot_is_a_duplicate():
+    text = PLATED.replace("x : observed binary[6]\n", "x : observed binary[6]\ny_1 : latent real[2]\n")
+    _, diags = check_text(text, "p.gvae", "dsl")
+    assert [(d.code, d.span.line) for d in diags] == [("duplicate", 4)]
+    assert diags[0].message == "'y_1' is the name of a slot of the plate variable 'y[k]' (line 6); rename one of them"
+
+
+def test_compile_spec_writes_out_a_plate_spec_given_as_written():
+    import graphvae
+
+    spec, _ = parse_dsl(PLATED, "p.gvae")
+    model = graphvae.compile_spec(spec)
+    assert model.encoder["y_0"] is model.encoder["y_1"]
+    assert graphvae.load_spec(spec).written == spec

@@ -88,8 +88,9 @@ UNKNOWN_DOMAIN = register("unknown-domain", STRUCTURE,
                           "domains are real, positive, unit, binary, categorical and simplex")
 NO_OBSERVED = register("no-observed", STRUCTURE, "a model needs at least one observed variable")
 DUPLICATE = register("duplicate", STRUCTURE,
-                     "a variable declared twice; two factors for one name in a block; a parent named twice; also "
-                     "settings, estimators, betas, family parameters and options given twice")
+                     "a variable declared twice (also one named as a plate's slot, `y_0` beside `y[k]`); two factors "
+                     "for one name in a block; a parent named twice; also settings, estimators, betas, family "
+                     "parameters and options given twice")
 NAME_CLASH = register("name-clash", STRUCTURE, "a deterministic node has the name of a variable")
 UNDEFINED_NAME = register("undefined-name", STRUCTURE,
                           "a stochastic factor for an undeclared variable; a parent that is neither a variable nor a "

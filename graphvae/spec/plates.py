@@ -162,6 +162,13 @@ class _Expander:
             elif v.indices[0] in sizes:
                 self.slot_vars[v.name] = v.indices[0]
         self.bad_vars = {v.name for v in spec.variables if v.indices and v.name not in self.slot_vars}
+        copies = {slot_name(base, i): base for base, plate in self.slot_vars.items() for i in range(sizes[plate])}
+        for v in spec.variables:  # a copy's name taken by a declared variable: y_0 beside y[k]
+            if not v.indices and v.name in copies:
+                owner = spec.variable(copies[v.name])
+                line = f" (line {owner.span.line})" if owner.span else ""
+                diags.append(error(codes.DUPLICATE, f"'{v.name}' is the name of a slot of the plate variable "
+                                   f"'{owner.name}[{owner.indices[0]}]'{line}; rename one of them", v.span))
 
     def _slots_of(self, base: str, nodes: dict[str, str]) -> str | None:
         return self.slot_vars.get(base) or nodes.get(base)
