@@ -641,3 +641,13 @@ def test_compile_spec_writes_out_a_plate_spec_given_as_written():
     model = graphvae.compile_spec(spec)
     assert model.encoder["y_0"] is model.encoder["y_1"]
     assert graphvae.load_spec(spec).written == spec
+
+
+def test_latex_folds_a_plates_deterministic_nodes_and_defines_them_once():
+    from graphvae.render.latex import to_latex
+    from graphvae.spec.loader import load_spec
+
+    text = to_latex(load_spec(DEMO))
+    assert "\\prod_{k=0}^{1} \\big[q({y}_{k} \\mid x, {z}_{k-1})\\, q({z}_{k} \\mid x, {z}_{k-1}, {y}_{k})\\big]" \
+           "^{[k < n]}" in text
+    assert "where ${h}_{k} = \\mathrm{mlp}(x, {z}_{k-1})$ is deterministic." in text

@@ -183,6 +183,16 @@ def _slot_tex(text: str, sizes: dict[str, int], plate_of: dict[str, str]) -> str
     return f"{{{tex_name(base)}}}_{{{index}}}"
 
 
+def _folded(parents, factors: dict[str, Factor]) -> list[str]:
+    """Written parents with deterministic nodes replaced by what they read, as :meth:`Block.given` does."""
+    out: list[str] = []
+    for p in parents:
+        node = factors.get(p)
+        more = _folded(node.parents, factors) if node is not None and node.deterministic else [p]
+        out += [m for m in more if m not in out]
+    return out
+
+
 def _plate_product(spec: Spec, b: Block, plate: str) -> str:
     """``\\prod_{k=0}^{K-1} q(y_k | x, z_{k-1})\\, q(z_k | x, y_k)``: each factor of the plate once."""
     written = spec.as_written
@@ -195,7 +205,7 @@ def _plate_product(spec: Spec, b: Block, plate: str) -> str:
             continue
         seen.add(f.shared)
         w = factors.get(f.shared)
-        given = [_slot_tex(p, sizes, plate_of) for p in (w.parents if w else ())]
+        given = [_slot_tex(p, sizes, plate_of) for p in _folded(w.parents if w else (), factors)]
         bar = " \\mid " + ", ".join(given) if given else ""
         terms.append(f"{b.letter}({_slot_tex(f.shared, sizes, plate_of)}{bar})")
     count = spec.plate(plate).count
@@ -360,7 +370,18 @@ def _join(lines: list[str]) -> list[str]:
 def deterministic_note(spec: Spec, blocks) -> str | None:
     defs = []
     for b in blocks:
+        shared = set()
         for f in b.deterministic():
+            if f.shared is not None and f.slot is not None:  # a plate's node: once, with its index
+                if f.shared not in shared:
+                    shared.add(f.shared)
+                    sizes = {p.name: int(p.size) for p in spec.plates}
+                    plate_of = {v.slot.base: v.slot.plate for v in spec.variables if v.slot is not None}
+                    plate_of[f.slot.base] = f.slot.plate
+                    w = {g.name: g for g in spec.as_written.encoder + spec.as_written.decoder}.get(f.shared)
+                    args = ", ".join(_slot_tex(p, sizes, plate_of) for p in (w.parents if w else ()))
+                    defs.append(f"${_slot_tex(f.shared, sizes, plate_of)} = {net_text(f)}({args})$")
+                continue
             defs.append(f"${tex_name(f.name)} = {net_text(f)}({_names(b._sort(f.parents))})$")
     if not defs:
         return None
