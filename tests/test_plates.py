@@ -651,3 +651,12 @@ def test_latex_folds_a_plates_deterministic_nodes_and_defines_them_once():
     assert "\\prod_{k=0}^{1} \\big[q({y}_{k} \\mid x, {z}_{k-1})\\, q({z}_{k} \\mid x, {z}_{k-1}, {y}_{k})\\big]" \
            "^{[k < n]}" in text
     assert "where ${h}_{k} = \\mathrm{mlp}(x, {z}_{k-1})$ is deterministic." in text
+
+
+@pytest.mark.parametrize("written, canonical", [
+    ("z[k-1]", "z[k-1]"), ("z[k - 1]", "z[k-1]"), ("z[k -1]", "z[k-1]"), ("z[k- 1]", "z[k-1]"),
+    ("z[k + 2]", "z[k+2]"), ("z[k+0]", "z[k]"), ("z[ k ]", "z[k]"), ("z[*]", "z[*]"), ("z[ 1 ]", "z[1]"),
+])
+def test_the_dsl_reads_a_slot_with_or_without_spaces_as_one_canonical_text(written, canonical):
+    spec, diags = parse_dsl(f"model m\nencoder {{\n  y | x, {written} ~ Normal(mlp(4))\n}}\n")
+    assert not diags and spec.encoder[0].parents == ("x", canonical)

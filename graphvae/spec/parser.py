@@ -193,6 +193,14 @@ class _ToIR(Transformer):
             return children[0].value
         return f"{children[0].value}{'+' if offset >= 0 else '-'}{abs(offset)}"
 
+    def index_spaced(self, children):  # z[k - 1]: the sign apart from the number
+        offset = self._num(children[2])
+        if children[1].value == "-":
+            offset = -offset
+        if offset == 0:
+            return children[0].value
+        return f"{children[0].value}{'+' if offset >= 0 else '-'}{abs(offset)}"
+
     def index_fixed(self, children):
         return str(self._num(children[0]))
 
