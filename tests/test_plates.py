@@ -660,3 +660,9 @@ def test_latex_folds_a_plates_deterministic_nodes_and_defines_them_once():
 def test_the_dsl_reads_a_slot_with_or_without_spaces_as_one_canonical_text(written, canonical):
     spec, diags = parse_dsl(f"model m\nencoder {{\n  y | x, {written} ~ Normal(mlp(4))\n}}\n")
     assert not diags and spec.encoder[0].parents == ("x", canonical)
+
+
+def test_the_demo_spec_in_yaml_loads_to_the_same_ir():
+    from graphvae.spec.loader import load_spec
+
+    assert load_spec(DEMO.with_suffix(".yaml")) == load_spec(DEMO)
