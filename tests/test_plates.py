@@ -666,3 +666,24 @@ def test_the_demo_spec_in_yaml_loads_to_the_same_ir():
     from graphvae.spec.loader import load_spec
 
     assert load_spec(DEMO.with_suffix(".yaml")) == load_spec(DEMO)
+
+
+# COUNTED with both slots written out: what COUNTED computes when n = 2.
+TWO_SLOTS = ONE_SLOT.replace("z_0 : latent real[2]", "z_0 : latent real[2]\nz_1 : latent real[2]").replace(
+    "  z_0 | x ~ Normal(mlp(8))", "  z_0 | x ~ Normal(mlp(8))\n  z_1 | x, z_0 ~ Normal(mlp(8))").replace(
+    "  z_0 ~ Normal(0, 1)", "  z_0 ~ Normal(0, 1)\n  z_1 ~ Normal(0, 1)").replace("x | z_0 ~", "x | z_0, z_1 ~")
+
+
+@pytest.mark.parametrize("count, hand, columns", [
+    (1, ONE_SLOT, {"z_0": list(range(6)), "x": [0, 1]}),
+    (2, TWO_SLOTS, {"z_0": list(range(6))}),
+])
+def test_the_counted_loss_equals_the_hand_written_model_of_its_present_slots(count, hand, columns):
+    torch.manual_seed(5)
+    plated, written = compiled(COUNTED), compiled(hand)
+    tie(written, plated, columns)
+    b = {"x": batch(8, n=6)["x"], "n": torch.full((6,), count)}
+    torch.manual_seed(6)
+    want = written.loss(b)
+    torch.manual_seed(6)
+    assert abs(plated.loss(b).item() - want.item()) < 1e-6
