@@ -687,3 +687,75 @@ def test_the_counted_loss_equals_the_hand_written_model_of_its_present_slots(cou
     want = written.loss(b)
     torch.manual_seed(6)
     assert abs(plated.loss(b).item() - want.item()) < 1e-6
+
+
+COUNTED_Y = """model counted_y
+plate k < 2 count n
+x : observed binary[6]
+n : supervised categorical[3]
+y[k] : latent categorical[3]
+z[k] : latent real[2]
+encoder {
+  n | x ~ Categorical(mlp(8))
+  y[k] | x ~ Categorical(mlp(8))
+  z[k] | x, y[k] ~ Normal(mlp(8))
+}
+decoder {
+  n ~ Categorical(uniform)
+  y[k] ~ Categorical(uniform)
+  z[k] ~ Normal(0, 1)
+  x | y[*], z[*] ~ Bernoulli(mlp(8))
+}
+objective {
+  n = enumerate
+  y = enumerate
+}
+"""
+
+ONE_SLOT_Y = """model one_y
+x : observed binary[6]
+n : supervised categorical[3]
+y_0 : latent categorical[3]
+z_0 : latent real[2]
+encoder {
+  n | x ~ Categorical(mlp(8))
+  y_0 | x ~ Categorical(mlp(8))
+  z_0 | x, y_0 ~ Normal(mlp(8))
+}
+decoder {
+  n ~ Categorical(uniform)
+  y_0 ~ Categorical(uniform)
+  z_0 ~ Normal(0, 1)
+  x | y_0, z_0 ~ Bernoulli(mlp(8))
+}
+objective {
+  n = enumerate
+  y_0 = enumerate
+}
+"""
+
+
+@pytest.mark.parametrize("samples", [1, 4])
+def test_the_iwae_bound_with_the_count_given_is_that_of_the_present_slots(samples):
+    """An absent slot's sampled terms drop out of the importance weights, and its enumerated
+    variable's p sums to one over its values: log p(x, n = 1) of the plate is the one-slot model's."""
+    torch.manual_seed(7)
+    plated, one = compiled(COUNTED_Y).eval(), compiled(ONE_SLOT_Y).eval()
+    tie(one, plated, {"x": [0, 1, 2, 6, 7]})  # x | y_0, z_0: the columns of y_0 and z_0 in x | y[*], z[*]
+    b = {"x": batch(9, n=5)["x"], "n": torch.ones(5, dtype=torch.long)}
+    torch.manual_seed(8)
+    want = one.log_marginal(b, samples=samples)
+    torch.manual_seed(8)
+    got = plated.log_marginal(b, samples=samples)
+    assert torch.allclose(got, want, atol=1e-5), (got, want)
+
+
+def test_an_absent_slots_enumerated_variable_leaves_the_training_loss_as_the_present_slots():
+    torch.manual_seed(7)
+    plated, one = compiled(COUNTED_Y), compiled(ONE_SLOT_Y)
+    tie(one, plated, {"x": [0, 1, 2, 6, 7]})
+    b = {"x": batch(10, n=5)["x"], "n": torch.ones(5, dtype=torch.long)}
+    torch.manual_seed(9)
+    want = one.loss(b)
+    torch.manual_seed(9)
+    assert abs(plated.loss(b).item() - want.item()) < 1e-6
