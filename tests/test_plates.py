@@ -50,6 +50,18 @@ def test_grammar_is_read_beside_the_source_tree():
     assert grammar_path() == ROOT / "grammar" / "graphvae.lark"
 
 
+def test_grammar_is_read_from_the_package_data_outside_a_source_tree(tmp_path, monkeypatch):
+    import graphvae.spec.parser as parser
+
+    installed = tmp_path / "site-packages" / "graphvae" / "spec" / "parser.py"  # no grammar/ nor pyproject beside
+    monkeypatch.setattr(parser, "__file__", str(installed))
+    path = parser.grammar_path()
+    assert path.name == "graphvae.lark" and path.is_file() and "site-packages" not in str(path)
+    (tmp_path / "site-packages" / "grammar").mkdir(parents=True)
+    (tmp_path / "site-packages" / "grammar" / "graphvae.lark").write_text("")  # a stray folder, not a checkout
+    assert parser.grammar_path() == path
+
+
 @pytest.mark.parametrize("text, ref", [
     ("x", Ref("x")),
     ("y[k]", Ref("y", "relative", "k", 0)),
