@@ -771,3 +771,9 @@ def test_an_absent_slots_enumerated_variable_leaves_the_training_loss_as_the_pre
     want = one.loss(b)
     torch.manual_seed(9)
     assert abs(plated.loss(b).item() - want.item()) < 1e-6
+
+
+def test_a_deterministic_node_in_an_undeclared_plate_is_reported():
+    text = (DEMO.read_text().replace("h[k] | x, z[k-1]", "h[j] | x, z[k-1]"))
+    _, diags = check_text(text, "d.gvae", "dsl")
+    assert [(d.code, d.span.line, d.span.col) for d in diags if d.is_error][0] == ("undefined-plate", 15, 3)

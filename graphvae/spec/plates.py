@@ -280,9 +280,14 @@ class _Expander:
         nodes: dict[str, str] = {}
         for f in factors:
             r = parse_ref(f.name)
-            if (f.deterministic and r.kind == "relative" and r.offset == 0 and r.base not in self.names
-                    and r.index in self.sizes):
-                nodes.setdefault(r.base, r.index)
+            if f.deterministic and r.kind == "relative" and r.offset == 0 and r.base not in self.names:
+                if r.index in self.sizes:
+                    nodes.setdefault(r.base, r.index)
+                elif self.spec.plate(r.index) is None:
+                    hint = did_you_mean(r.index, [p.name for p in self.spec.plates])
+                    self.diags.append(error(codes.UNDEFINED_PLATE, f"the node '{f.name}' is in plate '{r.index}', "
+                                            f"which no 'plate {r.index} < K' line declares", f.name_span or f.span,
+                                            hint))
         self._nodes = nodes
         out: list[Factor] = []
         for f in factors:
