@@ -195,7 +195,7 @@ def test_only(only, present, absent):
 # -- the fragment compiles --------------------------------------------------------------
 ALLOWED_MACROS = {
     "begin", "end", "noindent", "texttt", "item", "mathrm", "mathcal", "text", "mid", "log", "frac",
-    "sum", "in", "left", "right", "bigg", "qquad", "approx", "sim", "alpha", "beta", "tau", "quad", ",", "\\", "_", "{", "}", "#", "$", "%", "&",
+    "sum", "prod", "in", "left", "right", "bigg", "big", "qquad", "approx", "sim", "alpha", "beta", "tau", "quad", ",", "\\", "_", "{", "}", "#", "$", "%", "&",
 }
 ALLOWED_ENVIRONMENTS = {"align*", "itemize"}
 

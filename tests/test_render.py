@@ -309,16 +309,19 @@ SPEC_FILES = sorted(SPECS.glob("*.gvae")) + sorted(SPECS.glob("*.yaml"))
 def test_every_shipped_spec_renders(tmp_path, path):
     from graphvae.spec.loader import load_spec
 
+    from graphvae.spec.printers import declared_name
+
     spec = load_spec(str(path))
     diagram = describe(spec)
-    for cluster, factors in zip(diagram.clusters, (spec.encoder, spec.decoder)):
+    written = spec.as_written  # a plate's copies are drawn as one node, named as written (y[k])
+    for cluster, factors in zip(diagram.clusters, (written.encoder, written.decoder)):
         names = {n.name for n in cluster.nodes}
         assert {f.name for f in factors} <= names  # one node per factor, plus inputs
         assert len({n.id for n in cluster.nodes}) == len(cluster.nodes)
         for n in cluster.nodes:  # every node is labelled with its name first
             assert n.lines[0].startswith(n.name + " ")
-    for var in spec.variables:
-        assert diagram.cluster("decoder").node(var.name).kind == var.role
+    for var in written.variables:
+        assert diagram.cluster("decoder").node(declared_name(var)).kind == var.role
     write(to_graphviz(diagram), tmp_path / "m.dot")
     assert (tmp_path / "m.dot").read_text().startswith(f"digraph {spec.name} {{")
 

@@ -182,11 +182,11 @@ def test_the_memory_estimate_is_torch_free_and_quiet_for_the_shipped_specs():
      "simplex; did you mean 'binary'? [unknown-domain]"),
     ("bom_first.gvae", "\ufeffmodell m\n" + TINY[8:], "1:8: error: expected ':' after 'modell', found 'm' [syntax]"),
     ("bom_first.yaml", "\ufeffmodle: m\n" + TINY_YAML[9:],
-     "1:1: error: the spec: unknown key 'modle' (expected one of model, variables, encoder, decoder, objective, "
-     "train); did you mean 'model'? [unknown-key]"),
+     "1:1: error: the spec: unknown key 'modle' (expected one of model, plates, variables, encoder, decoder, "
+     "objective, train); did you mean 'model'? [unknown-key]"),
     ("bom_inside.gvae", TINY.replace("z : latent", "\ufeffz : latent"),
-     "3:1: error: expected a statement ('model NAME', a variable 'NAME : ROLE DOMAIN[...]', or an encoder, decoder, "
-     "objective or train block), found U+FEFF (zero width no-break space) [syntax]"),
+     "3:1: error: expected a statement ('model NAME', a variable 'NAME : ROLE DOMAIN[...]', a plate 'plate k < K', "
+     "or an encoder, decoder, objective or train block), found U+FEFF (zero width no-break space) [syntax]"),
 ])
 def test_a_byte_order_mark_is_accepted_and_columns_stay_right(tmp_path, capsys, name, text, expected):
     code, lines, _ = check(tmp_path, capsys, name, text)

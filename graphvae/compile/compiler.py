@@ -29,6 +29,7 @@ from graphvae.spec.diagnostics import SpecError, error
 from graphvae.spec.estimators import ESTIMATORS, estimator_call
 from graphvae.spec.graph import decoder_graph, encoder_graph, topological_order
 from graphvae.spec.ir import Factor, Net, Spec
+from graphvae.spec.plates import count_masks
 from graphvae.spec.settings import SETTINGS, ObjectiveConfig, problems
 
 
@@ -38,9 +39,18 @@ def deterministic_width(net: Net) -> int:
     return int(net.hidden[-1])
 
 
+def input_names(factor: Factor) -> list[str]:
+    """The names of the network inputs of ``factor``: its parents, with the variable each absent
+    parent (``z[k-1]`` of slot 0, see :mod:`graphvae.spec.plates`) is shaped like at its position."""
+    names = list(factor.parents)
+    for position, like in sorted(factor.absent):
+        names.insert(position, like)
+    return names
+
+
 def _parent_inputs(spec: Spec, factor: Factor, block: dict[str, Factor]) -> tuple[ParentInput, ...]:
     out = []
-    for p in factor.parents:
+    for p in input_names(factor):
         if p in block and block[p].deterministic:
             out.append(ParentInput(p, (deterministic_width(block[p].net),)))
         else:
@@ -52,7 +62,11 @@ def _parent_inputs(spec: Spec, factor: Factor, block: dict[str, Factor]) -> tupl
 def _block_modules(spec: Spec, factors: tuple[Factor, ...]) -> nn.ModuleDict:
     block = {f.name: f for f in factors}
     modules = nn.ModuleDict()
+    shared: dict[str, nn.Module] = {}  # the one network of a plate's K copies of a factor
     for f in factors:
+        if f.shared is not None and f.shared in shared:
+            modules[f.name] = shared[f.shared]
+            continue
         parents = _parent_inputs(spec, f, block)
         try:
             if f.deterministic:
@@ -65,11 +79,37 @@ def _block_modules(spec: Spec, factors: tuple[Factor, ...]) -> nn.ModuleDict:
         except (ValueError, KeyError) as exc:
             raise SpecError([error(codes.COMPILE, f"cannot compile factor '{f.name}': {exc}", f.span)],
                             {spec.path: spec.source}) from None
+        if f.shared is not None:
+            shared[f.shared] = modules[f.name]
     return modules
 
 
+def zeroed_inputs(spec: Spec, factors: tuple[Factor, ...]) -> dict[str, tuple[tuple, ...]]:
+    """``{factor: ((input position, count variable, slot, classes, value dims), ...)}``: the inputs of each
+    factor outside a plate that read a slot of a plate with a count, zeroed where that slot is
+    absent (slot >= the count)."""
+    masks = count_masks(spec)
+    out = {}
+    for f in factors:
+        rows = []
+        absent = {position for position, _ in f.absent}
+        for i, name in enumerate(input_names(f)):
+            var = spec.variable(name)
+            if name in masks and i not in absent and (f.slot is None or f.slot.plate != var.slot.plate):
+                rows.append((i, *masks[name], var.classes, len(var.shape)))
+        if rows:
+            out[f.name] = tuple(rows)
+    return out
+
+
 def _order(spec: Spec, graph: nx.DiGraph, factors: tuple[Factor, ...]) -> list[str]:
+    """The block's factors in a topological order; a factor whose inputs a count variable zeroes
+    comes after that count where the graph allows (else its inputs are used as they are)."""
     names = {f.name for f in factors}
+    for name, rows in zeroed_inputs(spec, factors).items():
+        for _, count, *_ in rows:
+            if count in graph and not graph.has_edge(count, name) and not nx.has_path(graph, name, count):
+                graph.add_edge(count, name)
     return [n for n in topological_order(graph) if n in names]
 
 
@@ -123,4 +163,6 @@ def compile_spec(spec_or_path, **overrides) -> CompiledModel:
     decoder = _block_modules(spec, spec.decoder)
     q_order = _order(spec, encoder_graph(spec), spec.encoder)
     p_order = _order(spec, decoder_graph(spec), spec.decoder)
-    return CompiledModel(spec, config, encoder, decoder, q_order, p_order, q_nodes(spec))
+    model = CompiledModel(spec, config, encoder, decoder, q_order, p_order, q_nodes(spec))
+    model.set_plates(zeroed_inputs(spec, spec.encoder), zeroed_inputs(spec, spec.decoder), count_masks(spec))
+    return model

@@ -19,7 +19,7 @@ from torch import nn
 from graphvae.compile import distributions as dists
 from graphvae.compile.batch_check import CheckedBatch, check_batch
 from graphvae.compile.estimators import QNode, draw, mean_or_mode
-from graphvae.compile.objective import SemiSupervisedELBO, Trace
+from graphvae.compile.objective import SemiSupervisedELBO, Trace, slot_mask
 from graphvae.errors import UserError
 from graphvae.spec.estimators import ESTIMATORS
 from graphvae.spec.ir import Spec
@@ -56,8 +56,18 @@ class CompiledModel(nn.Module):
         self._methods_in: dict[tuple[str, str], str] = {}  # (q node, mode) -> its estimator there
         self._layouts: dict[tuple, list] = {}  # a layout's groups, per (layout, supervised names, batch size)
         self._observed = frozenset(v.name for v in spec.observed)
+        self._absent = {block: {f.name: tuple(sorted(f.absent)) for f in factors if f.absent}
+                        for block, factors in (("q", spec.encoder), ("p", spec.decoder))}
+        self._zeroed: dict[str, dict] = {"q": {}, "p": {}}
         self._names = ("elbo", "reconstruction", *(f"kl/{v}" for v in self.objective.hidden),
                        *(f"{k}/{y}" for y in self.objective.supervised for k in ("classifier", "ess")))
+
+    def set_plates(self, zeroed_q: dict, zeroed_p: dict, masks: dict[str, tuple[str, int]]) -> None:
+        """The count masks of plates (the compiler calls this): ``zeroed_*`` say which inputs of q's
+        and p's factors read a slot that is absent past its count, ``masks`` which variables' terms
+        count only while their slot is present."""
+        self._zeroed = {"q": dict(zeroed_q), "p": dict(zeroed_p)}
+        self.objective.masks = dict(masks)
 
     # -- plumbing ---------------------------------------------------------------------
     def _probe(self) -> torch.Tensor | None:
@@ -108,19 +118,38 @@ class CompiledModel(nn.Module):
             return "mean"
         return (ESTIMATORS[own].evaluation or own) if mode == "iwae" else own
 
-    @staticmethod
-    def _walk(order, factors: dict, modules, values: dict[str, torch.Tensor]):
+    def _walk(self, order, factors: dict, modules, values: dict[str, torch.Tensor]):
         """Run a block in ``order``: each deterministic node is computed on the way; yields
         ``(name, factor, parent values)`` of each stochastic node, whose value the caller puts
-        into ``values`` before the walk goes on."""
+        into ``values`` before the walk goes on.  A plate's absent parent (``z[k-1]`` of slot 0)
+        is None; a slot past its count enters a network outside the plate as zeros."""
+        block = "q" if modules is self.encoder else "p"
+        absent, zeroed = self._absent[block], self._zeroed[block]
         det: dict[str, torch.Tensor] = {}
         for name in order:
             factor = factors[name]
             parents = [det[p] if p in det else values[p] for p in factor.parents]
+            if name in absent:
+                for position, _ in absent[name]:
+                    parents.insert(position, None)
+            if name in zeroed:
+                parents = self._zero_absent(parents, zeroed[name], values)
             if factor.deterministic:
                 det[name] = modules[name](parents)
             else:
                 yield name, factor, parents
+
+    def _zero_absent(self, parents: list, rows, values: dict[str, torch.Tensor]) -> list:
+        parents = list(parents)
+        for position, count, slot, classes, ndim in rows:
+            if count not in values:  # the count comes later in this block: the slot enters as it is
+                continue
+            value = parents[position]
+            mask = slot_mask(values[count], slot, self.dtype)
+            if not value.is_floating_point():  # class indices: zero their one-hot
+                value = torch.nn.functional.one_hot(value, classes).to(mask.dtype)
+            parents[position] = value * mask.reshape(tuple(mask.shape) + (1,) * ndim)
+        return parents
 
     # -- running q and p --------------------------------------------------------------
     def _trace(self, values: dict[str, torch.Tensor], size: int, labelled: frozenset[str], samples: int,

@@ -80,6 +80,8 @@ class ParentsLinear(nn.Module):
         out, bias = None, self.bias  # the bias rides on the first float parent's F.linear, else is added last
         blocks = (self.weight,) if len(self.parents) == 1 else self.weight.split(self._widths, 1)
         for p, value, block in zip(self.parents, values, blocks):
+            if value is None:  # an absent parent (z[k-1] of a plate's slot 0) reads zero: adds nothing
+                continue
             if value.is_floating_point():
                 if len(p.shape) != 1:  # a vector parent is already flat
                     value = value.flatten(value.dim() - len(p.shape)) if p.shape else value.unsqueeze(-1)
@@ -94,6 +96,8 @@ class ParentsLinear(nn.Module):
                     idx = idx + torch.arange(n_slots, device=idx.device) * k
                     term = F.embedding(idx, block.t()).sum(-2)
             out = term if out is None else out + term
+        if out is None:  # every input absent: the bias alone
+            return self.bias
         return out if bias is None else out + bias
 
 

@@ -79,6 +79,15 @@ def broadcast_shapes(*shapes) -> torch.Size:
     return torch.Size(out)
 
 
+def slot_mask(count: torch.Tensor, slot: int, dtype: torch.dtype) -> torch.Tensor:
+    """1 where slot ``slot`` of a plate is present (slot < the count), else 0, laid out as the
+    count's value without its event dim: class indices compare; a relaxed one-hot count gives the
+    probability that it exceeds ``slot`` (the sum of its entries past ``slot``)."""
+    if count.is_floating_point():
+        return count[..., slot + 1:].sum(-1).to(dtype)
+    return (count > slot).to(dtype)
+
+
 def _logmeanexp_count(total: torch.Tensor, samples: int) -> torch.Tensor:
     return total - math.log(samples) if samples != 1 else total
 
@@ -146,6 +155,14 @@ class SemiSupervisedELBO:
         self.hidden = tuple(v.name for v in spec.variables if v.name in stochastic_q)  # non-observed
         self.betas = {v: spec.objective.beta(v) for v in self.hidden if spec.variable(v).role == "latent"}
         self.data_size: tuple[int, int] | None = None  # (N, N_labelled) of the training set, for alpha_scaling
+        self.masks: dict[str, tuple[str, int]] = {}  # plate slot variable -> (count variable, slot)
+
+    def _mask(self, trace: Trace, v: str, t):
+        """``t`` (a log-density term of ``v``) times 0 where v's plate slot is absent."""
+        if v not in self.masks:
+            return t
+        count, slot = self.masks[v]
+        return t * slot_mask(trace.values[count], slot, trace.dtype)
 
     def set_data_size(self, n_examples: int, n_labelled: int) -> None:
         """Tell the objective the training set's size, for ``alpha_scaling = dataset``."""
@@ -211,6 +228,8 @@ class SemiSupervisedELBO:
         n_batch, n_samples = full[-1], full[trace.n_enum]
         one_particle = full[:-1].numel() == 1
         kl = {v: trace.logq[v] - trace.logp[v] for v in self.hidden}
+        if self.masks:  # a plate slot past the count takes no part: its log p - log q is multiplied by 0
+            kl = {v: self._mask(trace, v, t) for v, t in kl.items()}
         log_obs = self._sum(trace.logp, self.observed)
         f_plain = log_obs - self._sum(kl, self.hidden)
         if all(b == 1.0 for b in self.betas.values()):
@@ -218,7 +237,7 @@ class SemiSupervisedELBO:
         else:
             f_beta = log_obs - self._sum({v: self.betas.get(v, 1.0) * kl[v] for v in kl}, self.hidden)
         lw_enum = self._sum(trace.logq, trace.enumerated)
-        lw_labelled = self._sum(trace.logq, sorted(trace.labelled))
+        lw_labelled = self._sum({y: self._mask(trace, y, trace.logq[y]) for y in trace.labelled}, sorted(trace.labelled))
         lw = lw_labelled if not trace.enumerated else lw_enum + lw_labelled
 
         def tensor(t) -> torch.Tensor:  # a log-density, or a constant where no node contributes
@@ -293,7 +312,12 @@ class SemiSupervisedELBO:
         full = self._full_shape(trace)
         like = next(iter(trace.logp.values()))
         sampled = [v for v in self.hidden if v not in trace.labelled and v not in trace.enumerated]
-        lw = self._sum(trace.logp, list(trace.logp)) - self._sum(trace.logq, sampled)
+        if self.masks:  # an absent slot's sampled or labelled terms count 0; an enumerated one's p sums to 1
+            logp = {v: t if v in trace.enumerated else self._mask(trace, v, t) for v, t in trace.logp.items()}
+            logq = {v: self._mask(trace, v, trace.logq[v]) for v in sampled}
+            lw = self._sum(logp, list(logp)) - self._sum(logq, sampled)
+        else:
+            lw = self._sum(trace.logp, list(trace.logp)) - self._sum(trace.logq, sampled)
         return self._flat(lw, full, like), full[trace.n_enum]
 
     def log_marginal(self, trace: Trace) -> torch.Tensor:

@@ -57,9 +57,15 @@ def report(model, seconds: float | None = None) -> str:
     lines.append("networks")
     rows = [["", "factor", "family", "network -> parameters", "parameters"]]
     total = 0
+    first_of: dict[int, str] = {}  # a plate's copies share one module: counted once, at its first copy
     for letter, block, modules in (("q", spec.encoder, model.encoder), ("p", spec.decoder, model.decoder)):
         for f in block:
             module = modules[f.name]
+            if id(module) in first_of:
+                rows.append([letter, f"{printers.given(f.name, f.parents)} {'=' if f.deterministic else '~'}",
+                             "shared", f"the network of {first_of[id(module)]} ({f.shared})", "0"])
+                continue
+            first_of[id(module)] = f.name
             n = parameter_count(module)
             total += n
             if isinstance(module, NodeNet):

@@ -235,6 +235,21 @@ def read_npz(p: Path, path: str, names: list[str]) -> tuple[list[str], dict[str,
         raise UserError(f"cannot read {path} as an .npz file: {e or type(e).__name__}") from None
 
 
+def _split_plates(spec: Spec, wanted, arrays: dict[str, np.ndarray], path: str) -> None:
+    """An array named after a plate variable, of shape (N, K, ...), feeds its slots y_0 .. y_{K-1}
+    (an array y_0 of its own wins); -1 or NaN marks an absent or unlabelled slot, as elsewhere."""
+    for prefix in ("", "test_"):
+        for v in wanted:
+            if v.slot is None or prefix + v.name in arrays or prefix + v.slot.base not in arrays:
+                continue
+            whole = arrays[prefix + v.slot.base]
+            k = spec.plate(v.slot.plate).size
+            if whole.ndim < 2 or whole.shape[1] != k:
+                raise UserError(f"array '{prefix}{v.slot.base}' of {path} has shape {tuple(whole.shape)}; for the "
+                                f"{k} slots of plate {v.slot.plate} it needs (N, {k}, ...): one column per slot")
+            arrays[prefix + v.name] = np.ascontiguousarray(whole[:, v.slot.index])
+
+
 def _load_npz(path: str, spec: Spec) -> Dataset:
     p = Path(path).expanduser()
     if p.is_dir():
@@ -246,7 +261,10 @@ def _load_npz(path: str, spec: Spec) -> Dataset:
     wanted = [*spec.observed, *spec.supervised]
     if not spec.observed:
         raise UserError("the spec has no observed variable to feed data to")
-    listed, arrays = read_npz(p, path, [n for v in wanted for n in (v.name, f"test_{v.name}")])
+    bases = list(dict.fromkeys(v.slot.base for v in wanted if v.slot is not None))
+    listed, arrays = read_npz(p, path, [n for v in wanted for n in (v.name, f"test_{v.name}")]
+                              + [n for b in bases for n in (b, f"test_{b}")])
+    _split_plates(spec, wanted, arrays, path)
     for v in wanted:
         if v.name not in arrays:
             hint = did_you_mean(v.name, listed)

@@ -81,6 +81,7 @@ class Node:
 class Edge:
     tail: str  # node id of the parent
     head: str  # node id of the child (which conditions on the parent)
+    label: str = ""  # "k-1": the child reads an earlier slot of the parent's plate
 
 
 @dataclass
@@ -90,6 +91,7 @@ class Cluster:
     nodes: list[Node]
     edges: list[Edge]
     plate: str = "N"  # label of the plate over the data points around the nodes
+    plates: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (id, "k = 1..3", node ids) of spec plates
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -163,7 +165,58 @@ def _cluster(spec: Spec, block: str) -> Cluster:
     nodes += [_factor_node(spec, f, p, block == "encoder") for f in b.factors]
     edges = [Edge(f"{p}_{tail}", f"{p}_{head}") for tail, head in b.graph.edges]
     given = f" | {', '.join(b.inputs())}" if b.inputs() else ""
-    return Cluster(block, f"{block}  {p}({', '.join(b.variables())}{given})", nodes, edges)
+    cluster = Cluster(block, f"{block}  {p}({', '.join(b.variables())}{given})", nodes, edges)
+    return _fold_plates(spec, b, cluster) if spec.plates and spec.written is not None else cluster
+
+
+def _fold_plates(spec: Spec, b: Block, cluster: Cluster) -> Cluster:
+    """One node per plate variable (``y[k]``) inside a box per plate, as graphical-model figures
+    draw them: the slots' copies fold into it, an edge from an earlier slot is labelled ``k-1``."""
+    p = b.letter
+    slots = {}  # node id of a copy -> (folded id, plate, slot)
+    for f in b.factors:
+        var = spec.variable(f.name)
+        slot = f.slot or (var.slot if var is not None else None)
+        if slot is not None:
+            slots[f"{p}_{f.name}"] = (f"{p}_{slot.base}", slot.plate, slot.index, f"{slot.base}[{slot.plate}]")
+    for name in b.inputs():
+        var = spec.variable(name)
+        if var is not None and var.slot is not None:
+            slots[f"{p}_{name}"] = (f"{p}_{var.slot.base}", var.slot.plate, var.slot.index,
+                                    f"{var.slot.base}[{var.slot.plate}]")
+    nodes, members = [], {}
+    for node in cluster.nodes:
+        if node.id not in slots:
+            nodes.append(node)
+            continue
+        folded, plate, index, written = slots[node.id]
+        if index != 0:
+            continue
+        first = node.lines[0]
+        lines = (written + first[len(node.name):],) + node.lines[1:]
+        nodes.append(Node(folded, written, node.kind, lines, node.attrs))
+        members.setdefault(plate, []).append(folded)
+    edges, seen = [], set()
+    for e in cluster.edges:
+        tail, head = slots.get(e.tail), slots.get(e.head)
+        label = ""
+        if tail and head and tail[1] == head[1] and tail[2] != head[2]:
+            label = f"{tail[1]}-{head[2] - tail[2]}"
+        edge = Edge(tail[0] if tail else e.tail, head[0] if head else e.head, label)
+        if edge not in seen:
+            seen.add(edge)
+            edges.append(edge)
+    plates = []
+    for plate in spec.plates:
+        if plate.name in members:
+            count = f" (the first {plate.count})" if plate.count else ""
+            plates.append((f"{p}_plate_{plate.name}", f"{plate.name} = 1..{plate.size}{count}", members[plate.name]))
+    def fold(names):
+        return list(dict.fromkeys(slots[f"{p}_{n}"][3] if f"{p}_{n}" in slots else n for n in names))
+
+    given = f" | {', '.join(fold(b.inputs()))}" if b.inputs() else ""
+    label = f"{cluster.id}  {p}({', '.join(fold(b.variables()))}{given})"
+    return Cluster(cluster.id, label, nodes, edges, cluster.plate, plates)
 
 
 def describe(spec: Spec, only: str | None = None) -> Diagram:
@@ -173,7 +226,8 @@ def describe(spec: Spec, only: str | None = None) -> Diagram:
     if spec.supervised:
         settings.append(f"alpha = {printers.number(objective_setting(spec.objective, 'alpha'), compact=True)}")
     settings.append(f"S = {objective_setting(spec.objective, 'samples')}")
-    settings += [f"beta {b.var} = {printers.number(b.value, compact=True)}" for b in spec.objective.betas if float(b.value) != 1.0]
+    settings += [f"beta {b.var} = {printers.number(b.value, compact=True)}" for b in spec.as_written.objective.betas
+                 if float(b.value) != 1.0]
     label = f"model {spec.name}   ({', '.join(settings)})"
     clusters = [_cluster(spec, b) for b in blocks]
     kinds = {n.kind for c in clusters for n in c.nodes}
@@ -199,10 +253,21 @@ def to_graphviz(diagram: Diagram):
             sub.attr(label=cluster.label, **CLUSTER_ATTRS)
             with sub.subgraph(name=f"cluster_{cluster.id}_plate") as plate:
                 plate.attr(label=cluster.plate, **PLATE_ATTRS)
+                inside = {node_id: pid for pid, _, ids in cluster.plates for node_id in ids}
                 for node in cluster.nodes:
-                    plate.node(node.id, _dot_label(node.lines), **node.attrs)
+                    if node.id not in inside:
+                        plate.node(node.id, _dot_label(node.lines), **node.attrs)
+                by_id = {node.id: node for node in cluster.nodes}
+                for pid, label, ids in cluster.plates:  # a spec's plate: a box inside the one over N
+                    with plate.subgraph(name=f"cluster_{pid}") as box:
+                        box.attr(label=label, **PLATE_ATTRS)
+                        for node_id in ids:
+                            box.node(node_id, _dot_label(by_id[node_id].lines), **by_id[node_id].attrs)
             for edge in cluster.edges:
-                sub.edge(edge.tail, edge.head)
+                if edge.label:
+                    sub.edge(edge.tail, edge.head, label=edge.label, style="dashed", fontsize="10")
+                else:
+                    sub.edge(edge.tail, edge.head)
     if diagram.legend:  # a column of sample nodes, one per kind, held in order by invisible edges
         with g.subgraph(name="cluster_legend") as legend:
             legend.attr(label="legend", **LEGEND_ATTRS)

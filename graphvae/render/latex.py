@@ -157,11 +157,62 @@ def joint(letter: str, names, given=()) -> str:
 
 
 def factorisation(spec: Spec, block: str) -> str:
-    """``q(y, z \\mid x) = q(y \\mid x)\\, q(z \\mid x, y)`` for ``block`` "encoder" or "decoder"."""
+    """``q(y, z \\mid x) = q(y \\mid x)\\, q(z \\mid x, y)`` for ``block`` "encoder" or "decoder";
+    a plate's factors are written once, under a product over its slots."""
     b = encoder(spec) if block == "encoder" else decoder(spec)
     lhs = joint(b.letter, b.variables(), b.inputs())
-    rhs = "\\, ".join(b.term(f.name) for f in b.stochastic()) or "1"
+    terms, done = [], set()
+    for f in b.stochastic():
+        if f.slot is None or f.shared is None:
+            terms.append(b.term(f.name))
+        elif f.slot.plate not in done:
+            done.add(f.slot.plate)
+            terms.append(_plate_product(spec, b, f.slot.plate))
+    rhs = "\\, ".join(terms) or "1"
     return f"{lhs} = {rhs}"
+
+
+def _slot_tex(text: str, sizes: dict[str, int], plate_of: dict[str, str]) -> str:
+    """``y[k]`` -> ``{y}_{k}``, ``z[k-1]`` -> ``{z}_{k-1}``, ``y[*]`` -> ``{y}_{0:K-1}``, ``y[0]`` -> ``{y}_{0}``."""
+    m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)\[(.*)\]", text)
+    if m is None:
+        return tex_name(text)
+    base, index = m.groups()
+    if index == "*":
+        index = f"0:{sizes[plate_of[base]] - 1}" if base in plate_of else index
+    return f"{{{tex_name(base)}}}_{{{index}}}"
+
+
+def _folded(parents, factors: dict[str, Factor]) -> list[str]:
+    """Written parents with deterministic nodes replaced by what they read, as :meth:`Block.given` does."""
+    out: list[str] = []
+    for p in parents:
+        node = factors.get(p)
+        more = _folded(node.parents, factors) if node is not None and node.deterministic else [p]
+        out += [m for m in more if m not in out]
+    return out
+
+
+def _plate_product(spec: Spec, b: Block, plate: str) -> str:
+    """``\\prod_{k=0}^{K-1} q(y_k | x, z_{k-1})\\, q(z_k | x, y_k)``: each factor of the plate once."""
+    written = spec.as_written
+    sizes = {p.name: int(p.size) for p in spec.plates}
+    plate_of = {v.slot.base: v.slot.plate for v in spec.variables if v.slot is not None}
+    factors = {f.name: f for f in (written.encoder if b.block == "encoder" else written.decoder)}
+    seen, terms = set(), []
+    for f in b.stochastic():
+        if f.slot is None or f.slot.plate != plate or f.shared in seen:
+            continue
+        seen.add(f.shared)
+        w = factors.get(f.shared)
+        given = [_slot_tex(p, sizes, plate_of) for p in _folded(w.parents if w else (), factors)]
+        bar = " \\mid " + ", ".join(given) if given else ""
+        terms.append(f"{b.letter}({_slot_tex(f.shared, sizes, plate_of)}{bar})")
+    count = spec.plate(plate).count
+    mask = f"^{{[{plate} < {tex_name(count)}]}}" if count else ""  # an absent slot's factors count as 1
+    product = f"\\prod_{{{plate}=0}}^{{{sizes[plate] - 1}}} "
+    joined = "\\, ".join(terms)
+    return product + (joined if len(terms) == 1 and not mask else f"\\big[{joined}\\big]{mask}")
 
 
 def encoder(spec: Spec) -> Block:
@@ -319,7 +370,18 @@ def _join(lines: list[str]) -> list[str]:
 def deterministic_note(spec: Spec, blocks) -> str | None:
     defs = []
     for b in blocks:
+        shared = set()
         for f in b.deterministic():
+            if f.shared is not None and f.slot is not None:  # a plate's node: once, with its index
+                if f.shared not in shared:
+                    shared.add(f.shared)
+                    sizes = {p.name: int(p.size) for p in spec.plates}
+                    plate_of = {v.slot.base: v.slot.plate for v in spec.variables if v.slot is not None}
+                    plate_of[f.slot.base] = f.slot.plate
+                    w = {g.name: g for g in spec.as_written.encoder + spec.as_written.decoder}.get(f.shared)
+                    args = ", ".join(_slot_tex(p, sizes, plate_of) for p in (w.parents if w else ()))
+                    defs.append(f"${_slot_tex(f.shared, sizes, plate_of)} = {net_text(f)}({args})$")
+                continue
             defs.append(f"${tex_name(f.name)} = {net_text(f)}({_names(b._sort(f.parents))})$")
     if not defs:
         return None

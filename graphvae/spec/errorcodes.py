@@ -20,8 +20,9 @@ YAML = "YAML structure"
 STRUCTURE = "Names and structure"
 FACTORS = "Factors"
 OBJECTIVE = "Objective and train blocks"
+PLATES = "Plates"
 COMPILER = "Compiler"
-SECTIONS = (FILES, FRONT_END, YAML, STRUCTURE, FACTORS, OBJECTIVE, COMPILER)
+SECTIONS = (FILES, FRONT_END, YAML, STRUCTURE, PLATES, FACTORS, OBJECTIVE, COMPILER)
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,9 @@ UNKNOWN_DOMAIN = register("unknown-domain", STRUCTURE,
                           "domains are real, positive, unit, binary, categorical and simplex")
 NO_OBSERVED = register("no-observed", STRUCTURE, "a model needs at least one observed variable")
 DUPLICATE = register("duplicate", STRUCTURE,
-                     "a variable declared twice; two factors for one name in a block; a parent named twice; also "
-                     "settings, estimators, betas, family parameters and options given twice")
+                     "a variable declared twice (also one named as a plate's slot, `y_0` beside `y[k]`); two factors "
+                     "for one name in a block; a parent named twice; also settings, estimators, betas, family "
+                     "parameters and options given twice")
 NAME_CLASH = register("name-clash", STRUCTURE, "a deterministic node has the name of a variable")
 UNDEFINED_NAME = register("undefined-name", STRUCTURE,
                           "a stochastic factor for an undeclared variable; a parent that is neither a variable nor a "
@@ -105,6 +107,31 @@ ENCODER_DEPENDENCY = register("encoder-dependency", STRUCTURE,
 UNUSED = register("unused", STRUCTURE,
                   "a declared variable in no factor (it takes no part in the model and gets no other diagnostics "
                   "about factors); a deterministic node no factor uses", WARNING)
+
+# -- plates -------------------------------------------------------------------------------------
+BAD_PLATE_SIZE = register("bad-plate-size", PLATES,
+                          "a plate needs a bound, a whole number K >= 1 written as a number: `plate k < 3`; "
+                          "`plate k` (unbounded), `plate k < 0` and `plate k < n` are refused")
+DUPLICATE_PLATE = register("duplicate-plate", PLATES, "a plate declared twice, or named like a variable")
+UNDEFINED_PLATE = register("undefined-plate", PLATES, "a variable declared in a plate (`y[j] : ...`) no `plate j` declares")
+NESTED_PLATE = register("nested-plate", PLATES,
+                        "a variable in two plates (`y[k, j]`): plates do not nest; declare one plate of K * J slots")
+UNINDEXED_SLOT = register("unindexed-slot", PLATES,
+                          "a plate variable named without an index (`y` for `y[k]`): write `y[k]`, `y[k-1]`, `y[*]` "
+                          "or `y[0]`; also a plate variable's factor not written `y[k]`")
+SLOT_OUTSIDE_PLATE = register("slot-outside-plate", PLATES,
+                              "the plate index used outside its plate: a factor of a variable outside plate k "
+                              "reading `y[k]` (read `y[*]` or `y[0]`), or of another plate")
+BAD_INDEX = register("bad-index", PLATES,
+                     "an index that is not the plate's (`y[j]` for `y[k]`), a fixed slot out of range (`y[3]` of "
+                     "`plate k < 3`), an index on a variable in no plate, a slot before the previous "
+                     "(`y[k-2]`: write the chain through `y[k-1]`)")
+LATER_SLOT = register("later-slot", PLATES,
+                      "a factor of slot k reads a later slot (`z[k+1]`): slots see only earlier ones, so that the "
+                      "chain over slots is a DAG")
+BAD_COUNT = register("bad-count", PLATES,
+                     "a plate's count variable is not declared, is in a plate, is observed, or is not "
+                     "`categorical[K+1]` (the values 0..K)")
 
 # -- factors ------------------------------------------------------------------------------------
 UNKNOWN_FAMILY = register("unknown-family", FACTORS, "not a registered family (`graphvae.spec.families.FAMILIES`)")

@@ -52,9 +52,12 @@ def _block(name: str, rows: list[tuple[str, str]]) -> str:
 
 def to_dsl(spec: Spec, header: bool = True) -> str:
     """The spec in the DSL's canonical layout (with the source's header comment when ``header``)."""
+    spec = spec.as_written
     parts = [f"model {spec.name}"]
+    if spec.plates:
+        parts.append("\n".join(printers.plate(p) for p in spec.plates))
     if spec.variables:
-        name_w = max(len(v.name) for v in spec.variables)
+        name_w = max(len(printers.declared_name(v)) for v in spec.variables)
         role_w = max(len(v.role) for v in spec.variables)
         parts.append("\n".join(printers.declaration(v, name_w, role_w).rstrip() for v in spec.variables))
     for block, factors in (("encoder", spec.encoder), ("decoder", spec.decoder)):
@@ -122,7 +125,14 @@ def _yaml_params(params: tuple[Param, ...]) -> list[tuple[str, str]]:
 
 def to_yaml(spec: Spec, header: bool = True) -> str:
     """The spec in YAML's canonical layout (flow mappings, one variable or factor a line)."""
+    spec = spec.as_written
     lines = [f"model: {_scalar(spec.name)}"]
+    if spec.plates:
+        lines.append("plates:")
+        for p in spec.plates:
+            pairs = [("size", _scalar(p.size))] if p.size is not None else []
+            pairs += [("count", _scalar(p.count))] if p.count else []
+            lines.append(f"  {_scalar(p.name)}: {_flow(pairs)}")
     if spec.variables:
         lines.append("variables:")
         for v in spec.variables:
@@ -131,6 +141,9 @@ def to_yaml(spec: Spec, header: bool = True) -> str:
                 pairs.append(("classes", str(v.shape[0])))
             elif v.shape:
                 pairs.append(("shape", _flow_list([str(d) for d in v.shape])))
+            if v.indices:
+                pairs.append(("plate", _scalar(v.indices[0]) if len(v.indices) == 1
+                              else _flow_list([_scalar(i) for i in v.indices])))
             lines.append(f"  {_scalar(v.name)}: {_flow(pairs)}")
     for block, factors in (("encoder", spec.encoder), ("decoder", spec.decoder)):
         if factors:

@@ -126,11 +126,42 @@ class Dist:
 
 
 @dataclass(frozen=True)
+class Slot:
+    """Where an expanded variable or factor came from: copy ``index`` of ``base`` in plate ``plate``
+    (``y_1`` is ``Slot("y", "k", 1)``)."""
+
+    base: str
+    plate: str
+    index: int
+
+
+@dataclass(frozen=True)
+class Plate:
+    """``plate k < 3 count n``: K = ``size`` copies (slots k = 0..K-1) of the variables declared
+    ``name[k]``; ``count`` names a categorical[K+1] variable saying how many slots are present
+    (slot k is present iff k < n).  ``size`` is carried as written (None when no bound is given,
+    a name when one is) for validation to judge."""
+
+    name: str
+    size: Union[int, float, str, None] = None
+    count: str | None = None
+    span: Span | None = _span()
+    size_span: Span | None = _span()
+    count_span: Span | None = _span()
+
+
+@dataclass(frozen=True)
 class Factor:
     """One line of an encoder or decoder block.
 
     Stochastic: ``name | parents ~ dist``.  Deterministic: ``name | parents = net``
-    (then ``dist is None`` and ``net`` is set)."""
+    (then ``dist is None`` and ``net`` is set).
+
+    As written, names may index a plate (``y[k]``, parents ``z[k-1]``, ``y[*]``, ``y[0]``, kept as
+    that text).  Expanded (:mod:`graphvae.spec.plates`), each slot's copy has ``slot`` set and
+    ``shared`` naming the one network the K copies share (the written factor's name); ``absent``
+    lists ``(position, like)`` for each parent the copy lacks (``z[k-1]`` of slot 0): the shared
+    network's input at that position, shaped as variable ``like``, reads zero."""
 
     name: str
     parents: tuple[str, ...] = ()
@@ -139,6 +170,9 @@ class Factor:
     span: Span | None = _span()  # the whole factor
     name_span: Span | None = _span()  # the defined name
     parent_spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)
+    shared: str | None = None
+    absent: tuple[tuple[int, str], ...] = ()
+    slot: Slot | None = None
 
     @property
     def deterministic(self) -> bool:
@@ -152,6 +186,9 @@ class Variable:
     ``shape`` is the bracket as written.  For ``categorical[K]`` it is ``(K,)``: the
     value is a class index in ``0..K-1``, fed to networks one-hot; for ``simplex[K]``
     it is ``(K,)`` too.  YAML's ``classes: K`` becomes ``shape = (K,)``.
+
+    ``indices`` holds the plate indices as written (``y[k] : ...`` has ``("k",)``); an expanded
+    copy has none and ``slot`` says where it came from.
     """
 
     name: str
@@ -161,6 +198,8 @@ class Variable:
     span: Span | None = _span()
     role_span: Span | None = _span()  # the role word, for diagnostics (None: use span)
     domain_span: Span | None = _span()  # the domain word
+    indices: tuple[str, ...] = ()
+    slot: Slot | None = None
 
     @property
     def classes(self) -> int | None:
@@ -277,6 +316,16 @@ class Spec:
     train_span: Span | None = _span()
     path: str = field(default="<string>", compare=False, repr=False)
     source: str = field(default="", compare=False, repr=False)
+    plates: tuple[Plate, ...] = ()
+    written: "Spec | None" = field(default=None, compare=False, repr=False)  # the plate form an expansion came from
+
+    @property
+    def as_written(self) -> "Spec":
+        """The spec as its file writes it: the plate form of an expanded spec, else itself."""
+        return self.written if self.written is not None else self
+
+    def plate(self, name: str) -> Plate | None:
+        return next((p for p in self.plates if p.name == name), None)
 
     # -- lookups -----------------------------------------------------------------
     @cached_property

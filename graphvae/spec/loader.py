@@ -37,13 +37,20 @@ def _parser(language: str) -> Callable[[str, str], tuple[Spec | None, list[Diagn
 
 
 def check_text(text: str, path: str, language: str) -> tuple[Spec | None, list[Diagnostic]]:
-    """Parse ``text`` as ``"dsl"`` or ``"yaml"``; validate it when it parsed without errors."""
+    """Parse ``text`` as ``"dsl"`` or ``"yaml"``; write its plates out and validate it when it parsed
+    without errors.  The spec returned is the expanded one (its ``written`` the plate form), or
+    the spec as written when its plates have errors."""
+    from graphvae.spec.plates import expand, fold_repeats
     from graphvae.spec.validate import validate
 
     spec, diags = _parser(language)(text, path)
     diags = list(diags)
     if spec is not None and not any(d.is_error for d in diags):
-        diags += validate(spec)
+        expanded, more = expand(spec)
+        diags += more
+        if expanded is not None:
+            spec = expanded
+            diags += fold_repeats(validate(spec)) if spec.written is not None else validate(spec)
     return spec, sorted(diags, key=sort_key)
 
 
@@ -99,10 +106,13 @@ def load_spec(path_or_spec: str | os.PathLike | Spec) -> Spec:
 
     Raises SpecError with every diagnostic (and the source text) when there are errors."""
     if isinstance(path_or_spec, Spec):
+        from graphvae.spec.plates import expand
         from graphvae.spec.validate import validate
 
-        spec, diags, text = path_or_spec, validate(path_or_spec), path_or_spec.source
-        path = spec.path
+        spec, diags = expand(path_or_spec)
+        text, path = path_or_spec.source, path_or_spec.path
+        if spec is not None:
+            diags = diags + validate(spec)
     else:
         path = os.fspath(path_or_spec)
         spec, diags, text = read_and_check(path)

@@ -27,8 +27,8 @@ from lark.exceptions import LarkError, UnexpectedInput
 from graphvae.spec import errorcodes as codes
 from graphvae.spec.binding import canonical_params
 from graphvae.spec.diagnostics import Diagnostic, error
-from graphvae.spec.ir import (Beta, Call, Dist, Estimator, Factor, Net, Objective, Option, Param, Setting, Span, Spec,
-                              Uniform, Variable)
+from graphvae.spec.ir import (Beta, Call, Dist, Estimator, Factor, Net, Objective, Option, Param, Plate, Setting, Span,
+                              Spec, Uniform, Variable)
 from graphvae.spec.settings import SETTINGS
 from graphvae.spec.syntax_errors import blank_line, syntax_diagnostic
 
@@ -44,7 +44,13 @@ BLOCKS = ("encoder", "decoder", "objective", "train")
 
 
 def grammar_path() -> Path:
-    """Where the grammar is read from: the installed package data, else the source tree."""
+    """Where the grammar is read from: the grammar beside the source tree when this module runs
+    from a source checkout (an editable install maps the package data to *its* checkout, which
+    may be another worktree), else the installed package data."""
+    root = Path(__file__).resolve().parents[2]
+    beside = root / "grammar" / "graphvae.lark"
+    if beside.is_file() and (root / "pyproject.toml").is_file():
+        return beside
     try:
         resource = importlib.resources.files("graphvae.grammar") / "graphvae.lark"
         if resource.is_file():
@@ -153,11 +159,58 @@ class _ToIR(Transformer):
         return tuple(self._whole(tok, "a shape dimension") for tok in children)
 
     @v_args(meta=True)
+    def plate_decl(self, meta, children):
+        name = children[1]
+        size = size_span = count = count_span = None
+        rest = list(children[2:])
+        if rest and rest[0].type != "COUNT":
+            tok = rest.pop(0)
+            size = self._num(tok) if tok.type == "NUMBER" else tok.value
+            size_span = self._tok(tok)
+        if rest:
+            count, count_span = rest[1].value, self._tok(rest[1])
+        return ("plate", Plate(name.value, size, count, self._span(meta), size_span, count_span), None)
+
+    def plate_indices(self, children):
+        return tuple(tok.value for tok in children)
+
+    @v_args(meta=True)
     def var_decl(self, meta, children):
+        indices = ()
+        if len(children) > 1 and isinstance(children[1], tuple):
+            indices = children.pop(1)
         name, role, domain = (tok.value for tok in children[:3])
         shape = children[3] if len(children) > 3 else ()
         return ("variable", Variable(name, role, domain, shape, self._span(meta),
-                                     self._tok(children[1]), self._tok(children[2])), None)
+                                     self._tok(children[1]), self._tok(children[2]), indices), None)
+
+    # -- names and slots: a ref is (text, span), the text canonical: y, y[k], z[k-1], y[*], y[0]
+    def index_relative(self, children):
+        if len(children) == 1:
+            return children[0].value
+        offset = self._num(children[1])
+        if offset == 0:
+            return children[0].value
+        return f"{children[0].value}{'+' if offset >= 0 else '-'}{abs(offset)}"
+
+    def index_spaced(self, children):  # z[k - 1]: the sign apart from the number
+        offset = self._num(children[2])
+        if children[1].value == "-":
+            offset = -offset
+        if offset == 0:
+            return children[0].value
+        return f"{children[0].value}{'+' if offset >= 0 else '-'}{abs(offset)}"
+
+    def index_fixed(self, children):
+        return str(self._num(children[0]))
+
+    def index_all(self, children):
+        return "*"
+
+    @v_args(meta=True)
+    def ref(self, meta, children):
+        text = children[0].value if len(children) == 1 else f"{children[0].value}[{children[1]}]"
+        return (text, self._span(meta))
 
     # -- networks and families
     @v_args(meta=True)
@@ -206,8 +259,8 @@ class _ToIR(Transformer):
     def _factor(self, meta, children, dist=None, net=None):
         name = children[0]
         parents = children[1] if len(children) > 2 else []
-        return Factor(name.value, tuple(p.value for p in parents), dist, net, self._span(meta), self._tok(name),
-                      tuple(self._tok(p) for p in parents))
+        return Factor(name[0], tuple(p[0] for p in parents), dist, net, self._span(meta), name[1],
+                      tuple(p[1] for p in parents))
 
     @v_args(meta=True)
     def stochastic(self, meta, children):
@@ -272,6 +325,7 @@ def _assemble(statements, path: str, text: str) -> tuple[Spec, list[Diagnostic]]
     diags: list[Diagnostic] = []
     name, span = None, None
     variables: list[Variable] = []
+    plates: list[Plate] = []
     blocks: dict[str, list] = {b: [] for b in BLOCKS}
     block_spans: dict[str, Span] = {}
     for kind, payload, stmt_span in statements:
@@ -283,6 +337,8 @@ def _assemble(statements, path: str, text: str) -> tuple[Spec, list[Diagnostic]]
                                    f"'{name}' at line {span.line})", stmt_span))
         elif kind == "variable":
             variables.append(payload)
+        elif kind == "plate":
+            plates.append(payload)
         else:
             if kind in block_spans:
                 diags.append(error(codes.DUPLICATE_BLOCK, f"a second '{kind}' block (the first is at line "
@@ -302,7 +358,7 @@ def _assemble(statements, path: str, text: str) -> tuple[Spec, list[Diagnostic]]
     spec = Spec(name=name or "", variables=tuple(variables), encoder=tuple(blocks["encoder"]),
                 decoder=tuple(blocks["decoder"]), objective=objective, train=tuple(blocks["train"]), span=span,
                 encoder_span=block_spans.get("encoder"), decoder_span=block_spans.get("decoder"),
-                train_span=block_spans.get("train"), path=path, source=text)
+                train_span=block_spans.get("train"), path=path, source=text, plates=tuple(plates))
     return spec, diags
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from graphvae.spec.families import FAMILIES
-from graphvae.spec.ir import Call, Dist, Factor, Net, Option, Uniform, Variable
+from graphvae.spec.ir import Call, Dist, Factor, Net, Option, Plate, Uniform, Variable
 
 WORD = re.compile(r"[A-Za-z_~/][A-Za-z0-9_./~+-]*")  # a bare word value, as the grammar's WORD
 
@@ -49,9 +49,20 @@ def domain(var: Variable) -> str:
     return f"{var.domain}{dims(var.shape)}"
 
 
+def declared_name(var: Variable) -> str:
+    """``x``, or ``y[k]`` for a variable declared in plate k."""
+    return f"{var.name}[{', '.join(var.indices)}]" if var.indices else var.name
+
+
 def declaration(var: Variable, name_width: int = 0, role_width: int = 0) -> str:
-    """``x : observed binary[784]`` (names and roles padded to the widths given)."""
-    return f"{var.name.ljust(name_width)} : {var.role.ljust(role_width)} {domain(var)}"
+    """``x : observed binary[784]``, ``y[k] : supervised categorical[10]`` (names and roles padded to the widths given)."""
+    return f"{declared_name(var).ljust(name_width)} : {var.role.ljust(role_width)} {domain(var)}"
+
+
+def plate(p: Plate) -> str:
+    """``plate k < 3 count n``."""
+    size = "" if p.size is None else f" < {p.size}"
+    return f"plate {p.name}{size}" + (f" count {p.count}" if p.count else "")
 
 
 def net(n: Net, compact: bool = False) -> str:

@@ -29,9 +29,10 @@ _WORDS = {
     "COLON": "':'", "VBAR": "'|'", "TILDE": "'~'", "EQUAL": "'='", "COMMA": "','", "LPAR": "'('",
     "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "LBRACE": "'{'", "RBRACE": "'}'",
     "MODEL": "'model'", "ENCODER": "'encoder'", "DECODER": "'decoder'", "OBJECTIVE": "'objective'",
-    "TRAIN": "'train'", "BETA": "'beta'",
+    "TRAIN": "'train'", "BETA": "'beta'", "PLATE": "'plate'", "COUNT": "'count'", "LESSTHAN": "'<'",
+    "STAR": "'*'",
 }
-_STATEMENT_START = {"MODEL", "ENCODER", "DECODER", "OBJECTIVE", "TRAIN"}
+_STATEMENT_START = {"MODEL", "ENCODER", "DECODER", "OBJECTIVE", "TRAIN", "PLATE"}
 _OPENERS = {"ENCODER", "DECODER", "OBJECTIVE", "TRAIN"}
 
 
@@ -65,9 +66,11 @@ def _open_block(exc: UnexpectedInput) -> Token | None:
 
 def _message(exc: UnexpectedInput, line_text: str, expected: set[str], found: str) -> str:
     before = line_text[: max(0, exc.column - 1)]
+    if "COLON" in expected:  # a declared name may take a plate index (y[k] : ...); ':' is what is missing
+        expected = expected - {"LSQB"}
     if expected & _STATEMENT_START and "NAME" in expected and not before.strip():
-        return ("expected a statement ('model NAME', a variable 'NAME : ROLE DOMAIN[...]', or an encoder, "
-                f"decoder, objective or train block), found {found}")
+        return ("expected a statement ('model NAME', a variable 'NAME : ROLE DOMAIN[...]', a plate 'plate k < K', "
+                f"or an encoder, decoder, objective or train block), found {found}")
     opener = _open_block(exc)
     block = re.fullmatch(r"\s*(\w+)\s*", before)
     if block and found == "'{'" and "COLON" in expected:

@@ -21,15 +21,16 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 from graphvae.spec import errorcodes as codes
 from graphvae.spec.binding import canonical_params
 from graphvae.spec.diagnostics import Diagnostic, error
-from graphvae.spec.ir import (Beta, Call, Dist, Estimator, Factor, Net, Objective, Option, Param, Setting, Span, Spec,
-                              Uniform, Variable)
+from graphvae.spec.ir import (Beta, Call, Dist, Estimator, Factor, Net, Objective, Option, Param, Plate, Setting, Span,
+                              Spec, Uniform, Variable)
 from graphvae.spec.settings import SETTINGS
 from graphvae.spec.yaml_nodes import MAX_EXPANDED_NODES, TAG, NodeReader, alias_growth, bad_tags, syntax_error
 
 __all__ = ["load_yaml", "TOP_KEYS", "VARIABLE_KEYS", "FACTOR_KEYS", "OBJECTIVE_KEYS"]
 
-TOP_KEYS = ("model", "variables", "encoder", "decoder", "objective", "train")
-VARIABLE_KEYS = ("role", "domain", "shape", "classes")
+TOP_KEYS = ("model", "plates", "variables", "encoder", "decoder", "objective", "train")
+PLATE_KEYS = ("size", "count")
+VARIABLE_KEYS = ("role", "domain", "shape", "classes", "plate")
 FACTOR_KEYS = ("given", "dist", "net", "args", "params")
 OBJECTIVE_KEYS = tuple(SETTINGS["objective"]) + ("estimators", "beta")
 BOM = "\ufeff"
@@ -60,10 +61,32 @@ class SpecReader(NodeReader):
         elif "classes" in fields:
             k = self.number(fields["classes"], f"the classes of {where}", whole=True)
             shape = (k,) if k is not None else ()
+        indices: tuple[str, ...] = ()
+        if "plate" in fields:
+            indices = tuple(p for p in (self.name(item, f"the plate of {where}")
+                                        for item in self.items(fields["plate"], f"the plate of {where}")) if p)
         if role is None or domain is None:
             return None
         return Variable(name, role, domain, shape, self.span(key, node),
-                        self.span(fields["role"]), self.span(fields["domain"]))
+                        self.span(fields["role"]), self.span(fields["domain"]), indices)
+
+    # -- plates ---------------------------------------------------------------------------
+    def plates(self, node: Node) -> tuple[Plate, ...]:
+        """``plates: {k: {size: 3, count: n}}``: each plate by its name (its index)."""
+        out = []
+        for name, key, value in self.pairs(node, "the plates", duplicates_ok=True):
+            where = f"plate '{name}'"
+            fields = {k: v for k, _, v in self.pairs(value, where, PLATE_KEYS)}
+            size = size_span = count = count_span = None
+            if "size" in fields:
+                literal = self.literal(fields["size"], f"the size of {where}")
+                size = None if literal is ... else literal
+                size_span = self.span(fields["size"])
+            if "count" in fields:
+                count = self.name(fields["count"], f"the count of {where}")
+                count_span = self.span(fields["count"])
+            out.append(Plate(name, size, count, self.span(key, value), size_span, count_span))
+        return tuple(out)
 
     # -- networks and families ------------------------------------------------------------
     def net(self, node: Node, where: str) -> Net | None:
@@ -133,7 +156,7 @@ class SpecReader(NodeReader):
         parents, parent_spans = [], []
         if "given" in fields:
             for item in self.items(fields["given"][1], f"the parents of {where}"):
-                parent = self.name(item, f"a parent in {where}")
+                parent = self.ref(item, f"a parent in {where}")
                 if parent is not None:
                     parents.append(parent)
                     parent_spans.append(self.span(item))
@@ -160,7 +183,7 @@ class SpecReader(NodeReader):
 
     def block(self, block: str, node: Node) -> tuple[Factor, ...]:
         factors = []
-        for name, key, value in self.pairs(node, f"the {block}", duplicates_ok=True):
+        for name, key, value in self.pairs(node, f"the {block}", duplicates_ok=True, refs=True):
             factor = self.factor(block, name, key, value)
             if factor is not None:
                 factors.append(factor)
@@ -228,6 +251,7 @@ class SpecReader(NodeReader):
             span = self.span(key, node)
         elif isinstance(root, MappingNode):
             self.report(codes.MISSING_MODEL, "the spec has no 'model: NAME'", root)
+        plates = self.plates(top["plates"][1]) if "plates" in top else ()
         variables = []
         if "variables" in top:
             for vname, key, node in self.pairs(top["variables"][1], "the variables", duplicates_ok=True):
@@ -240,7 +264,7 @@ class SpecReader(NodeReader):
         train = self.train(top["train"][1]) if "train" in top else ()
         spans = {k: self.span(top[k][0]) for k in ("encoder", "decoder", "train") if k in top}
         return Spec(name, tuple(variables), enc, dec, objective, train, span, spans.get("encoder"),
-                    spans.get("decoder"), spans.get("train"), path=self.path, source=text)
+                    spans.get("decoder"), spans.get("train"), path=self.path, source=text, plates=plates)
 
 
 def load_yaml(text: str, path: str = "<string>") -> tuple[Spec | None, list[Diagnostic]]:

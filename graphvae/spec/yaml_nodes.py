@@ -21,6 +21,7 @@ from graphvae.spec.ir import Span
 TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp")}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_REF = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\[(\*|[+-]?\d+|[A-Za-z_][A-Za-z0-9_]*([+-]\d+)?)\]")
 _WHAT = {ScalarNode: "a single value", SequenceNode: "a list", MappingNode: "a mapping"}
 _EXPLICIT_INF = re.compile(r"[-+]?\.(inf|Inf|INF)")  # YAML's own infinity, left to the constraints
 MAX_WHOLE = 2**63 - 1  # as the DSL's (graphvae.spec.parser.MAX_WHOLE)
@@ -106,6 +107,23 @@ class NodeReader:
             return None
         return node.value
 
+    def ref(self, node: Node, where: str) -> str | None:
+        """A name, or a slot of a plate variable: ``y[k]``, ``z[k-1]``, ``y[*]``, ``y[0]`` (spaces
+        inside the brackets dropped, so the text is the DSL's)."""
+        if isinstance(node, ScalarNode) and "[" in node.value:
+            text = re.sub(r"\s+", "", node.value)
+            m = _REF.fullmatch(text)
+            if m is None:
+                self.report(codes.WRONG_TYPE, f"{where}: expected a name or a plate slot (y[k], z[k-1], y[*], y[0]),"
+                                          f" found '{_shown(node.value)}'", node)
+                return None
+            if m.group(3) in ("+0", "-0"):
+                text = f"{m.group(1)}[{m.group(2)[:-2]}]"
+            elif m.group(2).startswith("+") or m.group(2) == "-0":
+                text = f"{m.group(1)}[{int(m.group(2))}]"
+            return text
+        return self.name(node, where)
+
     def number(self, node: Node, where: str, whole: bool = False):
         value = self.scalar(node, where)
         if value is ...:
@@ -125,7 +143,7 @@ class NodeReader:
         return value
 
     def pairs(self, node: Node, where: str, allowed: tuple[str, ...] | None = None,
-              duplicates_ok: bool = False) -> list[tuple[str, Node, Node]]:
+              duplicates_ok: bool = False, refs: bool = False) -> list[tuple[str, Node, Node]]:
         """The ``(key, key node, value node)`` entries of a mapping, in order.
 
         With ``allowed``, unknown keys are reported (with "did you mean") and left
@@ -136,7 +154,7 @@ class NodeReader:
             return []
         out, seen = [], {}
         for key_node, value_node in node.value:
-            key = self.name(key_node, where)
+            key = self.ref(key_node, where) if refs else self.name(key_node, where)
             if key is None:
                 continue
             if allowed is not None and key not in allowed:

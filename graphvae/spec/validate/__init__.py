@@ -26,7 +26,13 @@ RULES: list[Rule] = [*structure.RULES, *factors.RULES, *objective.RULES, *memory
 
 
 def validate(spec: Spec) -> list[Diagnostic]:
-    """Every semantic error and warning of ``spec``, sorted by position (stable within a position)."""
+    """Every semantic error and warning of ``spec``, sorted by position (stable within a position).
+    A spec with plates as written is validated written out (:func:`graphvae.spec.plates.expand`)."""
+    from graphvae.spec.plates import expand, fold_repeats, needs_expansion
+
+    if needs_expansion(spec):
+        expanded, diags = expand(spec)
+        return sorted(diags + (fold_repeats(validate(expanded)) if expanded is not None else []), key=sort_key)
     ctx = Context.build(spec)
     diags: list[Diagnostic] = []
     for rule in RULES:

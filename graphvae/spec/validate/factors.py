@@ -116,7 +116,7 @@ def rule_networks(ctx: Context) -> Iterator[Diagnostic]:
                 continue
             yield from _check_options(block, f, net)
             yield from _check_widths(block, f, net, node)
-            if not f.parents:
+            if not f.parents and not f.absent:  # a plate's slot 0 feeds zeros for z[k-1] to the shared network
                 yield error(codes.NETWORK_NEEDS_PARENT, f"{describe_factor(block, f)} uses network '{net.kind}' "
                             "but has no parents to feed it; a root factor takes literals or uniform", span)
 
