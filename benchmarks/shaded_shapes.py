@@ -108,6 +108,12 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=None, help="override the spec's epochs")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError:
+        p.error(f"--seeds {args.seeds!r}: give seeds as 0, 0-2 or 0,3")
+    if args.threads < 1 or (args.epochs is not None and args.epochs < 1):
+        p.error("--threads and --epochs must be at least 1")
 
     from graphvae.cli import main as graphvae
     from graphvae.data.synthetic import make_shaded_shapes  # noqa: F401  (fails early when missing)
@@ -125,7 +131,7 @@ def main(argv=None) -> int:
           f"--size {sizes['size']} --seed SEED; {sizes['identities'] * sizes['labels_per_identity']} labels "
           f"({sizes['labels_per_identity']} per identity); epochs {epochs or 'as in the spec'}")
     results = []
-    for seed in parse_seeds(args.seeds):
+    for seed in seeds:
         data = out / f"shapes_seed{seed}.npz"
         run = out / f"run_seed{seed}"
         argv_make = ["data", "make", "shaded-shapes", "--out", str(data), "--count", str(sizes["count"]),

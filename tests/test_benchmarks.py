@@ -246,3 +246,11 @@ def test_shaded_shapes_small_prints_both_models_side_by_side(tmp_path):
         assert 0 <= seed0[who]["error/identity"] <= 1 and 0 <= seed0[who]["mig"] <= 1
         assert seed0[who]["rmse/light[0]"] > 0 and seed0[who]["rmse/light[1]"] > 0
     assert (tmp_path / "run_seed1" / "baseline" / "best.pt").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [(["--seeds", "x"], "--seeds 'x'"), (["--threads", "0"], "at least 1"),
+                                           (["--epochs", "0"], "at least 1")])
+def test_shaded_shapes_bad_flags(tmp_path, argv, message):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "shaded_shapes.py"), "--out", str(tmp_path), *argv],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
