@@ -72,6 +72,8 @@ def hardware() -> str:
 
 def measure(run: Path, data: Path) -> dict:
     """Test errors of ``run`` and its baseline, and MIG / DCI of both against the file's factors."""
+    import numpy as np
+
     from graphvae.cli.eval import code_columns, factor_scores
     from graphvae.train.evaluate import evaluate_run
     from graphvae.train.runs import load_run
@@ -82,8 +84,6 @@ def measure(run: Path, data: Path) -> dict:
         row = {k: v for k, v in errors.items() if k.startswith(("error/", "rmse/"))}
         loaded = load_run(path, "best", "cpu")
         codes, columns, parts = code_columns(loaded.encode(data=str(data)), loaded.spec)
-        import numpy as np
-
         f = np.load(data)
         discrete = [what == "mode" for dims, what in parts.values() for _ in range(dims)]
         scores = factor_scores(codes, columns, {"identity": f["identity"], "light": f["light"]}, 20, "linear", 0,
