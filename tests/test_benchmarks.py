@@ -218,3 +218,39 @@ def test_bench_ddp_prints_one_process_beside_two(tmp_path):
         row = next(line for line in lines if line.strip().startswith(name))
         assert row.rstrip().endswith("x") and float(row.split()[-1].rstrip("x")) > 0
     assert any("all_reduce of" in line and "float32 gradients (gloo)" in line for line in lines)
+
+
+@pytest.mark.parametrize("text, seeds", [("0", [0]), ("0-2", [0, 1, 2]), ("1,4-5", [1, 4, 5])])
+def test_shaded_shapes_parse_seeds(text, seeds):
+    import shaded_shapes
+
+    assert shaded_shapes.parse_seeds(text) == seeds
+
+
+def test_shaded_shapes_small_prints_both_models_side_by_side(tmp_path):
+    """--small: the data, the spec, its labelled-only baseline and every measure, in well under a minute."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "shaded_shapes.py"), "--small", "--seeds", "0-1",
+           "--out", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert out.startswith("command: shaded_shapes.py --small --seeds 0-1") and "hardware: " in out
+    assert "8 labels (2 per identity)" in out
+    for label in ("identity error (%)", "light[0] azimuth RMSE (deg)", "light[1] elevation RMSE (deg)", "MIG",
+                  "DCI disentanglement", "DCI completeness", "DCI informativeness"):
+        row = next(line for line in out.splitlines() if line.startswith(f"| {label}"))
+        assert row.count("±") == 2  # seed mean ± sd, for the model and for its baseline
+    seed0 = json.loads((tmp_path / "seed0.json").read_text())
+    assert set(seed0) == {"model", "baseline", "seconds"}
+    for who in ("model", "baseline"):
+        assert 0 <= seed0[who]["error/identity"] <= 1 and 0 <= seed0[who]["mig"] <= 1
+        assert seed0[who]["rmse/light[0]"] > 0 and seed0[who]["rmse/light[1]"] > 0
+    assert (tmp_path / "run_seed1" / "baseline" / "best.pt").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [(["--seeds", "x"], "--seeds 'x'"), (["--threads", "0"], "at least 1"),
+                                           (["--epochs", "0"], "at least 1")])
+def test_shaded_shapes_bad_flags(tmp_path, argv, message):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "shaded_shapes.py"), "--out", str(tmp_path), *argv],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr

@@ -21,6 +21,10 @@ def format_report(res: dict) -> str:
         if f"error/{name}" in res:
             text = error_text(res[f"error/{name}"], domain) + (" error" if domain == "categorical" else "")
             lines.append(f"  {name:<10} {text}")
+            for part in component_keys(res, name):
+                lines.append(f"  {part:<10} {res[f'rmse/{part}']:.4f} RMSE")
+    if any(k.startswith("rmse/") for k in res):
+        lines.append("  (each RMSE in its variable's own units, those of the data's labels)")
     lines += baseline_lines(res)
     lines.append(f"  ELBO       {res['elbo']:.3f} nats per example")
     if "iwae" in res:
@@ -43,7 +47,18 @@ def baseline_lines(res: dict) -> list[str]:
             unit = "points" if domain == "categorical" else "RMSE"
             amount = f"{100 * gain:+.2f} {unit}" if domain == "categorical" else f"{gain:+.4f} {unit}"
             lines.append(f"  {name:<10} {error_text(base[key], domain)} alone; the unlabelled data gain {amount}")
+            for part in component_keys(res, name):
+                if f"rmse/{part}" in base:
+                    gain = base[f"rmse/{part}"] - res[f"rmse/{part}"]
+                    lines.append(f"  {part:<10} {base[f'rmse/{part}']:.4f} RMSE alone; the unlabelled data gain "
+                                 f"{gain:+.4f} RMSE")
     return lines
+
+
+def component_keys(res: dict, name: str) -> list[str]:
+    """``["light[0]", "light[1]"]``: the values of ``name`` whose RMSE ``res`` holds as ``rmse/light[0]``, ..."""
+    head = f"rmse/{name}["
+    return [k[len("rmse/"):] for k in res if k.startswith(head) and k.endswith("]")]
 
 
 def available_memory(device: str = "cpu") -> int | None:

@@ -5,6 +5,12 @@ For a split of the data (test by default) it reports, with every label hidden fr
 - ``error/<y>`` for each supervised variable: the classification error of
   ``model.predict`` for a categorical one, the root-mean-square error for a continuous one
   (over the examples that have a label);
+- ``rmse/<r>[i]`` (with ``components=True``, as ``graphvae eval`` asks) for each value ``i`` of a
+  continuous supervised variable that has several (``real[2]``: ``rmse/r[0]``, ``rmse/r[1]``; a
+  variable of several dimensions is counted in its flattened, row-major order): the root-mean-square
+  error of that value alone, over the same examples as ``error/<r>``, so that ``error/<r>`` is the
+  square root of the mean of their squares.  Every RMSE is in the variable's own units, those of the
+  data's labels (degrees for the light of ``graphvae data make shaded-shapes``): nothing is rescaled;
 - ``elbo``: the mean evidence lower bound on log p(x) per example (nats);
 - ``iwae``: the mean importance-weighted bound with K samples (``-k K``), tighter than the ELBO;
 - ``examples``: how many examples were evaluated.
@@ -42,8 +48,9 @@ def _n_examples(arrays: dict) -> int:
 
 @torch.no_grad()
 def evaluate_arrays(model, spec, arrays: dict, device="cpu", iwae_samples: int = 0,
-                    batch_size: int = EVAL_BATCH) -> dict:
-    """Metrics of ``model`` on ``arrays`` (graphvae.data's dict of numpy arrays, fixed binarization)."""
+                    batch_size: int = EVAL_BATCH, components: bool = False) -> dict:
+    """Metrics of ``model`` on ``arrays`` (graphvae.data's dict of numpy arrays, fixed binarization);
+    ``components`` adds the RMSE of each value of a continuous supervised variable with several."""
     from graphvae.data.batches import hide_labels, to_batch
 
     n = _n_examples(arrays)
@@ -53,6 +60,7 @@ def evaluate_arrays(model, spec, arrays: dict, device="cpu", iwae_samples: int =
     model.eval()
     sums = {"elbo": 0.0, "iwae": 0.0}
     errors: dict[str, list[float]] = {v.name: [0.0, 0.0] for v in spec.supervised}  # [sum, count]
+    parts: dict[str, torch.Tensor] = {}  # continuous variable -> per-value sums of squared errors
     try:
         for start in range(0, n, batch_size):
             idx = list(range(start, min(n, start + batch_size)))
@@ -72,9 +80,12 @@ def evaluate_arrays(model, spec, arrays: dict, device="cpu", iwae_samples: int =
                     errors[v.name][1] += float(known.sum())
                 else:
                     known = ~torch.isnan(truth).reshape(len(idx), -1).any(dim=1)
-                    diff = (pred[known] - truth[known]).reshape(int(known.sum()), -1)
+                    diff = (pred[known] - truth[known]).reshape(int(known.sum()), truth[0].numel())
                     errors[v.name][0] += float((diff ** 2).mean(dim=1).sum()) if diff.numel() else 0.0
                     errors[v.name][1] += float(known.sum())
+                    if components and diff.shape[1] > 1:
+                        sq = (diff.double() ** 2).sum(dim=0).cpu()
+                        parts[v.name] = parts[v.name] + sq if v.name in parts else sq
     finally:
         model.train(was_training)
     out: dict = {"examples": n, "elbo": sums["elbo"] / n}
@@ -86,6 +97,8 @@ def evaluate_arrays(model, spec, arrays: dict, device="cpu", iwae_samples: int =
         if count:
             err = total / count
             out[f"error/{v.name}"] = err if v.domain == "categorical" else math.sqrt(err)
+            for i, sq in enumerate(parts.get(v.name, torch.zeros(0)).tolist()):
+                out[f"rmse/{v.name}[{i}]"] = math.sqrt(sq / count)
     for key, value in out.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise NonFiniteMetric(key, value, n)
@@ -119,7 +132,8 @@ def evaluate_run(run_path, data: str | None = None, data_dir: str | None = None,
     out = {"run": str(run_path), "checkpoint": which, "split": split, "data": data or cfg.data,
            "epoch": int(state.get("epoch", 0)), "step": int(state.get("step", 0))}
     try:
-        out.update(evaluate_arrays(model, spec, arrays, device=next(model.parameters()).device, iwae_samples=k))
+        out.update(evaluate_arrays(model, spec, arrays, device=next(model.parameters()).device, iwae_samples=k,
+                                   components=True))
     except NonFiniteMetric as e:
         raise UserError(f"{run_path} ({which}.pt) on the {split} split: {e}") from None
     if RunFolder(run_path).labelled_path.exists():
@@ -128,6 +142,6 @@ def evaluate_run(run_path, data: str | None = None, data_dir: str | None = None,
     base = RunFolder(run_path).baseline
     if base.has_checkpoint() and which == "best":  # the labelled-only baseline, beside the run
         res = evaluate_run(base.path, data, data_dir, 0, which, split, device)
-        out["baseline"] = {k: v for k, v in res.items() if k.startswith("error/")}
+        out["baseline"] = {k: v for k, v in res.items() if k.startswith(("error/", "rmse/"))}
         out["baseline"].update(epoch=res["epoch"], step=res["step"])
     return out

@@ -9,7 +9,13 @@ variable ``x``:
   images; the others decode the latents encoded from them with every class of ``y``;
 - ``reconstructions.png``: test images and their reconstructions, in row pairs;
 - ``traversals.png``: one row per dimension of a continuous latent ``z``, sweeping it
-  from -3 to 3 with the others at 0 (the most used dimensions, by posterior spread).
+  from -3 to 3 with the others at 0 (the most used dimensions, by posterior spread);
+- ``traversal_<s>_<i>.png`` (``traversal_<s>.png`` for a scalar ``s``), only for a spec with a
+  continuous supervised variable ``s`` (the light direction of specs/shaded_shapes.gvae): one per
+  value ``i`` of ``s``, sweeping it over the range of its known labels in the test split (in the
+  variable's own units) along a row, one row per test image, whose encoded values of every other
+  latent and supervised variable (the identity, the style z, the other values of ``s``) stay
+  fixed along the row.
 
 Torch is imported lazily: ``graphvae plot`` reads only metrics.jsonl.
 """
@@ -215,6 +221,7 @@ class _Grids:
     batch: dict  # test examples with their labels ...
     hidden: dict  # ... and with every label hidden from the model
     codes: dict = None  # the posterior means/modes of the hidden batch (model.encode)
+    ranges: dict = None  # continuous supervised variable -> (lows, highs) per value, of its known test labels
     source: str = ""  # the checkpoint, for messages
 
     def decode(self, n: int, given: dict):
@@ -306,6 +313,62 @@ def _traversals(g: _Grids) -> Path | None:
                       title=f"traversals of single {z.name} dimensions (others 0{fixed})")
 
 
+SWEEP_ROWS = 4  # rows (test images) of a supervised variable's traversal
+
+
+def sweep_ranges(spec, arrays: dict) -> dict:
+    """``{s: (lows, highs)}``: per value of each continuous supervised variable ``s``, the least and
+    greatest of its known labels in ``arrays`` (NaN marks a missing one); a variable with no known
+    label is left out."""
+    import numpy as np
+
+    out = {}
+    for v in spec.supervised:
+        if v.discrete or v.name not in arrays:
+            continue
+        a = np.asarray(arrays[v.name], dtype=np.float64).reshape(len(arrays[v.name]), -1)
+        known = a[~np.isnan(a).any(axis=1)]
+        if len(known):
+            out[v.name] = (known.min(axis=0), known.max(axis=0))
+    return out
+
+
+def _supervised_traversals(g: _Grids) -> list[Path]:
+    """Per value of each continuous supervised variable: a row per test image, that value swept over
+    its data range, every other latent and supervised variable held at the image's encoded value."""
+    import torch
+
+    written = []
+    rows = min(SWEEP_ROWS, len(g.batch[g.x.name]))
+    for v in g.model.spec.supervised:
+        if v.discrete or v.name not in g.codes:
+            continue
+        code = g.codes[v.name][:rows]
+        width = code[0].numel()
+        if v.name in (g.ranges or {}):
+            lows, highs = g.ranges[v.name]
+        else:  # no known label: the range of the encoded values
+            flat = g.codes[v.name].reshape(len(g.codes[v.name]), -1)
+            lows, highs = flat.min(dim=0).values.tolist(), flat.max(dim=0).values.tolist()
+        held = ", ".join(n for n in g.codes if n != v.name)
+        for i in range(width):
+            steps = torch.linspace(float(lows[i]), float(highs[i]), g.n, device=g.device, dtype=code.dtype)
+            given = {n: c[:rows].repeat_interleave(g.n, dim=0) for n, c in g.codes.items()}
+            values = code.reshape(rows, width).repeat_interleave(g.n, dim=0).clone()
+            values[:, i] = steps.repeat(rows)
+            given[v.name] = values.reshape((rows * g.n,) + tuple(code.shape[1:]))
+            label = v.name if width == 1 else f"{v.name}[{i}]"
+            name = f"traversal_{v.name}.png" if width == 1 else f"traversal_{v.name}_{i}.png"
+            row_labels = [f"test {r}" for r in range(rows)]
+            if g.y is not None and g.y.name in g.codes:
+                row_labels = [f"{g.y.name}={int(g.codes[g.y.name][r])}" for r in range(rows)]
+            written.append(image_grid(g.images(g.decode(rows * g.n, given)), rows, g.n, g.out / name,
+                                      row_labels=row_labels, col_labels=[f"{s:+.3g}" for s in steps.tolist()],
+                                      title=f"{label} swept over its test labels' range; {held} held at "
+                                            "each test image's encoded value"))
+    return written
+
+
 def sample_pictures(run_path, out_dir, n: int = 8, seed: int = 0, which: str = "best", data: str | None = None,
                     data_dir: str | None = None, device: str | None = None, log=None) -> list[Path]:
     """Write the PNG grids of a trained run into ``out_dir``; returns their paths (``log`` is told each)."""
@@ -333,12 +396,13 @@ def sample_pictures(run_path, out_dir, n: int = 8, seed: int = 0, which: str = "
     pick = torch.randperm(len(test[x.name]), generator=torch.Generator().manual_seed(seed))[: max(2 * n, 16)]
     batch = {k: v.to(dev) for k, v in to_batch(test, pick.sort().values.tolist()).items()}
     grids = _Grids(model, x, y, z, shape, n, out, dev, batch, hide_labels(batch, spec),
-                   source=f"{run_path} ({which}.pt)")
+                   source=f"{run_path} ({which}.pt)", ranges=sweep_ranges(spec, test))
     torch.manual_seed(seed)
     with torch.no_grad():
         written = [_generation(grids)]
         grids.codes = model.encode(grids.hidden)
         written += [p for p in (_style_transfer(grids), _reconstructions(grids), _traversals(grids)) if p is not None]
+        written += _supervised_traversals(grids)
     for path in written if log is not None else ():
         log(f"wrote {path}")
     return written
