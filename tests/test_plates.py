@@ -777,3 +777,25 @@ def test_a_deterministic_node_in_an_undeclared_plate_is_reported():
     text = (DEMO.read_text().replace("h[k] | x, z[k-1]", "h[j] | x, z[k-1]"))
     _, diags = check_text(text, "d.gvae", "dsl")
     assert [(d.code, d.span.line, d.span.col) for d in diags if d.is_error][0] == ("undefined-plate", 15, 3)
+
+
+def test_sample_draws_per_slot_reconstructions_whose_absent_slots_change_nothing(tmp_path, capsys):
+    """`graphvae sample` of a counted plate writes slots_<plate>.png; decoded with the count clamped
+    to j, the slots from j on do not reach the image (their codes can be anything)."""
+    from graphvae.cli.main import main
+    from graphvae.train.runs import load_run
+
+    demo_data(tmp_path / "d.npz")
+    torch.set_num_threads(1)
+    assert main(["train", str(DEMO), "--data", str(tmp_path / "d.npz"), "--out", str(tmp_path / "run"),
+                 "--no-progress", "--device", "cpu"]) == 0
+    assert main(["sample", str(tmp_path / "run"), "--out", str(tmp_path / "figs"), "--device", "cpu"]) == 0
+    assert "slots_k.png" in capsys.readouterr().out and (tmp_path / "figs" / "slots_k.png").stat().st_size > 0
+    model = load_run(tmp_path / "run", "best", "cpu").model
+    torch.manual_seed(0)
+    a = {"y_0": torch.tensor([0, 1]), "y_1": torch.tensor([2, 0]), "z_0": torch.randn(2, 2), "z_1": torch.randn(2, 2)}
+    b = {"y_0": a["y_0"], "y_1": torch.tensor([1, 2]), "z_0": a["z_0"], "z_1": torch.randn(2, 2) * 3}
+    one = {"n": torch.tensor([1, 1])}
+    assert torch.allclose(model.sample(2, given={**a, **one})["x"], model.sample(2, given={**b, **one})["x"])
+    two = {"n": torch.tensor([2, 2])}
+    assert not torch.allclose(model.sample(2, given={**a, **two})["x"], model.sample(2, given={**b, **two})["x"])

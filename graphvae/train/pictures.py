@@ -289,6 +289,34 @@ def _reconstructions(g: _Grids) -> Path:
                       row_labels=["data", "recon."] * half, title=f"{x.name} and its reconstruction")
 
 
+def _slot_reconstructions(g: _Grids) -> list[Path]:
+    """For each plate with a count: test images, then decoded from their codes with only the first
+    j slots present (the count clamped to j = 0..K), then with the count the encoder inferred."""
+    import numpy as np
+    import torch
+
+    written = []
+    for plate in g.model.spec.plates:
+        if not plate.count or not isinstance(plate.size, int):
+            continue
+        rows = min(g.n, len(g.batch[g.x.name]))
+        codes = {k: v[:rows] for k, v in g.codes.items()}
+        cells = [g.images(g.batch[g.x.name][:rows])]
+        for j in range(plate.size + 1):
+            given = dict(codes, **{plate.count: torch.full((rows,), j, device=g.device, dtype=torch.long)})
+            cells.append(g.images(g.decode(rows, given)))
+        cells.append(g.images(g.decode(rows, codes)))
+        grid = np.stack(cells, axis=1).reshape((rows * len(cells),) + cells[0].shape[1:])
+        inferred = [int(c) for c in codes[plate.count].reshape(rows).tolist()]
+        written.append(image_grid(
+            grid, rows, len(cells), g.out / f"slots_{plate.name}.png",
+            row_labels=[f"{plate.count}={c}" for c in inferred],
+            col_labels=["test"] + [f"{plate.count}={j}" for j in range(plate.size + 1)] + ["recon."],
+            title=f"per-slot reconstructions: only the first {plate.count} slots of plate {plate.name} present "
+                  f"(rows: the inferred {plate.count})"))
+    return written
+
+
 def _traversals(g: _Grids) -> Path | None:
     """The most used dimensions of z (by posterior spread), each swept from -3 to 3 with the others at 0."""
     import torch
@@ -403,6 +431,7 @@ def sample_pictures(run_path, out_dir, n: int = 8, seed: int = 0, which: str = "
         grids.codes = model.encode(grids.hidden)
         written += [p for p in (_style_transfer(grids), _reconstructions(grids), _traversals(grids)) if p is not None]
         written += _supervised_traversals(grids)
+        written += _slot_reconstructions(grids)
     for path in written if log is not None else ():
         log(f"wrote {path}")
     return written
