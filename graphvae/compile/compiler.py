@@ -22,13 +22,14 @@ from torch import nn
 from graphvae.compile import distributions as dists
 from graphvae.compile.estimators import QNode
 from graphvae.compile.model import CompiledModel
-from graphvae.compile.nets import FactorModule, NodeNet, ParentInput
+from graphvae.compile.nets import FactorModule, ParentInput, build_net
 from graphvae.spec import errorcodes as codes
 from graphvae.spec.binding import plan_params
 from graphvae.spec.diagnostics import SpecError, error
 from graphvae.spec.estimators import ESTIMATORS, estimator_call
 from graphvae.spec.graph import decoder_graph, encoder_graph, topological_order
 from graphvae.spec.ir import Factor, Net, Spec
+from graphvae.spec.networks import node_width
 from graphvae.spec.plates import count_masks
 from graphvae.spec.settings import SETTINGS, ObjectiveConfig, problems
 
@@ -36,7 +37,7 @@ from graphvae.spec.settings import SETTINGS, ObjectiveConfig, problems
 def deterministic_width(net: Net) -> int:
     if not net.hidden:
         raise ValueError(f"a deterministic {net.kind} needs an output width, e.g. {net.kind}(64)")
-    return int(net.hidden[-1])
+    return node_width(net)
 
 
 def input_names(factor: Factor) -> list[str]:
@@ -70,7 +71,7 @@ def _block_modules(spec: Spec, factors: tuple[Factor, ...]) -> nn.ModuleDict:
         parents = _parent_inputs(spec, f, block)
         try:
             if f.deterministic:
-                modules[f.name] = NodeNet(f.net, parents, None)
+                modules[f.name] = build_net(f.net, parents, None)
             else:
                 plan = plan_params(f)
                 v = spec.variable(f.name)
@@ -86,16 +87,26 @@ def _block_modules(spec: Spec, factors: tuple[Factor, ...]) -> nn.ModuleDict:
 
 def zeroed_inputs(spec: Spec, factors: tuple[Factor, ...]) -> dict[str, tuple[tuple, ...]]:
     """``{factor: ((input position, count variable, slot, classes, value dims), ...)}``: the inputs of each
-    factor outside a plate that read a slot of a plate with a count, zeroed where that slot is
-    absent (slot >= the count)."""
+    factor outside a plate that read a slot of a plate with a count (a slot's variable, or a deterministic
+    node of the slot such as a decoder's patch), zeroed where that slot is absent (slot >= the count)."""
     masks = count_masks(spec)
+    counts = {p.name: p.count for p in spec.plates if p.count}
+    nodes = {f.name: f for f in factors if f.deterministic}
     out = {}
     for f in factors:
         rows = []
         absent = {position for position, _ in f.absent}
         for i, name in enumerate(input_names(f)):
+            if i in absent:
+                continue
+            node = nodes.get(name)
+            if node is not None:
+                if node.slot is not None and node.slot.plate in counts and (f.slot is None or
+                                                                            f.slot.plate != node.slot.plate):
+                    rows.append((i, counts[node.slot.plate], node.slot.index, None, 1))
+                continue
             var = spec.variable(name)
-            if name in masks and i not in absent and (f.slot is None or f.slot.plate != var.slot.plate):
+            if name in masks and (f.slot is None or f.slot.plate != var.slot.plate):
                 rows.append((i, *masks[name], var.classes, len(var.shape)))
         if rows:
             out[f.name] = tuple(rows)

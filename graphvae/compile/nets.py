@@ -29,6 +29,7 @@ from torch import nn
 
 from graphvae.compile import distributions as dists
 from graphvae.spec.ir import Net
+from graphvae.spec.networks import ATTENTION, POSITION_SHAPE, window
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU, "softplus": nn.Softplus, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "elu": nn.ELU,
@@ -178,6 +179,97 @@ class NodeNet(nn.Module):
                 for (name, shape), block in zip(self.head_shapes.items(), blocks)}
 
 
+# -- attention: a window read from an image, patches placed on a canvas ----------------------
+
+def _flat_lead(*pairs: tuple[torch.Tensor, int]) -> tuple[tuple[int, ...], list[torch.Tensor]]:
+    """The broadcast lead shape of tensors that each end in ``n`` value dims, and each tensor
+    expanded to it and flattened to ``(N, *value)``."""
+    lead = tuple(torch.broadcast_shapes(*(t.shape[:t.dim() - n] for t, n in pairs)))
+    return lead, [t.expand(lead + t.shape[t.dim() - n:]).reshape((-1,) + t.shape[t.dim() - n:]) for t, n in pairs]
+
+
+def _axis(start: torch.Tensor, length: int, size: int) -> torch.Tensor:
+    """``(N, length)``: grid_sample's coordinates (align_corners=True: -1 is pixel 0, +1 pixel
+    size - 1) of the pixels ``start + 0 .. start + length - 1`` of an axis of ``size`` pixels."""
+    steps = torch.arange(length, dtype=start.dtype, device=start.device)
+    return (start[:, None] + steps) * (2.0 / (size - 1)) - 1.0
+
+
+def _sample(image: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """``(N, len rows, len cols)``: ``image`` (N, H, W) at every (row, column) pair of the grid
+    ``rows`` (N, h) by ``cols`` (N, w), in grid_sample's coordinates, bilinearly interpolated,
+    zero outside the image."""
+    n, h, w = rows.shape[0], rows.shape[1], cols.shape[1]
+    grid = torch.stack([cols[:, None, :].expand(n, h, w), rows[:, :, None].expand(n, h, w)], dim=-1)
+    return F.grid_sample(image.unsqueeze(1), grid, mode="bilinear", padding_mode="zeros",
+                         align_corners=True).squeeze(1)
+
+
+class Glimpse(nn.Module):
+    """``g | x, w = glimpse(h, w)``: the ``h x w`` window of the image ``x`` whose top-left pixel is
+    at ``w`` = (row, column), flattened to ``h * w`` numbers; fractional positions interpolate
+    bilinearly (so the window is differentiable in its position) and pixels off the image read 0.
+    No parameters."""
+
+    def __init__(self, net: Net, parents: tuple[ParentInput, ...]):
+        super().__init__()
+        self.window = window(net)
+        shapes = [tuple(p.shape) for p in parents]
+        self.position = shapes.index(POSITION_SHAPE)
+        self.image = 1 - self.position
+        self.image_shape = shapes[self.image]
+        self.out_features = self.window[0] * self.window[1]
+
+    def forward(self, values: list[torch.Tensor]) -> torch.Tensor:
+        (h, w), (big_h, big_w) = self.window, self.image_shape
+        image, position = values[self.image], values[self.position]
+        lead, (image, position) = _flat_lead((image.to(position.dtype), 2), (position, 1))
+        rows = _axis(position[:, 0], h, big_h)
+        cols = _axis(position[:, 1], w, big_w)
+        return _sample(image, rows, cols).reshape(lead + (h * w,))
+
+
+class Paste(nn.Module):
+    """``x | p[*], w[*] ~ Family(paste(h, w))``: one head parameter of the canvas's shape [H, W],
+    a learnt canvas (initialised at 0) plus each patch ``p_i`` (``h * w`` numbers) placed with its
+    top-left pixel at its position ``w_i`` (patches and positions paired in order, bilinear in
+    fractional positions).  A patch of zeros adds nothing."""
+
+    def __init__(self, net: Net, parents: tuple[ParentInput, ...], head: dict[str, tuple[int, ...]]):
+        super().__init__()
+        (self.name, shape), = head.items()
+        self.window, self.canvas = window(net), tuple(shape)
+        positions = [i for i, p in enumerate(parents) if tuple(p.shape) == POSITION_SHAPE]
+        patches = [i for i in range(len(parents)) if i not in positions]
+        self.pairs = list(zip(patches, positions))
+        self.flat = [len(parents[i].shape) == 1 for i in patches]  # h * w numbers, else an [h, w] variable
+        self.bias = nn.Parameter(torch.zeros(self.canvas))
+        self.out_features = math.prod(self.canvas)
+
+    def forward(self, values: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        (h, w), (big_h, big_w) = self.window, self.canvas
+        out = self.bias
+        for (patch_at, position_at), flat in zip(self.pairs, self.flat):
+            patch, position = values[patch_at], values[position_at]
+            if flat:
+                patch = patch.reshape(patch.shape[:-1] + (h, w))
+            lead, (patch, position) = _flat_lead((patch, 2), (position, 1))
+            # canvas pixel (r, c) reads the patch at (r - row, c - column), in the patch's coordinates
+            rows = _axis(-position[:, 0], big_h, h)
+            cols = _axis(-position[:, 1], big_w, w)
+            out = out + _sample(patch, rows, cols).reshape(lead + self.canvas)
+        return {self.name: out}
+
+
+def build_net(net: Net, parents: tuple[ParentInput, ...], head: dict[str, tuple[int, ...]] | None) -> nn.Module:
+    """The module of one network expression: a glimpse, a paste, or an mlp/linear :class:`NodeNet`."""
+    if net.kind == "glimpse":
+        return Glimpse(net, parents)
+    if net.kind == "paste":
+        return Paste(net, parents, head)
+    return NodeNet(net, parents, head)
+
+
 class FactorModule(nn.Module):
     """One stochastic factor: its networks (one per network argument, keyed by the
     parameters it produces, e.g. ``"loc+scale"``) and its literal parameters (buffers of
@@ -191,7 +283,7 @@ class FactorModule(nn.Module):
         self.n_event = dists.event_dims(family, self.shape)
         self.nets = nn.ModuleDict()
         for net, names in nets:
-            self.nets["+".join(names)] = NodeNet(net, parents, {n: self.shape for n in names})
+            self.nets["+".join(names)] = build_net(net, parents, {n: self.shape for n in names})
         self.literal_names = tuple(literals)
         for name, value in literals.items():
             self.register_buffer(f"literal_{name}", torch.full(self.shape, float(value)), persistent=False)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import networkx as nx
 
 from graphvae.compile import distributions as dists
-from graphvae.compile.nets import FactorModule, NodeNet, parameter_count
+from graphvae.compile.nets import FactorModule, parameter_count
 from graphvae.spec import printers
 from graphvae.spec.estimators import ESTIMATORS, support_size
 from graphvae.spec.graph import encoder_graph
 from graphvae.spec.ir import Factor, Net, Spec
+from graphvae.spec.networks import node_width
 
 
 def _value_text(spec: Spec, name: str) -> str:
@@ -51,7 +52,7 @@ def report(model, seconds: float | None = None) -> str:
         for f in factors:
             if f.deterministic:
                 rows.append([f.name, f"deterministic in {block}", f"{printers.net(f.net, compact=True)}",
-                             f"(B, {f.net.hidden[-1] if f.net.hidden else '?'})"])
+                             f"(B, {node_width(f.net) if f.net.hidden else '?'})"])
     lines += _table(rows) + [""]
 
     lines.append("networks")
@@ -68,7 +69,7 @@ def report(model, seconds: float | None = None) -> str:
             first_of[id(module)] = f.name
             n = parameter_count(module)
             total += n
-            if isinstance(module, NodeNet):
+            if f.deterministic:
                 rows.append([letter, f"{printers.given(f.name, f.parents)} =", "deterministic",
                              f"{printers.net(f.net, compact=True)} -> {f.name}[{module.out_features}]", f"{n:,}"])
                 continue

@@ -12,10 +12,10 @@ from graphvae.spec.binding import bind_params, lone_argument
 from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error, warning
 from graphvae.spec.families import FAMILIES, SUPPORT_OF_DOMAIN, Family, literal_ok, support_contains
 from graphvae.spec.ir import DOMAINS, Dist, Factor, Net, Param, Uniform, Variable
+from graphvae.spec.networks import ATTENTION, NETWORKS, POSITION_SHAPE, node_width, window
 from graphvae.spec.settings import Bool, Constraint, Interval, OneOf
 from graphvae.spec.validate.context import Context, check_options, describe_factor, factor_span, first_span, head_span
 
-NETWORKS = ("mlp", "linear")
 ACTIVATIONS = ("relu", "softplus", "tanh", "sigmoid", "elu", "leaky_relu", "gelu", "silu", "identity")
 NET_OPTIONS: dict[str, Constraint] = {  # option -> its constraint (graphvae.compile.nets reads them)
     "activation": OneOf(ACTIVATIONS),
@@ -114,11 +114,92 @@ def rule_networks(ctx: Context) -> Iterator[Diagnostic]:
                 yield error(codes.UNKNOWN_NETWORK, f"{describe_factor(block, f)} uses unknown network '{net.kind}'; "
                             f"networks are {', '.join(NETWORKS)}", span, hint)
                 continue
+            if net.kind in ATTENTION:
+                yield from _check_attention(ctx, block, f, net, node)
+                continue
             yield from _check_options(block, f, net)
             yield from _check_widths(block, f, net, node)
             if not f.parents and not f.absent:  # a plate's slot 0 feeds zeros for z[k-1] to the shared network
                 yield error(codes.NETWORK_NEEDS_PARENT, f"{describe_factor(block, f)} uses network '{net.kind}' "
                             "but has no parents to feed it; a root factor takes literals or uniform", span)
+
+
+def _is_position(var: Variable | None) -> bool:
+    return var is not None and var.domain == "real" and tuple(var.shape) == POSITION_SHAPE
+
+
+def _input_size(ctx: Context, block: str, name: str) -> int | None:
+    """The flattened size of a parent: a deterministic node's width, a variable's size."""
+    node = ctx.deterministic(block).get(name)
+    if node is not None:
+        return node_width(node.net) if node.net is not None else None
+    var = ctx.variables.get(name)
+    if var is None or var.discrete or not all(is_width(d) for d in var.shape):
+        return None
+    size = 1
+    for d in var.shape:
+        size *= d
+    return size
+
+
+def _attention_problem(ctx: Context, block: str, f: Factor, net: Net, node: bool) -> tuple[str, str | None] | None:
+    """What is wrong with a ``glimpse`` or ``paste`` (message, hint), or None
+    (:mod:`graphvae.spec.networks` says what each one reads and makes)."""
+    kind, where = net.kind, describe_factor(block, f)
+    example = "g | x, w = glimpse(28)" if kind == "glimpse" else "x | p, w ~ Bernoulli(paste(28))"
+    if kind == "glimpse" and not node:
+        return (f"glimpse as an argument of {where}: a glimpse is a deterministic node, whose value is the window "
+                "it reads", f"write '{example}' and give the node to the family's network")
+    if kind == "paste" and node:
+        return (f"paste as {where}: paste builds a family's parameter from patches, so it is a family's argument",
+                f"write '{example}'")
+    if len(net.hidden) not in (1, 2) or not all(is_width(s) and s >= 2 for s in net.hidden):
+        return (f"{kind} in {where} takes a window of one size or two (height, width), each a whole number >= 2, "
+                f"found ({', '.join(map(repr, net.hidden))})", f"e.g. {example}")
+    if net.options:
+        return f"{kind} in {where} takes no options ('{net.options[0].name}')", None
+    if f.absent:
+        return (f"{kind} in {where} reads a previous slot, which slot 0 lacks; a window network reads its own "
+                "slot's position", None)
+    h, w = window(net)
+    image = ctx.variables.get(f.name) if kind == "paste" else None
+    positions = [p for p in f.parents if _is_position(ctx.variables.get(p))]
+    others = [p for p in f.parents if p not in positions]
+    if kind == "glimpse":
+        images = [p for p in others if (v := ctx.variables.get(p)) is not None and len(v.shape) == 2]
+        if len(positions) != 1 or len(images) != 1 or len(f.parents) != 2:
+            return (f"{kind} in {where} reads one image (a variable of shape [H, W]) at one position (a real[2] "
+                    f"variable: row, column); its parents are {', '.join(f.parents) or 'none'}", f"e.g. {example}")
+        image = ctx.variables[images[0]]
+    if kind == "paste":
+        if image is None or len(image.shape) != 2:
+            return (f"paste in {where} makes an image: its variable needs a shape [H, W], found "
+                    f"{list(image.shape) if image else '?'}", None)
+        family = FAMILIES.get(f.dist.family)
+        if len(f.dist.nets) != 1:
+            return f"paste in {where} must be the factor's only network", None
+        if family is not None and lone_argument(f.dist) is not None and len(family.head) != 1:
+            return (f"paste in {where} makes one parameter, and {family.name}'s head has {', '.join(family.head)}",
+                    f"name it and give the others as numbers, e.g. {family.name}({family.head[0]} = paste({h}), ...)")
+        if not positions or len(positions) != len(others):
+            return (f"paste in {where} pairs each patch with a position (a real[2] variable), in order; it has "
+                    f"{len(others)} patches ({', '.join(others) or 'none'}) and {len(positions)} positions", None)
+        wrong = [p for p in others if _input_size(ctx, block, p) != h * w]
+        if wrong:
+            return (f"paste({h}, {w}) in {where} places patches of {h * w} numbers; '{wrong[0]}' has "
+                    f"{_input_size(ctx, block, wrong[0]) or 'not a fixed number of real'} values", None)
+    if not all(is_width(d) for d in image.shape):
+        return None  # the variable's shape is reported by its own rule
+    if h > image.shape[0] or w > image.shape[1]:
+        return (f"{kind}({h}, {w}) in {where} does not fit in '{image.name}', whose shape is "
+                f"[{image.shape[0]}, {image.shape[1]}]", None)
+    return None
+
+
+def _check_attention(ctx: Context, block: str, f: Factor, net: Net, node: bool) -> Iterator[Diagnostic]:
+    problem = _attention_problem(ctx, block, f, net, node)
+    if problem is not None:
+        yield error(codes.BAD_ATTENTION, problem[0], first_span(net.span, f.span), problem[1])
 
 
 def _check_options(block: str, f: Factor, net: Net) -> Iterator[Diagnostic]:

@@ -26,6 +26,7 @@ from graphvae.spec.diagnostics import Diagnostic, error, warning
 from graphvae.spec.estimators import estimator_method, support_size
 from graphvae.spec.families import FAMILIES
 from graphvae.spec.ir import Factor, Net, Span, Spec
+from graphvae.spec.networks import ATTENTION, node_width
 from graphvae.spec.settings import SETTINGS
 from graphvae.spec.validate.context import Context, first_span
 
@@ -67,12 +68,12 @@ def _size(shape) -> int | None:
 
 
 def _widths(net: Net) -> list[int]:
-    return [w for w in net.hidden if _is_count(w)]
+    """The widths of a network's weight layers (a glimpse or paste has none: its sizes are a window)."""
+    return [] if net.kind in ATTENTION else [w for w in net.hidden if _is_count(w)]
 
 
 def _deterministic_width(net: Net) -> int:
-    widths = _widths(net)
-    return widths[-1] if widths else 0
+    return node_width(net) if all(_is_count(w) for w in net.hidden) else 0
 
 
 def _setting(rows_block: str, value, name: str) -> int:
@@ -140,6 +141,8 @@ def estimate(spec: Spec, ctx: Context | None = None) -> MemoryEstimate:
                     n += width_in * width + width
                     units += width
                     width_in = width
+                if net.kind in ATTENTION:  # a window read or placed: its output, no weights
+                    units = out
                 weights += n
                 per_example += units * repeat
                 if n > most:

@@ -1,0 +1,44 @@
+"""The network kinds a spec may name, and what each one's output is (torch-free).
+
+* ``mlp(h1, h2, ...)``: hidden affine layers, each followed by the activation. As a deterministic
+  node its value is the last hidden layer; as a family argument an affine head follows.
+* ``linear``: one affine map (as a deterministic node ``linear(width)``).
+* ``glimpse(h, w)`` (``glimpse(s)`` for a square): attention, as a deterministic node only.
+  ``g | x, w = glimpse(28)`` reads the ``h x w`` window of the image ``x`` (a variable of shape
+  ``[H, W]``) whose top-left pixel is at ``w`` (a ``real[2]`` variable: row, column, in pixels,
+  fractional positions interpolated bilinearly). Its value is the window, flattened: ``h * w``
+  numbers.
+* ``paste(h, w)`` (``paste(s)``): the inverse, as a family argument only, of a variable of shape
+  ``[H, W]``. ``x | p[*], w[*] ~ Bernoulli(paste(28))`` places each patch ``p_i`` (``h * w``
+  numbers: a deterministic node of that width or a variable of that size) with its top-left
+  pixel at the position ``w_i`` (a ``real[2]`` variable), patches and positions paired in
+  order, and adds them to a learnt canvas of the variable's shape. The sum is the family's one
+  network parameter (a Bernoulli's logits). A patch that is all zeros adds nothing, so a slot
+  past its plate's count (whose values enter as zeros) leaves the canvas as it is.
+
+:mod:`graphvae.spec.validate.factors` checks how they are used; :mod:`graphvae.compile.nets`
+builds them.
+"""
+
+from __future__ import annotations
+
+from graphvae.spec.ir import Net
+
+NETWORKS = ("mlp", "linear", "glimpse", "paste")
+ATTENTION = ("glimpse", "paste")  # the networks with a window: no activation, batchnorm or dropout
+POSITION_SHAPE = (2,)  # a position: (row, column) of a window's top-left pixel
+
+
+def window(net: Net) -> tuple[int, int]:
+    """``(h, w)`` of a ``glimpse`` or ``paste``: ``(s, s)`` from one size, else the two given."""
+    sizes = tuple(int(s) for s in net.hidden)
+    return (sizes[0], sizes[0]) if len(sizes) == 1 else (sizes[0], sizes[1])
+
+
+def node_width(net: Net) -> int:
+    """The width of a deterministic node's value: a glimpse's window size ``h * w``, else the
+    network's last width (0 when it has none, which validation reports)."""
+    if net.kind == "glimpse" and net.hidden:
+        h, w = window(net)
+        return h * w
+    return int(net.hidden[-1]) if net.hidden else 0
