@@ -254,3 +254,30 @@ def test_shaded_shapes_bad_flags(tmp_path, argv, message):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "shaded_shapes.py"), "--out", str(tmp_path), *argv],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.skipif(not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file(),
+                    reason=f"MNIST IDX files not found in {MNIST_DIR}")
+def test_multi_mnist_small_prints_the_model_beside_its_baseline(tmp_path):
+    """--small: 600 canvases of MNIST digits, specs/multi_mnist.gvae and its labelled-only baseline for
+    an epoch, and the count's, each slot's digit and position errors of both."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "multi_mnist.py"), "--small", "--out", str(tmp_path),
+           "--data-dir", str(MNIST_DIR)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert out.startswith("command: multi_mnist.py --small") and "100 labelled canvases" in out
+    for label in ("count error (%)", "digit error, slot 2 (%)", "position RMSE, slot 0 (pixels)"):
+        row = next(line for line in out.splitlines() if line.startswith(f"| {label}"))
+        assert len([cell for cell in row.split("|") if cell.strip()]) == 3  # label, model, baseline
+    seed0 = json.loads((tmp_path / "seed0.json").read_text())
+    for who in ("model", "baseline"):
+        assert 0 <= seed0[who]["error/count"] <= 1 and 0 <= seed0[who]["error/digits_1"] <= 1
+        assert seed0[who]["error/positions_0"] > 0
+
+
+@pytest.mark.parametrize("argv, message", [(["--seeds", "x"], "--seeds 'x'"), (["--labels", "0"], "at least 1")])
+def test_multi_mnist_bad_flags(tmp_path, argv, message):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "multi_mnist.py"), "--out", str(tmp_path), *argv],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
