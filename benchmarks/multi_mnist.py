@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from shaded_shapes import hardware, mean_sd, parse_seeds
+from shaded_shapes import hardware, parse_seeds, print_side_by_side
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "specs" / "multi_mnist.gvae"
@@ -103,13 +103,7 @@ def main(argv=None) -> int:
             f"{label} {row['model'][key] * scale:.2f} vs baseline {row['baseline'][key] * scale:.2f}"
             for label, key, scale in ROWS if key in row["model"]))
     print(f"\n{len(results)} seed(s): mean ± standard deviation over seeds, test split")
-    print(f"| {'measure':<32} | {'semi-supervised':>17} | {'labelled-only':>17} |")
-    print(f"|{'-' * 34}|{'-' * 19}|{'-' * 19}|")
-    for label, key, scale in ROWS:
-        if all(key in r["model"] for r in results):
-            model = mean_sd([r["model"][key] * scale for r in results])
-            base = mean_sd([r["baseline"][key] * scale for r in results])
-            print(f"| {label:<32} | {model:>17} | {base:>17} |")
+    print_side_by_side(results, ROWS, 32)
     return 0
 
 

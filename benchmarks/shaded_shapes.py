@@ -100,6 +100,18 @@ def mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
+def print_side_by_side(results: list[dict], rows, width: int) -> None:
+    """A Markdown table of each measure's seed mean ± sd, the model beside its baseline (a measure
+    that some seed lacks is left out)."""
+    print(f"| {'measure':<{width}} | {'semi-supervised':>17} | {'labelled-only':>17} |")
+    print(f"|{'-' * (width + 2)}|{'-' * 19}|{'-' * 19}|")
+    for label, key, scale in rows:
+        if all(key in r["model"] for r in results):
+            model = mean_sd([r["model"][key] * scale for r in results])
+            base = mean_sd([r["baseline"][key] * scale for r in results])
+            print(f"| {label:<{width}} | {model:>17} | {base:>17} |")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", default="0", help="e.g. 0-2 or 0,3 (default 0): data, labels and training seed")
@@ -157,12 +169,7 @@ def main(argv=None) -> int:
             for label, key, scale in ROWS))
     print(f"\n{len(results)} seed(s): mean ± standard deviation over seeds (test split for the errors, "
           "every example of the file for MIG and DCI)")
-    print(f"| {'measure':<40} | {'semi-supervised':>17} | {'labelled-only':>17} |")
-    print(f"|{'-' * 42}|{'-' * 19}|{'-' * 19}|")
-    for label, key, scale in ROWS:
-        model = mean_sd([r["model"][key] * scale for r in results])
-        base = mean_sd([r["baseline"][key] * scale for r in results])
-        print(f"| {label:<40} | {model:>17} | {base:>17} |")
+    print_side_by_side(results, ROWS, 40)
     return 0
 
 
