@@ -1,3 +1,4 @@
+import os
 import sys
 
 try:
@@ -6,4 +7,10 @@ except KeyboardInterrupt:  # Ctrl-C while the package imports
     sys.stderr.write("graphvae: interrupted\n")
     raise SystemExit(130)
 
-raise SystemExit(main())
+code = main()
+if "RANK" in os.environ:  # perhaps a torchrun worker: its exit skips the interpreter's teardown
+    from graphvae.train.distributed import exit_worker, launched
+
+    if launched():
+        exit_worker(code)
+raise SystemExit(code)

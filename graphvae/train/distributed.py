@@ -22,6 +22,7 @@ Without torchrun the World is :data:`SINGLE`, and none of this happens.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -74,11 +75,17 @@ def _env_int(environ, name: str) -> int:
     return out
 
 
+def launched(environ=None) -> bool:
+    """Whether this process was started by torchrun (or ``--nproc``): ``RANK`` and ``WORLD_SIZE`` are set."""
+    environ = os.environ if environ is None else environ
+    return "RANK" in environ and "WORLD_SIZE" in environ
+
+
 def from_env(environ=None) -> World:
     """The World torchrun describes in ``environ`` (default ``os.environ``); :data:`SINGLE`
     when ``RANK`` or ``WORLD_SIZE`` is not set."""
     environ = os.environ if environ is None else environ
-    if "RANK" not in environ or "WORLD_SIZE" not in environ:
+    if not launched(environ):
         return SINGLE
     rank, size = _env_int(environ, "RANK"), _env_int(environ, "WORLD_SIZE")
     local = _env_int(environ, "LOCAL_RANK") if "LOCAL_RANK" in environ else rank
@@ -130,12 +137,40 @@ def start(world: World) -> None:
                         f"({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__})") from None
 
 
-def stop(world: World) -> None:
-    """Leave the process group (after a last barrier, so that no process leaves one waiting)."""
+def finish(world: World) -> None:
+    """The clean end of a training: wait for every process (a barrier), so that none leaves the
+    group while another still talks to it.  Not on an error's way out, where a process may be
+    inside another collective; there the agreed error (:func:`agree`) has already met them all."""
     import torch.distributed as dist
 
     if world.distributed and dist.is_initialized():
+        dist.barrier()
+
+
+def stop(world: World) -> None:
+    """Leave the process group: first free what still holds it (the step's DDP wrapper and its
+    reducer sit in reference cycles), so that nothing of the group is torn down later, during
+    the interpreter's exit, which can abort the process (``terminate called without an active
+    exception``)."""
+    import torch.distributed as dist
+
+    if world.distributed and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
+
+
+def exit_worker(code: int) -> None:
+    """End a torchrun worker process with ``code`` at once, once its output is flushed: its
+    work is done and saved, and what an ordinary exit would still run (C++ destructors of
+    torch.distributed's threads, the interpreter's teardown) can only abort it."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more to say
+            pass
+    os._exit(code)
 
 
 def broadcast(world: World, value=None):

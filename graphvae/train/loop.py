@@ -429,7 +429,9 @@ def train(spec, config: TrainConfig | None = None, out_dir=None, *, resume: bool
     folder = RunFolder(out_dir)
     distributed.start(world)
     try:
-        return _train(spec, config, folder, resume, progress, max_steps, log, labelled, world, reshard, on_step)
+        result = _train(spec, config, folder, resume, progress, max_steps, log, labelled, world, reshard, on_step)
+        distributed.finish(world)
+        return result
     finally:
         distributed.stop(world)
 
