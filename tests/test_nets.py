@@ -126,3 +126,60 @@ def test_batchnorm_of_a_single_value_uses_the_running_statistics():
     assert bool((bn.running_mean == 0.5).all()) and bool((bn.running_var == 2.0).all())
     bn.train()(torch.randn(4, 3))  # more than one value: batch statistics, running ones updated
     assert not bool((bn.running_mean == 0.5).all())
+
+
+# -- conv: convolutions over one image parent, then the affine layers over its features and the rest --
+def _conv(hidden, parents, head, **options):
+    from graphvae.compile.nets import ConvNet
+
+    return ConvNet(Net("conv", tuple(hidden), tuple(Option(k, v) for k, v in options.items())), parents, head)
+
+
+def test_conv_computes_the_padded_strided_sums_then_the_head_by_hand():
+    """A 3x3 all-ones kernel, stride 2, padding 1, over the image 1..9: the four window sums
+    12, 16, 24, 28; then a head of one unit summing them, plus a categorical parent's column."""
+    net = _conv([1], (ParentInput("x", (3, 3)), ParentInput("y", (2,), 2)), {"loc": (1,)}, activation="identity")
+    with torch.no_grad():
+        conv = net.convs[0]
+        conv.weight.fill_(1.0), conv.bias.zero_()
+        first = net.tail.first
+        first.weight.copy_(torch.tensor([[1.0, 1.0, 1.0, 1.0, 0.0, 100.0]])), first.bias.fill_(0.5)
+    image = torch.arange(1.0, 10.0).reshape(1, 3, 3)
+    assert net.features == 4
+    torch.testing.assert_close(net.convs(image.unsqueeze(1)).flatten(), torch.tensor([12.0, 16.0, 24.0, 28.0]))
+    out = net([image, torch.tensor([1])])["loc"]
+    torch.testing.assert_close(out, torch.tensor([[12 + 16 + 24 + 28 + 100 + 0.5]]))
+
+
+@pytest.mark.parametrize("image, hidden, options, maps", [
+    ((50, 50), [16, 32, 64], {}, [(16, 25, 25), (32, 13, 13), (64, 7, 7)]),
+    ((12, 10), [4, 8], {"kernel": 5}, [(4, 6, 5), (8, 3, 3)]),
+    ((9, 9), [3], {"stride": 1}, [(3, 9, 9)]),
+    ((8, 8), [2, 2], {"stride": 3, "kernel": 1}, [(2, 3, 3), (2, 1, 1)]),
+])
+def test_conv_feature_maps_follow_the_padding_and_stride(image, hidden, options, maps):
+    from graphvae.spec.networks import conv_maps
+
+    net = Net("conv", tuple(hidden), tuple(Option(k, v) for k, v in options.items()))
+    assert conv_maps(net, image) == maps
+    module = _conv(hidden, (ParentInput("x", image),), {"logits": (3,)}, **options)
+    assert module.convs(torch.zeros((1, 1) + image)).shape[1:] == maps[-1]
+
+
+def test_conv_broadcasts_lead_dims_and_convolves_an_observed_image_once():
+    """An image with no sample dim and a parent with S = 4 samples: the convolutions see B images,
+    the output has the samples' lead dims; as a node with dense = n its value is n activated units."""
+    net = _conv([3, 5], (ParentInput("x", (7, 6)), ParentInput("z", (2,))), None, dense=9)
+    seen = []
+    net.convs.register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
+    out = net([torch.rand(2, 7, 6), torch.randn(4, 2, 2)])
+    assert out.shape == (4, 2, 9) and (out >= 0).all()  # relu
+    assert seen == [torch.Size([2, 1, 7, 6])]
+    assert net.out_features == 9
+
+
+def test_conv_options_batchnorm_and_dropout_follow_each_convolution():
+    net = _conv([4, 4], (ParentInput("x", (8, 8)),), {"logits": (2,)}, batchnorm=True, dropout=0.5,
+                activation="tanh")
+    kinds = [type(m).__name__ for m in net.convs]
+    assert kinds == ["Conv2d", "BatchNorm2d", "Tanh", "Dropout"] * 2

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -298,3 +299,19 @@ def test_train_settings_out_of_range_are_one_line(tmp_path, capsys, flags, messa
 def test_train_block_numbers_out_of_range(tmp_path, capsys, name, text, headline):
     code, lines, _ = check(tmp_path, capsys, name, text)
     assert code == 1 and headlines(lines, name) == [headline]
+
+
+SPECS_DIR = Path(__file__).resolve().parents[1] / "specs"
+SPECS = sorted(p.name for p in SPECS_DIR.glob("*.gvae"))
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_the_memory_estimate_counts_the_weights_the_compiler_builds(name):
+    """The estimate's weights are exactly the compiled model's parameters, network by network
+    kind (mlp, linear, conv, glimpse, paste), for every shipped spec."""
+    from graphvae.compile.compiler import compile_spec
+    from graphvae.compile.nets import parameter_count
+    from graphvae.spec.validate.memory import estimate
+
+    spec = loader.load_spec(SPECS_DIR / name)
+    assert estimate(spec).weights == parameter_count(compile_spec(spec))

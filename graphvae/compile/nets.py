@@ -29,7 +29,7 @@ from torch import nn
 
 from graphvae.compile import distributions as dists
 from graphvae.spec.ir import Net
-from graphvae.spec.networks import ATTENTION, POSITION_SHAPE, window
+from graphvae.spec.networks import ATTENTION, POSITION_SHAPE, conv_geometry, conv_maps, window
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU, "softplus": nn.Softplus, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "elu": nn.ELU,
@@ -179,6 +179,51 @@ class NodeNet(nn.Module):
                 for (name, shape), block in zip(self.head_shapes.items(), blocks)}
 
 
+class ConvNet(nn.Module):
+    """``conv(c1, ..., cn)`` over one image parent ([H, W]): the convolutions (each ``kernel`` x
+    ``kernel`` with ``stride``, zero-padded by ``kernel // 2``, then batch norm if asked, the
+    activation, dropout if asked), the last feature map flattened, then a :class:`NodeNet` over
+    it and the other parents: ``mlp(dense)`` with ``dense = n``, else ``linear`` (the head alone).
+    The image runs through the convolutions once per value of its lead dims, so an observed
+    image (no sample or enumeration dims) is convolved once per step."""
+
+    def __init__(self, net: Net, parents: tuple[ParentInput, ...], head: dict[str, tuple[int, ...]] | None):
+        super().__init__()
+        self.kind = net.kind
+        self.image = next(i for i, p in enumerate(parents) if len(p.shape) == 2 and p.classes is None)
+        self.image_shape = tuple(parents[self.image].shape)
+        kernel, stride = conv_geometry(net)
+        layers: list[nn.Module] = []
+        channels_in = 1
+        for channels in (int(c) for c in net.hidden):
+            layers.append(nn.Conv2d(channels_in, channels, kernel, stride=stride, padding=kernel // 2))
+            if net.option("batchnorm", False):
+                layers.append(nn.BatchNorm2d(channels))
+            layers.append(activation(net.activation))
+            p = float(net.option("dropout", 0.0))
+            layers += [nn.Dropout(p)] if p > 0 else []
+            channels_in = channels
+        self.convs = nn.Sequential(*layers)
+        c, h, w = conv_maps(net, self.image_shape)[-1]
+        self.features = c * h * w
+        inner = tuple(ParentInput(f"{p.name}:conv", (self.features,)) if i == self.image else p
+                      for i, p in enumerate(parents))
+        options = tuple(o for o in net.options if o.name in ("activation", "batchnorm", "dropout"))
+        dense = net.option("dense")
+        tail = Net("mlp", (int(dense),), options) if dense is not None else Net("linear", (), options)
+        self.tail = NodeNet(tail, inner, head)
+        self.out_features = self.tail.out_features
+
+    def forward(self, values: list[torch.Tensor]):
+        image = values[self.image]
+        if image is not None:  # absent (a plate's slot 0 reading slot -1): reads zero, like any absent parent
+            lead, (flat,) = _flat_lead((image.to(self.convs[0].weight.dtype), 2))
+            features = self.convs(flat.unsqueeze(1)).flatten(1)
+            values = list(values)
+            values[self.image] = features.reshape(lead + (self.features,))
+        return self.tail(values)
+
+
 # -- attention: a window read from an image, patches placed on a canvas ----------------------
 
 def _flat_lead(*pairs: tuple[torch.Tensor, int]) -> tuple[tuple[int, ...], list[torch.Tensor]]:
@@ -262,7 +307,9 @@ class Paste(nn.Module):
 
 
 def build_net(net: Net, parents: tuple[ParentInput, ...], head: dict[str, tuple[int, ...]] | None) -> nn.Module:
-    """The module of one network expression: a glimpse, a paste, or an mlp/linear :class:`NodeNet`."""
+    """The module of one network expression: a glimpse, a paste, a conv, or an mlp/linear :class:`NodeNet`."""
+    if net.kind == "conv":
+        return ConvNet(net, parents, head)
     if net.kind == "glimpse":
         return Glimpse(net, parents)
     if net.kind == "paste":

@@ -8,6 +8,13 @@
   ``[H, W]``) whose top-left pixel is at ``w`` (a ``real[2]`` variable: row, column, in pixels,
   fractional positions interpolated bilinearly). Its value is the window, flattened: ``h * w``
   numbers.
+* ``conv(c1, c2, ...)``: a convolutional network over one image parent (a variable of shape
+  ``[H, W]``): one convolution per channel count ``c_i`` (``kernel`` x ``kernel``, default 3,
+  with ``stride``, default 2, zero-padded by ``kernel // 2``), each followed by the activation
+  (batch normalisation before it with ``batchnorm = true``, dropout after it with ``dropout``).
+  The last feature map, flattened, joins the factor's other parents (each flattened) in an
+  affine map: with ``dense = n`` a hidden layer of ``n`` units (activated), else the family's
+  head directly. As a deterministic node it needs ``dense = n``, whose ``n`` units are its value.
 * ``paste(h, w)`` (``paste(s)``): the inverse, as a family argument only, of a variable of shape
   ``[H, W]``. ``x | p[*], w[*] ~ Bernoulli(paste(28))`` places each patch ``p_i`` (``h * w``
   numbers: a deterministic node of that width or a variable of that size) with its top-left
@@ -24,9 +31,33 @@ from __future__ import annotations
 
 from graphvae.spec.ir import Net
 
-NETWORKS = ("mlp", "linear", "glimpse", "paste")
+NETWORKS = ("mlp", "linear", "conv", "glimpse", "paste")
 ATTENTION = ("glimpse", "paste")  # the networks with a window: no activation, batchnorm or dropout
 POSITION_SHAPE = (2,)  # a position: (row, column) of a window's top-left pixel
+CONV_KERNEL = 3  # a conv's default kernel size (odd: padded by kernel // 2 on each side)
+CONV_STRIDE = 2  # a conv's default stride: each layer halves the feature map
+
+
+def conv_geometry(net: Net) -> tuple[int, int]:
+    """``(kernel, stride)`` of a ``conv``: its options as written, else the defaults."""
+    return int(net.option("kernel", CONV_KERNEL)), int(net.option("stride", CONV_STRIDE))
+
+
+def conv_maps(net: Net, image: tuple[int, int]) -> list[tuple[int, int, int]]:
+    """``(channels, height, width)`` of each feature map of a ``conv`` over an image of shape ``image``."""
+    kernel, stride = conv_geometry(net)
+    (h, w), out = image, []
+    for channels in net.hidden:
+        h = (h + 2 * (kernel // 2) - kernel) // stride + 1
+        w = (w + 2 * (kernel // 2) - kernel) // stride + 1
+        out.append((int(channels), h, w))
+    return out
+
+
+def conv_features(net: Net, image: tuple[int, int]) -> int:
+    """How many numbers a ``conv``'s last feature map holds (what its affine map reads of the image)."""
+    c, h, w = conv_maps(net, image)[-1]
+    return c * h * w
 
 
 def window(net: Net) -> tuple[int, int]:
@@ -36,9 +67,12 @@ def window(net: Net) -> tuple[int, int]:
 
 
 def node_width(net: Net) -> int:
-    """The width of a deterministic node's value: a glimpse's window size ``h * w``, else the
-    network's last width (0 when it has none, which validation reports)."""
+    """The width of a deterministic node's value: a glimpse's window size ``h * w``, a conv's
+    ``dense`` width, else the network's last width (0 when it has none, which validation reports)."""
     if net.kind == "glimpse" and net.hidden:
         h, w = window(net)
         return h * w
+    if net.kind == "conv":
+        dense = net.option("dense", 0)
+        return int(dense) if isinstance(dense, int) and not isinstance(dense, bool) else 0
     return int(net.hidden[-1]) if net.hidden else 0

@@ -22,6 +22,13 @@ NET_OPTIONS: dict[str, Constraint] = {  # option -> its constraint (graphvae.com
     "batchnorm": Bool(),  # batch normalisation before each hidden activation
     "dropout": Interval(0, upper=1),  # dropout probability after each hidden activation
 }
+CONV_OPTIONS: dict[str, Constraint] = {  # a conv's options: the above, and its geometry and dense layer
+    **NET_OPTIONS,
+    "kernel": Interval(1, text=(">= 1, odd", "an odd whole number")),  # kernel x kernel convolutions
+    "stride": Interval(1, text=(">= 1", "a whole number >= 1")),  # each convolution's stride
+    "dense": Interval(1, text=(">= 1", "a whole number >= 1")),  # a hidden affine layer after the flattening
+}
+WHOLE_CONV_OPTIONS = ("kernel", "stride", "dense")
 
 CONSTRAINT_TEXT = {
     "real": "a finite number", "positive": "> 0", "nonnegative": ">= 0", "unit_interval": "in [0, 1]",
@@ -117,6 +124,9 @@ def rule_networks(ctx: Context) -> Iterator[Diagnostic]:
             if net.kind in ATTENTION:
                 yield from _check_attention(ctx, block, f, net, node)
                 continue
+            if net.kind == "conv":
+                yield from _check_conv(ctx, block, f, net, node)
+                continue
             yield from _check_options(block, f, net)
             yield from _check_widths(block, f, net, node)
             if not f.parents and not f.absent:  # a plate's slot 0 feeds zeros for z[k-1] to the shared network
@@ -200,6 +210,48 @@ def _check_attention(ctx: Context, block: str, f: Factor, net: Net, node: bool) 
     problem = _attention_problem(ctx, block, f, net, node)
     if problem is not None:
         yield error(codes.BAD_ATTENTION, problem[0], first_span(net.span, f.span), problem[1])
+
+
+def _conv_problem(ctx: Context, block: str, f: Factor, net: Net, node: bool) -> tuple[str, str | None] | None:
+    """What is wrong with a ``conv`` besides its options (message, hint), or None
+    (:mod:`graphvae.spec.networks` says what it reads and makes)."""
+    where = describe_factor(block, f)
+    example = "conv(16, 32)" if not node else "conv(16, 32, dense = 256)"
+    if not net.hidden:
+        return f"conv in {where} needs at least one channel count, e.g. {example}", None
+    bad = [c for c in net.hidden if not is_width(c)]
+    if bad:
+        return f"conv in {where} has channel count {bad[0]!r}; channel counts are positive integers", None
+    whole = [o for o in net.options if o.name in WHOLE_CONV_OPTIONS and is_number(o.value) and o.value != int(o.value)]
+    if whole:
+        return f"{whole[0].name} = {whole[0].value!r} in {where} must be a whole number", None
+    if is_number(net.option("kernel", 3)) and int(net.option("kernel", 3)) % 2 == 0:
+        return (f"kernel = {net.option('kernel')} in {where} must be odd (each convolution is padded by "
+                "kernel // 2 on each side)", f"e.g. kernel = {int(net.option('kernel')) + 1}")
+    if node and net.option("dense") is None:
+        return (f"conv as {where} needs dense = n: the node's value is a hidden layer of n units after the "
+                "convolutions", f"e.g. {example}")
+    images = [p for p in f.parents if p not in ctx.deterministic(block) and (v := ctx.variables.get(p)) is not None
+              and len(v.shape) == 2]
+    if len(images) != 1:
+        found = f"it has {len(images)}: {', '.join(images)}" if images else \
+            f"its parents ({', '.join(f.parents) or 'none'}) hold none"
+        return f"conv in {where} reads one image (a variable of shape [H, W]) among its parents; {found}", None
+    image = ctx.variables[images[0]]
+    if image.discrete and image.domain != "binary":
+        return f"conv in {where} reads '{image.name}', a {image.domain} image; it reads real or binary pixels", None
+    return None
+
+
+def _check_conv(ctx: Context, block: str, f: Factor, net: Net, node: bool) -> Iterator[Diagnostic]:
+    where, span = describe_factor(block, f), first_span(net.span, f.span)
+    yield from check_options(net.options, CONV_OPTIONS, net.kind, f"conv in {where}", net.span,
+                             lambda opt, c: (f"{opt.name} = {opt.value!r} in {where} is not one of "
+                                             f"{', '.join(c.choices)}", did_you_mean(str(opt.value), c.choices))
+                             if c.choices else (f"{opt.name} = {opt.value!r} in {where} must be {c.math}", None))
+    problem = _conv_problem(ctx, block, f, net, node)
+    if problem is not None:
+        yield error(codes.BAD_NETWORK, problem[0], span, problem[1])
 
 
 def _check_options(block: str, f: Factor, net: Net) -> Iterator[Diagnostic]:

@@ -4,7 +4,8 @@ A width of ``mlp(100000, 100000)`` or a shape of ``real[100000000]`` is valid sy
 machine can allocate it, and torch would say so only after a long wait, in its allocator's
 words.  :func:`estimate` counts, as :mod:`graphvae.compile.nets` builds them, the weights of
 every network (one affine map per layer: the first over the concatenated, flattened parents,
-the last a head of the family's parameters) and, roughly, the activations of one training step
+the last a head of the family's parameters; a batch norm's scale and shift; a conv's kernels;
+a paste's canvas; a plate's shared network once), exactly the compiled model's parameters, and, roughly, the activations of one training step
 at the configured batch size: every network's layer widths and every variable's value, per
 example of the batch, times the samples S and the enumerated values of the networks that see
 them, kept for the backward pass.  Training holds the weights four times (the weights, their
@@ -26,7 +27,7 @@ from graphvae.spec.diagnostics import Diagnostic, error, warning
 from graphvae.spec.estimators import estimator_method, support_size
 from graphvae.spec.families import FAMILIES
 from graphvae.spec.ir import Factor, Net, Span, Spec
-from graphvae.spec.networks import ATTENTION, node_width
+from graphvae.spec.networks import ATTENTION, conv_geometry, conv_maps, node_width
 from graphvae.spec.settings import SETTINGS
 from graphvae.spec.validate.context import Context, first_span
 
@@ -68,8 +69,30 @@ def _size(shape) -> int | None:
 
 
 def _widths(net: Net) -> list[int]:
-    """The widths of a network's weight layers (a glimpse or paste has none: its sizes are a window)."""
+    """The widths of a network's affine layers (a glimpse or paste has none: its sizes are a window;
+    a conv's are its dense layer's, its channel counts counted by :func:`_conv`)."""
+    if net.kind == "conv":
+        dense = net.option("dense")
+        return [dense] if _is_count(dense) else []
     return [] if net.kind in ATTENTION else [w for w in net.hidden if _is_count(w)]
+
+
+def _conv(net: Net, image) -> tuple[int, int, int]:
+    """``(weights, units, features)`` of a conv's convolutions over an image variable of shape
+    ``image`` (its feature maps' values per example, and how many numbers the last one holds);
+    zeros where the conv or the shape is not valid."""
+    kernel, stride = conv_geometry(net)
+    if (image is None or len(image) != 2 or not all(_is_count(d) for d in image) or not net.hidden
+            or not all(_is_count(c) for c in net.hidden) or not _is_count(kernel) or not _is_count(stride)):
+        return 0, 0, 0
+    weights, units, channels_in = 0, 0, 1
+    maps = conv_maps(net, tuple(image))
+    for c, h, w in maps:
+        weights += kernel * kernel * channels_in * c + c
+        units += c * h * w
+        channels_in = c
+    c, h, w = maps[-1]
+    return weights, units, c * h * w
 
 
 def _deterministic_width(net: Net) -> int:
@@ -113,6 +136,7 @@ def estimate(spec: Spec, ctx: Context | None = None) -> MemoryEstimate:
     """The memory estimate of ``spec`` (any spec: what is not valid is skipped)."""
     ctx = ctx or Context.build(spec)
     sizes: dict[str, int] = {}
+    shapes = {v.name: tuple(v.shape) for v in ctx.variables.values()}
     for v in ctx.variables.values():
         size = _size(v.shape) if v.shape else 1
         if size is not None:
@@ -127,22 +151,35 @@ def estimate(spec: Spec, ctx: Context | None = None) -> MemoryEstimate:
     observed = {v.name for v in ctx.variables.values() if v.role == "observed"}
     batch = _batch(spec)
     weights, per_example, largest, most = 0, 0, None, -1
+    shared: set = set()
     for block in ("encoder", "decoder"):
         local = {n: _deterministic_width(f.net) for n, f in ctx.deterministic(block).items() if f.net}
         for f in ctx.block_factors(block):
-            inputs = sum(local.get(p, sizes.get(p, 0)) for p in f.parents)
+            # the parents, and those a plate's slot 0 lacks (z[k-1]), which its shared network still reads
+            inputs = sum(local.get(p, sizes.get(p, 0)) for p in f.parents + tuple(like for _, like in f.absent))
             # a network that sees only observed data runs once per example, the others per sample
             # and enumerated value
             repeat = 1 if all(p in observed for p in f.parents) else samples * enumerated
-            for net, out in _nets(f, sizes.get(f.name)):
+            for k, (net, out) in enumerate(_nets(f, sizes.get(f.name))):
                 layers = [*_widths(net)] if f.deterministic else [*_widths(net), out]
                 n, width_in, units = 0, inputs, 0
-                for width in layers:
+                norm = 2 if net.option("batchnorm", False) is True else 0  # a batch norm's scale and shift
+                if net.kind == "conv":  # the convolutions read the image; the affine layers, their features
+                    image = next((p for p in f.parents if p not in local and len(shapes.get(p, ())) == 2), None)
+                    n, units, features = _conv(net, shapes.get(image))
+                    n += norm * sum(c for c in net.hidden if _is_count(c)) if features else 0
+                    width_in = inputs - sizes.get(image, 0) + features
+                for i, width in enumerate(layers):
                     n += width_in * width + width
+                    n += norm * width if i < len(layers) - 1 or f.deterministic else 0  # hidden layers only
                     units += width
                     width_in = width
-                if net.kind in ATTENTION:  # a window read or placed: its output, no weights
-                    units = out
+                if f.shared is not None:  # a plate's K copies of a factor share one network: counted once
+                    key = (block, f.shared, k)
+                    n = 0 if key in shared else n
+                    shared.add(key)
+                if net.kind in ATTENTION:  # a window read or placed: its output; a paste's learnt canvas
+                    n, units = (out if net.kind == "paste" else 0), out
                 weights += n
                 per_example += units * repeat
                 if n > most:
