@@ -48,9 +48,9 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def spec_text(sizes: dict) -> str:
-    """specs/shaded_shapes.gvae with its image size, identities and data path set for ``sizes``."""
-    text = SPEC.read_text()
+def spec_text(sizes: dict, spec: Path = SPEC) -> str:
+    """``spec`` (default specs/shaded_shapes.gvae) with its image size, identities and data path set for ``sizes``."""
+    text = Path(spec).read_text()
     text = text.replace("unit[32, 32]", f"unit[{sizes['size']}, {sizes['size']}]")
     text = text.replace("categorical[38]", f"categorical[{sizes['identities']}]")
     text = re.sub(r"labels\s*=\s*\d+", f"labels = {sizes['identities'] * sizes['labels_per_identity']}", text)
@@ -119,6 +119,8 @@ def main(argv=None) -> int:
     p.add_argument("--small", action="store_true", help="a small data set and 2 epochs: under a minute")
     p.add_argument("--epochs", type=int, default=None, help="override the spec's epochs")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--spec", default=str(SPEC), help="the model (default specs/shaded_shapes.gvae; "
+                   "specs/shaded_shapes_conv.gvae reads the images with a conv)")
     args = p.parse_args(argv)
     try:
         seeds = parse_seeds(args.seeds)
@@ -126,6 +128,8 @@ def main(argv=None) -> int:
         p.error(f"--seeds {args.seeds!r}: give seeds as 0, 0-2 or 0,3")
     if args.threads < 1 or (args.epochs is not None and args.epochs < 1):
         p.error("--threads and --epochs must be at least 1")
+    if not Path(args.spec).is_file():
+        p.error(f"--spec {args.spec}: no such file")
 
     from graphvae.cli import main as graphvae
     from graphvae.data.synthetic import make_shaded_shapes  # noqa: F401  (fails early when missing)
@@ -135,7 +139,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     spec = out / "shaded_shapes.gvae"
-    spec.write_text(spec_text(sizes))
+    spec.write_text(spec_text(sizes, Path(args.spec)))
     print("command: " + " ".join([Path(sys.argv[0]).name if argv is None else "shaded_shapes.py",
                                   *(sys.argv[1:] if argv is None else argv)]))
     print(f"hardware: {hardware()}; {args.threads} training thread(s)")
