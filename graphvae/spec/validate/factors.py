@@ -244,19 +244,17 @@ def _conv_problem(ctx: Context, block: str, f: Factor, net: Net, node: bool) -> 
 
 
 def _check_conv(ctx: Context, block: str, f: Factor, net: Net, node: bool) -> Iterator[Diagnostic]:
-    where, span = describe_factor(block, f), first_span(net.span, f.span)
-    yield from check_options(net.options, CONV_OPTIONS, net.kind, f"conv in {where}", net.span,
-                             lambda opt, c: (f"{opt.name} = {opt.value!r} in {where} is not one of "
-                                             f"{', '.join(c.choices)}", did_you_mean(str(opt.value), c.choices))
-                             if c.choices else (f"{opt.name} = {opt.value!r} in {where} must be {c.math}", None))
+    yield from _check_options(block, f, net, CONV_OPTIONS)
     problem = _conv_problem(ctx, block, f, net, node)
     if problem is not None:
-        yield error(codes.BAD_NETWORK, problem[0], span, problem[1])
+        yield error(codes.BAD_NETWORK, problem[0], first_span(net.span, f.span), problem[1])
 
 
-def _check_options(block: str, f: Factor, net: Net) -> Iterator[Diagnostic]:
+def _check_options(block: str, f: Factor, net: Net, allowed: dict[str, Constraint] = NET_OPTIONS
+                   ) -> Iterator[Diagnostic]:
+    """A network's options against ``allowed`` (an mlp's or linear's; a conv's adds its own)."""
     where = describe_factor(block, f)
-    yield from check_options(net.options, NET_OPTIONS, net.kind, f"{net.kind} in {where}", net.span,
+    yield from check_options(net.options, allowed, net.kind, f"{net.kind} in {where}", net.span,
                              lambda opt, c: (f"{opt.name} = {opt.value!r} in {where} is not one of "
                                              f"{', '.join(c.choices)}", did_you_mean(str(opt.value), c.choices))
                              if c.choices else (f"{opt.name} = {opt.value!r} in {where} must be {c.math}", None))
