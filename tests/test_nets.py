@@ -178,6 +178,29 @@ def test_conv_broadcasts_lead_dims_and_convolves_an_observed_image_once():
     assert net.out_features == 9
 
 
+def test_conv_reads_a_glimpse_window_as_the_image_it_is():
+    """A glimpse node's value arrives flattened (h * w numbers, with sample dims before it); a conv
+    over it computes what it computes over the same window as an [h, w] image: the 1..9 window
+    sums 12, 16, 24, 28 of the all-ones kernel, per sample."""
+    from graphvae.compile.nets import Glimpse
+
+    flat = _conv([1], (ParentInput("g", (9,), image=(3, 3)),), {"loc": (1,)}, activation="identity")
+    square = _conv([1], (ParentInput("x", (3, 3)),), {"loc": (1,)}, activation="identity")
+    square.load_state_dict(flat.state_dict())
+    with torch.no_grad():
+        flat.convs[0].weight.fill_(1.0), flat.convs[0].bias.zero_()
+        flat.tail.first.weight.fill_(1.0), flat.tail.first.bias.zero_()
+    canvas = torch.zeros(1, 5, 5)
+    canvas[0, 1:4, 2:5] = torch.arange(1.0, 10.0).reshape(3, 3)
+    glimpse = Glimpse(Net("glimpse", (3,)), (ParentInput("x", (5, 5)), ParentInput("w", (2,))))
+    window = glimpse([canvas, torch.tensor([[[1.0, 2.0]], [[1.0, 2.0]]])])  # 2 samples of one position
+    assert window.shape == (2, 1, 9)
+    torch.testing.assert_close(flat([window])["loc"], torch.full((2, 1, 1), 12.0 + 16 + 24 + 28))
+    with torch.no_grad():
+        square.load_state_dict(flat.state_dict())
+    torch.testing.assert_close(flat([window])["loc"], square([window.reshape(2, 1, 3, 3)])["loc"])
+
+
 def test_conv_options_batchnorm_and_dropout_follow_each_convolution():
     net = _conv([4, 4], (ParentInput("x", (8, 8)),), {"logits": (2,)}, batchnorm=True, dropout=0.5,
                 activation="tanh")

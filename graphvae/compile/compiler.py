@@ -29,7 +29,7 @@ from graphvae.spec.diagnostics import SpecError, error
 from graphvae.spec.estimators import ESTIMATORS, estimator_call
 from graphvae.spec.graph import decoder_graph, encoder_graph, topological_order
 from graphvae.spec.ir import Factor, Net, Spec
-from graphvae.spec.networks import node_width
+from graphvae.spec.networks import image_shape, node_width
 from graphvae.spec.plates import count_masks
 from graphvae.spec.settings import SETTINGS, ObjectiveConfig, problems
 
@@ -51,9 +51,11 @@ def input_names(factor: Factor) -> list[str]:
 
 def _parent_inputs(spec: Spec, factor: Factor, block: dict[str, Factor]) -> tuple[ParentInput, ...]:
     out = []
+    nodes = {n: f for n, f in block.items() if f.deterministic}
     for p in input_names(factor):
-        if p in block and block[p].deterministic:
-            out.append(ParentInput(p, (deterministic_width(block[p].net),)))
+        if p in nodes:  # a glimpse's value is its window flattened; a conv reads it as an image
+            image = image_shape(p, {}, nodes) if nodes[p].net.kind == "glimpse" else None
+            out.append(ParentInput(p, (deterministic_width(block[p].net),), image=image))
         else:
             v = spec.variable(p)
             out.append(ParentInput(p, tuple(v.shape), v.classes))

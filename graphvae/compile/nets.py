@@ -50,11 +50,21 @@ class ParentInput:
     """How one parent enters a network.
 
     ``shape`` is the parent's full shape (a categorical's includes its K); ``classes``
-    is K for a categorical parent (whose value may arrive as indices), else None."""
+    is K for a categorical parent (whose value may arrive as indices), else None; ``image`` is
+    ``(h, w)`` for a glimpse node (its value, ``h * w`` numbers, is a window a conv reads as an image)."""
 
     name: str
     shape: tuple[int, ...]
     classes: int | None = None
+    image: tuple[int, int] | None = None
+
+    @property
+    def image_shape(self) -> tuple[int, int] | None:
+        """``(H, W)`` of the image a conv reads of this parent: a real or binary variable of shape
+        [H, W], or a glimpse's window; None for any other parent."""
+        if self.image is not None:
+            return self.image
+        return tuple(self.shape) if len(self.shape) == 2 and self.classes is None else None
 
     @property
     def width(self) -> int:
@@ -190,8 +200,9 @@ class ConvNet(nn.Module):
     def __init__(self, net: Net, parents: tuple[ParentInput, ...], head: dict[str, tuple[int, ...]] | None):
         super().__init__()
         self.kind = net.kind
-        self.image = next(i for i, p in enumerate(parents) if len(p.shape) == 2 and p.classes is None)
-        self.image_shape = tuple(parents[self.image].shape)
+        self.image = next(i for i, p in enumerate(parents) if p.image_shape is not None)
+        self.image_shape = parents[self.image].image_shape
+        self.flat_image = len(parents[self.image].shape) == 1  # a glimpse's window arrives flattened
         kernel, stride = conv_geometry(net)
         layers: list[nn.Module] = []
         channels_in = 1
@@ -217,6 +228,8 @@ class ConvNet(nn.Module):
     def forward(self, values: list[torch.Tensor]):
         image = values[self.image]
         if image is not None:  # absent (a plate's slot 0 reading slot -1): reads zero, like any absent parent
+            if self.flat_image:
+                image = image.reshape(image.shape[:-1] + self.image_shape)
             lead, (flat,) = _flat_lead((image.to(self.convs[0].weight.dtype), 2))
             features = self.convs(flat.unsqueeze(1)).flatten(1)
             values = list(values)

@@ -9,7 +9,7 @@
   fractional positions interpolated bilinearly). Its value is the window, flattened: ``h * w``
   numbers.
 * ``conv(c1, c2, ...)``: a convolutional network over one image parent (a variable of shape
-  ``[H, W]``): one convolution per channel count ``c_i`` (``kernel`` x ``kernel``, default 3,
+  ``[H, W]``, or a ``glimpse`` node, whose window is an ``h x w`` image): one convolution per channel count ``c_i`` (``kernel`` x ``kernel``, default 3,
   with ``stride``, default 2, zero-padded by ``kernel // 2``), each followed by the activation
   (batch normalisation before it with ``batchnorm = true``, dropout after it with ``dropout``).
   The last feature map, flattened, joins the factor's other parents (each flattened) in an
@@ -58,6 +58,33 @@ def conv_features(net: Net, image: tuple[int, int]) -> int:
     """How many numbers a ``conv``'s last feature map holds (what its affine map reads of the image)."""
     c, h, w = conv_maps(net, image)[-1]
     return c * h * w
+
+
+def image_parents(parents, variables, nodes) -> list[str]:
+    """The parents a ``conv`` may read as its image: a variable of shape ``[H, W]`` (``variables``:
+    name -> Variable) or a ``glimpse`` node (``nodes``: the block's deterministic factors by name)."""
+    out = []
+    for p in parents:
+        node = nodes.get(p)
+        if node is not None:
+            if node.net is not None and node.net.kind == "glimpse":
+                out.append(p)
+        elif (v := variables.get(p)) is not None and len(v.shape) == 2:
+            out.append(p)
+    return out
+
+
+def image_shape(parent: str, variables, nodes) -> tuple[int, int] | None:
+    """``(H, W)`` of the image a conv reads of ``parent`` (one of :func:`image_parents`): a
+    variable's shape or a glimpse's window; None where the sizes are not valid numbers."""
+    node = nodes.get(parent)
+    if node is not None:
+        sizes = node.net.hidden if node.net is not None else ()
+        ok = sizes and len(sizes) <= 2 and all(isinstance(s, int) and not isinstance(s, bool) and s > 0
+                                               for s in sizes)
+        return window(node.net) if ok else None
+    v = variables.get(parent)
+    return tuple(v.shape) if v is not None and len(v.shape) == 2 else None
 
 
 def window(net: Net) -> tuple[int, int]:

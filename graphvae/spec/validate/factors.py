@@ -12,7 +12,7 @@ from graphvae.spec.binding import bind_params, lone_argument
 from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error, warning
 from graphvae.spec.families import FAMILIES, SUPPORT_OF_DOMAIN, Family, literal_ok, support_contains
 from graphvae.spec.ir import DOMAINS, Dist, Factor, Net, Param, Uniform, Variable
-from graphvae.spec.networks import ATTENTION, NETWORKS, POSITION_SHAPE, node_width, window
+from graphvae.spec.networks import ATTENTION, NETWORKS, POSITION_SHAPE, image_parents, node_width, window
 from graphvae.spec.settings import Bool, Constraint, Interval, OneOf
 from graphvae.spec.validate.context import Context, check_options, describe_factor, factor_span, first_span, head_span
 
@@ -231,14 +231,14 @@ def _conv_problem(ctx: Context, block: str, f: Factor, net: Net, node: bool) -> 
     if node and net.option("dense") is None:
         return (f"conv as {where} needs dense = n: the node's value is a hidden layer of n units after the "
                 "convolutions", f"e.g. {example}")
-    images = [p for p in f.parents if p not in ctx.deterministic(block) and (v := ctx.variables.get(p)) is not None
-              and len(v.shape) == 2]
+    images = image_parents(f.parents, ctx.variables, ctx.deterministic(block))
     if len(images) != 1:
         found = f"it has {len(images)}: {', '.join(images)}" if images else \
             f"its parents ({', '.join(f.parents) or 'none'}) hold none"
-        return f"conv in {where} reads one image (a variable of shape [H, W]) among its parents; {found}", None
-    image = ctx.variables[images[0]]
-    if image.discrete and image.domain != "binary":
+        return (f"conv in {where} reads one image (a variable of shape [H, W] or a glimpse) among its parents; "
+                f"{found}", None)
+    image = ctx.variables.get(images[0]) if images[0] not in ctx.deterministic(block) else None
+    if image is not None and image.discrete and image.domain != "binary":
         return f"conv in {where} reads '{image.name}', a {image.domain} image; it reads real or binary pixels", None
     return None
 

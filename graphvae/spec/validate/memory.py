@@ -27,7 +27,7 @@ from graphvae.spec.diagnostics import Diagnostic, error, warning
 from graphvae.spec.estimators import estimator_method, support_size
 from graphvae.spec.families import FAMILIES
 from graphvae.spec.ir import Factor, Net, Span, Spec
-from graphvae.spec.networks import ATTENTION, conv_geometry, conv_maps, node_width
+from graphvae.spec.networks import ATTENTION, conv_geometry, conv_maps, image_parents, image_shape, node_width
 from graphvae.spec.settings import SETTINGS
 from graphvae.spec.validate.context import Context, first_span
 
@@ -78,8 +78,7 @@ def _widths(net: Net) -> list[int]:
 
 
 def _conv(net: Net, image) -> tuple[int, int, int]:
-    """``(weights, units, features)`` of a conv's convolutions over an image variable of shape
-    ``image`` (its feature maps' values per example, and how many numbers the last one holds);
+    """``(weights, units, features)`` of a conv's convolutions over an image of shape ``image`` (its feature maps' values per example, and how many numbers the last one holds);
     zeros where the conv or the shape is not valid."""
     kernel, stride = conv_geometry(net)
     if (image is None or len(image) != 2 or not all(_is_count(d) for d in image) or not net.hidden
@@ -165,10 +164,11 @@ def estimate(spec: Spec, ctx: Context | None = None) -> MemoryEstimate:
                 n, width_in, units = 0, inputs, 0
                 norm = 2 if net.option("batchnorm", False) is True else 0  # a batch norm's scale and shift
                 if net.kind == "conv":  # the convolutions read the image; the affine layers, their features
-                    image = next((p for p in f.parents if p not in local and len(shapes.get(p, ())) == 2), None)
-                    n, units, features = _conv(net, shapes.get(image))
+                    image = next(iter(image_parents(f.parents, ctx.variables, ctx.deterministic(block))), None)
+                    n, units, features = _conv(net, image_shape(image, ctx.variables, ctx.deterministic(block))
+                                               if image is not None else None)
                     n += norm * sum(c for c in net.hidden if _is_count(c)) if features else 0
-                    width_in = inputs - sizes.get(image, 0) + features
+                    width_in = inputs - local.get(image, sizes.get(image, 0)) + features
                 for i, width in enumerate(layers):
                     n += width_in * width + width
                     n += norm * width if i < len(layers) - 1 or f.deterministic else 0  # hidden layers only
