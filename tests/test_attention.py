@@ -3,6 +3,9 @@ values, finite differences in the position, and the count's zeroing of a plate's
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 
@@ -136,3 +139,75 @@ def test_a_slot_past_the_count_puts_no_patch_on_the_canvas(slots_model, count, p
     moved = any(g is not None and g.abs().sum() > 0 for g in grads)
     assert moved is patch_gets_gradient
     assert slots_model.decoder["x"].nets["logits"].bias.grad.abs().sum() > 0
+
+
+def test_a_new_run_starts_the_canvas_at_the_training_images_mean(slots_model):
+    """A Bernoulli canvas starts at the logit of each pixel's mean (a pixel never on clamped to
+    1e-3), not at 0 (grey); ``threshold`` binarization's mean is the thresholded images'."""
+    from graphvae.data.batches import mean_values
+
+    assert slots_model.canvases() == ["x"]
+    images = np.zeros((4, 8, 8), np.float32)
+    images[:, 0, 0] = [1, 1, 0, 0]       # mean 0.5: logit 0
+    images[:, 0, 1] = [1, 1, 1, 0]       # 0.75: log 3
+    images[:, 0, 2] = [0.4, 0.4, 0.4, 1]  # grey levels: 0.55 drawn, 0.25 thresholded at 0.5
+    images[:, 7, 7] = 1                  # always on: clamped to 1 - 1e-3
+    arrays = {"x": images, "n": np.zeros(4, np.int64)}
+    for mode, third in (("dynamic", 0.55), ("threshold", 0.25)):
+        means = mean_values(arrays, slots_model.spec, mode, slots_model.canvases())
+        slots_model.start_canvases({k: torch.from_numpy(m) for k, m in means.items()})
+        canvas = slots_model.decoder["x"].nets["logits"].bias.detach().double()
+        want = torch.full((8, 8), math.log(1e-3 / (1 - 1e-3)), dtype=torch.float64)
+        want[0, 0], want[0, 1], want[0, 2] = 0.0, math.log(3.0), math.log(third / (1 - third))
+        want[7, 7] = -want[1, 1]
+        torch.testing.assert_close(canvas, want, rtol=0, atol=5e-5)  # a float32 canvas
+
+
+@pytest.mark.parametrize("family, param, mean, want", [
+    ("Bernoulli", "logits", 0.2, math.log(0.25)),
+    ("Normal", "loc", 0.2, 0.2),
+    ("Laplace", "loc", -3.0, -3.0),
+    ("Normal", "scale", 0.2, None),      # a scale is not set by a mean: the canvas stays at 0
+])
+def test_the_parameter_at_a_mean_is_registered_per_family(family, param, mean, want):
+    from graphvae.compile.distributions import parameter_at_mean
+
+    got = parameter_at_mean(family, param, torch.tensor(mean, dtype=torch.float64))
+    assert (got is None) if want is None else abs(float(got) - want) < 1e-12
+
+
+def test_a_registered_mean_map_is_checked_against_the_family():
+    from graphvae.compile.distributions import at_mean
+
+    with pytest.raises(ValueError, match="registered already"):
+        at_mean("Bernoulli", "logits")(lambda m: m)
+    with pytest.raises(ValueError, match="not one of Normal's network parameters"):
+        at_mean("Normal", "df")(lambda m: m)
+
+
+def test_the_trainer_starts_a_new_runs_canvas_at_the_mean_and_a_resumed_run_keeps_its_own(tmp_path, monkeypatch):
+    from graphvae.compile.model import CompiledModel
+    from graphvae.data.synthetic import npz_bytes
+    from graphvae.train.config import TrainConfig
+    from graphvae.train.loop import train
+
+    rng = np.random.default_rng(0)
+    x = (rng.random((40, 8, 8)) < 0.1).astype(np.float32)
+    x[:, 0, :] = 1.0  # a row always on, the rest mostly off
+    n = rng.integers(0, 3, 40)
+    w = np.where((np.arange(2) < n[:, None])[..., None], rng.uniform(0, 5, (40, 2, 2)), np.nan).astype(np.float32)
+    (tmp_path / "d.npz").write_bytes(npz_bytes({"x": x, "n": n, "w": w}))
+    (tmp_path / "slots.gvae").write_text(SLOTS)
+    seen, calls = [], []
+    start = CompiledModel.start_canvases
+    monkeypatch.setattr(CompiledModel, "start_canvases", lambda self, means: calls.append(1) or start(self, means))
+    cfg = TrainConfig(data=str(tmp_path / "d.npz"), epochs=1, batch_size=10, labels=10, device="cpu", validation=0.0)
+    canvas = lambda m: m.decoder["x"].nets["logits"].bias.detach().clone()  # noqa: E731
+    train(str(tmp_path / "slots.gvae"), cfg, tmp_path / "run", progress=False, max_steps=1, log=lambda *a: None,
+          on_step=lambda m, step: seen.append(canvas(m)))
+    assert calls == [1]
+    assert (seen[0][0] > 6.0).all() and (seen[0][1:] < 0.0).all()  # one Adam step (lr 1e-3) from the logits of the means
+    train(None, None, tmp_path / "run", resume=True, progress=False, max_steps=2, log=lambda *a: None,
+          on_step=lambda m, step: seen.append(canvas(m)))
+    assert calls == [1]  # the resumed run keeps its trained canvas
+    assert (seen[1] - seen[0]).abs().max() < 0.01

@@ -263,6 +263,40 @@ def support_values(domain: str, shape: tuple[int, ...], dtype=torch.float32, dev
     return torch.tensor(rows, dtype=kind, device=device).reshape((len(rows),) + tuple(vshape))
 
 
+# -- a parameter at a data mean: where a paste's learnt canvas starts ---------------------------
+_AT_MEAN: dict[tuple[str, str], Callable[[torch.Tensor], torch.Tensor]] = {}
+
+
+def at_mean(family_name: str, param: str):
+    """Register how a family's network parameter ``param`` (its unconstrained value) makes the
+    family's mean equal a given mean: ``@at_mean("Bernoulli", "logits")``."""
+    def put(fn: Callable[[torch.Tensor], torch.Tensor]):
+        if (family_name, param) in _AT_MEAN:
+            raise ValueError(f"at_mean: {family_name}.{param} is registered already")
+        if param not in family(family_name).head:
+            raise ValueError(f"at_mean: {param!r} is not one of {family_name}'s network parameters")
+        _AT_MEAN[(family_name, param)] = fn
+        return fn
+    return put
+
+
+@at_mean("Bernoulli", "logits")
+def _bernoulli_logits(mean: torch.Tensor) -> torch.Tensor:
+    # a mean of 0 or 1 (a pixel never or always on) would be an infinite logit: clamped to 1e-3
+    return torch.logit(mean.clamp(1e-3, 1 - 1e-3))
+
+
+for _name in ("Normal", "Laplace", "StudentT"):  # the mean is loc itself (StudentT's for df > 1)
+    at_mean(_name, "loc")(_identity)
+
+
+def parameter_at_mean(family_name: str, param: str, mean: torch.Tensor) -> torch.Tensor | None:
+    """The value of ``param`` at which ``family_name``'s mean is ``mean``, or None where no
+    such map is registered (the parameter is a scale, say)."""
+    fn = _AT_MEAN.get((family_name, param))
+    return None if fn is None else fn(mean)
+
+
 # -- user extension -----------------------------------------------------------------------
 def register(name: str, cls: type, params: tuple[str, ...] | list[str], head: tuple[str, ...] | list[str] | None = None,
              support: str | None = None, event_rank: int = 0, uniform: dict[str, float] | None = None,

@@ -19,6 +19,7 @@ from torch import nn
 from graphvae.compile import distributions as dists
 from graphvae.compile.batch_check import CheckedBatch, check_batch
 from graphvae.compile.estimators import QNode, draw, mean_or_mode
+from graphvae.compile.nets import Paste
 from graphvae.compile.objective import SemiSupervisedELBO, Trace, slot_mask
 from graphvae.errors import UserError
 from graphvae.spec.estimators import ESTIMATORS
@@ -104,6 +105,29 @@ class CompiledModel(nn.Module):
         """Tell the model its training set's size: ``alpha_scaling = dataset`` weighs log q(y|x) of a
         labelled example by alpha * N / N_labelled (the trainer calls this)."""
         self.objective.set_data_size(n_examples, n_labelled)
+        return self
+
+    def canvases(self) -> list[str]:
+        """The observed variables whose p factor is a ``paste`` with a learnt canvas that
+        :meth:`start_canvases` can start at the data's mean."""
+        observed = {v.name for v in self.spec.variables if v.role == "observed"}
+        return [name for name, module in self.decoder.items() if name in observed
+                and any(isinstance(net, Paste) and dists.parameter_at_mean(module.family, key, torch.zeros(()))
+                        is not None for key, net in getattr(module, "nets", {}).items())]
+
+    @torch.no_grad()
+    def start_canvases(self, means: dict[str, torch.Tensor]) -> "CompiledModel":
+        """Start each paste's learnt canvas (see :meth:`canvases`) where its family's mean is
+        ``means[variable]``, the training images' per-pixel mean, instead of at 0.  A Bernoulli
+        canvas at 0 is grey (p = 0.5) everywhere, and only the canvas reaches the pixels no patch
+        covers, so an optimiser moving each of its values by about lr a step takes thousands of
+        steps to find the background; the trainer calls this once on a new run."""
+        for name in self.canvases():
+            module = self.decoder[name]
+            for key, net in module.nets.items():
+                if isinstance(net, Paste) and name in means:
+                    value = dists.parameter_at_mean(module.family, key, means[name].to(net.bias))
+                    net.bias.copy_(value.reshape(net.bias.shape))
         return self
 
     def forward(self, batch, terms: bool = False):

@@ -189,6 +189,21 @@ def binarize_arrays(arrays: dict[str, np.ndarray], spec: Spec, mode: str,
     return out
 
 
+def mean_values(arrays: dict[str, np.ndarray], spec: Spec, mode: str, names) -> dict[str, np.ndarray]:
+    """The per-element mean over the examples of each variable in ``names``, as training sees it:
+    a binary variable's expected value under ``mode`` (a draw's, dynamic or static, is its grey
+    level's; ``threshold``'s is the thresholded one's), float64."""
+    binary = set(_binary_names(arrays, spec))
+    out = {}
+    for name in names:
+        a = arrays[name]
+        if name in binary and mode == "threshold":
+            out[name] = (a > 0.5).mean(axis=0, dtype=np.float64)
+        else:
+            out[name] = a.mean(axis=0, dtype=np.float64)
+    return out
+
+
 def evaluation_arrays(arrays: dict[str, np.ndarray], spec: Spec, mode: str) -> dict[str, np.ndarray]:
     """Validation/test arrays binarized once and for all (a fixed static draw when training is dynamic)."""
     return binarize_arrays(arrays, spec, "static" if mode == "dynamic" else mode)

@@ -185,12 +185,16 @@ def _build(folder: RunFolder, spec, text: str, suffix: str, cfg: TrainConfig, re
     once the data and the model are ready, so bad input leaves nothing behind."""
     from graphvae.compile.compiler import compile_spec
     from graphvae.data import SemiSupervisedBatches, count_examples, evaluation_arrays, prepare_data, save_labelled
+    from graphvae.data.batches import mean_values
 
     device = distributed.pick_device(world, cfg.device) if device is None else device
     use_threads(cfg.threads)
     data = prepare_data(spec, data=cfg.data, data_dir=cfg.data_dir or None, validation=cfg.validation,
                         labels=cfg.labels, seed=cfg.seed, labelled=labelled)
     model = compile_spec(spec).to(device)
+    if not resume and model.canvases():  # a paste's canvas starts at the training images' mean, not grey
+        means = mean_values(data.train, spec, cfg.binarize, model.canvases())
+        model.start_canvases({k: torch.from_numpy(m) for k, m in means.items()})
     if world.distributed and cfg.sync_batchnorm:
         model = distributed.sync_batchnorm(model, device)
     model.set_data_size(count_examples(data.train), len(data.labelled))  # for alpha_scaling = dataset
