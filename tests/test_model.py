@@ -252,6 +252,46 @@ objective { b = enumerate }
     assert pred.shape == (4, 2) and bool(torch.isfinite(pred).all())
 
 
+TWO_HEADS = """model two_heads
+x : observed binary[6]
+a : supervised categorical[3]
+b : supervised categorical[4]
+z : latent real[2]
+encoder {
+  a | x    ~ Categorical(mlp(5))
+  z | x, a ~ Normal(linear)
+  b | x, z ~ Categorical(mlp(5))
+}
+decoder {
+  a ~ Categorical(uniform)
+  b ~ Categorical(uniform)
+  z ~ Normal(0, 1)
+  x | a, b, z ~ Bernoulli(mlp(5))
+}
+objective { a = enumerate
+  b = enumerate }
+"""
+
+
+@pytest.mark.parametrize("var, runs, skips", [("a", ["a"], ["z", "b"]), ("b", ["a", "z", "b"], [])])
+def test_predict_runs_only_the_q_nodes_the_variable_depends_on(var, runs, skips):
+    """A trace that stops at a variable runs its ancestors in q (a: none; b: a, then z), not the
+    rest of q's order before it; a is exact (no draw), so its probabilities are the full trace's."""
+    torch.manual_seed(3)
+    model = compile_text(TWO_HEADS)
+    assert model._q_ancestry(var) == runs
+    called = []
+    for name in ("a", "z", "b"):
+        for net in model.encoder[name].nets.values():  # a factor's networks run when q reaches it
+            net.register_forward_hook(lambda m, i, o, name=name: called.append(name))
+    x = torch.bernoulli(torch.full((5, 6), 0.5))
+    probs = model.predict_probs({"x": x}, var)
+    assert set(called) == set(runs) and not set(called) & set(skips)
+    if var == "a":
+        with torch.no_grad():
+            torch.testing.assert_close(probs, torch.softmax(model.encoder["a"].dist([x]).logits, -1))
+
+
 def test_observed_categorical_takes_class_indices():
     torch.manual_seed(5)
     model = compile_text("""model words

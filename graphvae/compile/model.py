@@ -51,6 +51,7 @@ class CompiledModel(nn.Module):
         self._qf = {f.name: f for f in spec.encoder}
         self._pf = {f.name: f for f in spec.decoder}
         self._vars = spec.var_map
+        self._ancestries: dict[str, list[str]] = {}  # q node -> the nodes a trace stopping there runs
         self._plans: dict[tuple, tuple[str, ...]] = {}  # (labelled, mode, stop_at) -> enumerated q nodes
         self._where: tuple[torch.dtype, torch.device] | None = None  # dtype and device, until moved
         self._divisors: dict[tuple, torch.Tensor] = {}  # the logged terms' denominators, per batch composition
@@ -68,6 +69,7 @@ class CompiledModel(nn.Module):
         and p's factors read a slot that is absent past its count, ``masks`` which variables' terms
         count only while their slot is present."""
         self._zeroed = {"q": dict(zeroed_q), "p": dict(zeroed_p)}
+        self._ancestries.clear()  # the counts that zero inputs are ancestors too
         self.objective.masks = dict(masks)
 
     # -- plumbing ---------------------------------------------------------------------
@@ -178,7 +180,7 @@ class CompiledModel(nn.Module):
     # -- running q and p --------------------------------------------------------------
     def _trace(self, values: dict[str, torch.Tensor], size: int, labelled: frozenset[str], samples: int,
                mode: str = "train", run_p: bool = True, stop_at: str | None = None) -> Trace:
-        order = self.q_order if stop_at is None else self.q_order[:self.q_order.index(stop_at) + 1]
+        order = self.q_order if stop_at is None else self._q_ancestry(stop_at)
         key = (labelled, mode, stop_at)
         enumerated = self._plans.get(key)
         if enumerated is None:  # decided once per labelled pattern and mode
@@ -198,6 +200,23 @@ class CompiledModel(nn.Module):
         if run_p:
             self._p_pass(trace)
         return trace
+
+    def _q_ancestry(self, name: str) -> list[str]:
+        """q's nodes that ``name``'s distribution depends on, and ``name``, in q's order: its
+        ancestors through parents and through the counts that zero a slot's inputs.  A trace that
+        stops at ``name`` runs these alone: the others (a later slot's digit when predicting an
+        earlier one's, say) change neither q(name | x) nor, summed out, its particles' weights."""
+        order = self._ancestries.get(name)
+        if order is None:
+            need, stack = set(), [name]
+            while stack:
+                n = stack.pop()
+                if n in need or n not in self._qf:
+                    continue
+                need.add(n)
+                stack += list(self._qf[n].parents) + [row[1] for row in self._zeroed["q"].get(n, ())]
+            order = self._ancestries[name] = [n for n in self.q_order if n in need]
+        return order
 
     def _q_node(self, trace: Trace, name: str, d, mode: str, samples: int) -> None:
         if name in trace.labelled:
