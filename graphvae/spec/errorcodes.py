@@ -156,13 +156,17 @@ BAD_OPTION = register("bad-option", FACTORS,
 BAD_NETWORK = register("bad-network", FACTORS,
                        "widths are positive integers; `mlp` needs at least one hidden width; a deterministic "
                        "`linear` needs exactly one width, `linear` as a family argument none; a `conv` reads one "
-                       "image parent of shape [H, W], with positive channel counts, an odd `kernel` and, as a "
+                       "image parent (a variable of shape [H, W] or a `glimpse`), with positive channel counts, an odd `kernel` and, as a "
                        "deterministic node, `dense = n`")
 BAD_ATTENTION = register("bad-attention", FACTORS,
                          "`glimpse(h, w)` is a deterministic node reading one image variable of shape [H, W] at "
                          "one `real[2]` position; `paste(h, w)` is a family's only network, of a variable of shape "
                          "[H, W], pairing patches of h·w values with `real[2]` positions; windows are whole "
                          "numbers >= 2 that fit the image; neither takes options")
+NONNEGATIVE_PATCH = register("nonnegative-patch", FACTORS,
+                             "a `paste`'s patch is an `mlp` or `conv` node ending in relu, softplus or sigmoid, so "
+                             "it can only raise the canvas (add ink), never lower it; end the patch in `linear`",
+                             WARNING)
 NETWORK_NEEDS_PARENT = register("network-needs-parent", FACTORS,
                                 "a network (or a deterministic node) needs parents; a root factor takes literals or "
                                 "`uniform`")

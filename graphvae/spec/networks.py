@@ -34,6 +34,7 @@ from graphvae.spec.ir import Net
 NETWORKS = ("mlp", "linear", "conv", "glimpse", "paste")
 ATTENTION = ("glimpse", "paste")  # the networks with a window: no activation, batchnorm or dropout
 POSITION_SHAPE = (2,)  # a position: (row, column) of a window's top-left pixel
+NONNEGATIVE_ACTIVATIONS = ("relu", "softplus", "sigmoid")  # a node activated by one of these has values >= 0
 CONV_KERNEL = 3  # a conv's default kernel size (odd: padded by kernel // 2 on each side)
 CONV_STRIDE = 2  # a conv's default stride: each layer halves the feature map
 

@@ -12,7 +12,8 @@ from graphvae.spec.binding import bind_params, lone_argument
 from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error, warning
 from graphvae.spec.families import FAMILIES, SUPPORT_OF_DOMAIN, Family, literal_ok, support_contains
 from graphvae.spec.ir import DOMAINS, Dist, Factor, Net, Param, Uniform, Variable
-from graphvae.spec.networks import ATTENTION, NETWORKS, POSITION_SHAPE, image_parents, node_width, window
+from graphvae.spec.networks import (ATTENTION, NETWORKS, NONNEGATIVE_ACTIVATIONS, POSITION_SHAPE, image_parents,
+                                    node_width, window)
 from graphvae.spec.settings import Bool, Constraint, Interval, OneOf
 from graphvae.spec.validate.context import Context, check_options, describe_factor, factor_span, first_span, head_span
 
@@ -210,6 +211,26 @@ def _check_attention(ctx: Context, block: str, f: Factor, net: Net, node: bool) 
     problem = _attention_problem(ctx, block, f, net, node)
     if problem is not None:
         yield error(codes.BAD_ATTENTION, problem[0], first_span(net.span, f.span), problem[1])
+    elif net.kind == "paste":
+        yield from _check_patches(ctx, block, f, net)
+
+
+def _check_patches(ctx: Context, block: str, f: Factor, net: Net) -> Iterator[Diagnostic]:
+    """A patch whose values are >= 0 (an activated node) only adds ink: warned once per paste."""
+    nodes = ctx.deterministic(block)
+    for p in f.parents:
+        patch = nodes.get(p)
+        if patch is None or patch.net is None or patch.net.kind not in ("mlp", "conv"):
+            continue
+        if patch.net.activation in NONNEGATIVE_ACTIVATIONS:
+            name = patch.shared or p  # a plate's patch by its written name, p[k]
+            yield warning(codes.NONNEGATIVE_PATCH,
+                          f"patch '{name}' of the paste in {describe_factor(block, f)} is an {patch.net.kind} node "
+                          f"ending in {patch.net.activation}: its values are >= 0, so it can only raise the "
+                          "canvas (a Bernoulli's logits: add ink), never lower it", first_span(net.span, f.span),
+                          "end the patch in linear, e.g. h[k] | digits[k], z[k] = mlp(256) then "
+                          "p[k] | h[k] = linear(784)")
+            return
 
 
 def _conv_problem(ctx: Context, block: str, f: Factor, net: Net, node: bool) -> tuple[str, str | None] | None:
