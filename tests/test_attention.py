@@ -211,3 +211,34 @@ def test_the_trainer_starts_a_new_runs_canvas_at_the_mean_and_a_resumed_run_keep
           on_step=lambda m, step: seen.append(canvas(m)))
     assert calls == [1]  # the resumed run keeps its trained canvas
     assert (seen[1] - seen[0]).abs().max() < 0.01
+
+
+def test_a_labelled_only_baseline_starts_its_canvas_at_its_labelled_images_mean(tmp_path, monkeypatch):
+    """The labelled-only baseline sees no unlabelled image, its canvas's start included."""
+    from graphvae.compile.model import CompiledModel
+    from graphvae.data.synthetic import npz_bytes
+    from graphvae.train.config import TrainConfig
+    from graphvae.train.loop import train
+
+    rng = np.random.default_rng(0)
+    n = rng.integers(0, 3, 40)
+    w = np.where((np.arange(2) < n[:, None])[..., None], rng.uniform(0, 5, (40, 2, 2)), np.nan).astype(np.float32)
+    x = (rng.random((40, 8, 8)) < 0.5).astype(np.float32)
+    (tmp_path / "d.npz").write_bytes(npz_bytes({"x": x, "n": n, "w": w}))
+    (tmp_path / "slots.gvae").write_text(SLOTS)
+    means = []
+    start = CompiledModel.start_canvases
+    monkeypatch.setattr(CompiledModel, "start_canvases", lambda self, m: means.append(m["x"]) or start(self, m))
+    labelled = np.array([0, 3, 5])
+    for only in (False, True):
+        cfg = TrainConfig(data=str(tmp_path / "d.npz"), epochs=1, batch_size=10, labels=3, device="cpu",
+                          validation=0.0, labelled_only=only)
+        train(str(tmp_path / "slots.gvae"), cfg, tmp_path / f"run{only}", progress=False, max_steps=1,
+              log=lambda *a: None, labelled=labelled)
+    from graphvae.data import prepare_data
+
+    train_x = prepare_data(load_spec(str(tmp_path / "slots.gvae")), data=str(tmp_path / "d.npz"), validation=0.0,
+                           labels=3, seed=0, labelled=labelled).train["x"]  # the split's training images
+    torch.testing.assert_close(means[0], torch.from_numpy(train_x.mean(0, dtype=np.float64)))
+    torch.testing.assert_close(means[1], torch.from_numpy(train_x[labelled].mean(0, dtype=np.float64)))
+    assert not torch.equal(means[0], means[1])

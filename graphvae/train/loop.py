@@ -185,7 +185,7 @@ def _build(folder: RunFolder, spec, text: str, suffix: str, cfg: TrainConfig, re
     once the data and the model are ready, so bad input leaves nothing behind."""
     from graphvae.compile.compiler import compile_spec
     from graphvae.data import SemiSupervisedBatches, count_examples, evaluation_arrays, prepare_data, save_labelled
-    from graphvae.data.batches import mean_values
+    from graphvae.data.batches import mean_values, take_examples
 
     device = distributed.pick_device(world, cfg.device) if device is None else device
     use_threads(cfg.threads)
@@ -193,7 +193,8 @@ def _build(folder: RunFolder, spec, text: str, suffix: str, cfg: TrainConfig, re
                         labels=cfg.labels, seed=cfg.seed, labelled=labelled)
     model = compile_spec(spec).to(device)
     if not resume and model.canvases():  # a paste's canvas starts at the training images' mean, not grey
-        means = mean_values(data.train, spec, cfg.binarize, model.canvases())
+        seen = take_examples(data.train, data.labelled) if cfg.labelled_only else data.train
+        means = mean_values(seen, spec, cfg.binarize, model.canvases())  # a baseline sees its labelled images only
         model.start_canvases({k: torch.from_numpy(m) for k, m in means.items()})
     if world.distributed and cfg.sync_batchnorm:
         model = distributed.sync_batchnorm(model, device)
