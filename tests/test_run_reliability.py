@@ -445,8 +445,10 @@ INTERRUPT_IMPORT = textwrap.dedent("""
 def test_ctrl_c_while_the_command_imports(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    # Ctrl-C as a terminal delivers it: SIGINT at its default, even where this suite runs as a shell's
+    # background job (which starts with SIGINT ignored, and a child would inherit that)
     done = subprocess.run([sys.executable, "-c", INTERRUPT_IMPORT], capture_output=True, text=True, timeout=60,
-                          cwd=tmp_path, env=env)
+                          cwd=tmp_path, env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert done.returncode == 130 and done.stderr == "graphvae: interrupted\n"
 
 
