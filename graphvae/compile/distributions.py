@@ -290,6 +290,11 @@ for _name in ("Normal", "Laplace", "StudentT"):  # the mean is loc itself (Stude
     at_mean(_name, "loc")(_identity)
 
 
+def has_mean_map(family_name: str, param: str) -> bool:
+    """Whether :func:`parameter_at_mean` knows ``family_name``'s ``param``."""
+    return (family_name, param) in _AT_MEAN
+
+
 def parameter_at_mean(family_name: str, param: str, mean: torch.Tensor) -> torch.Tensor | None:
     """The value of ``param`` at which ``family_name``'s mean is ``mean``, or None where no
     such map is registered (the parameter is a scale, say)."""

@@ -114,8 +114,8 @@ class CompiledModel(nn.Module):
         :meth:`start_canvases` can start at the data's mean."""
         observed = {v.name for v in self.spec.variables if v.role == "observed"}
         return [name for name, module in self.decoder.items() if name in observed
-                and any(isinstance(net, Paste) and dists.parameter_at_mean(module.family, key, torch.zeros(()))
-                        is not None for key, net in getattr(module, "nets", {}).items())]
+                and any(isinstance(net, Paste) and dists.has_mean_map(module.family, key)
+                        for key, net in getattr(module, "nets", {}).items())]
 
     @torch.no_grad()
     def start_canvases(self, means: dict[str, torch.Tensor]) -> "CompiledModel":

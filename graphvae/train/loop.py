@@ -192,9 +192,10 @@ def _build(folder: RunFolder, spec, text: str, suffix: str, cfg: TrainConfig, re
     data = prepare_data(spec, data=cfg.data, data_dir=cfg.data_dir or None, validation=cfg.validation,
                         labels=cfg.labels, seed=cfg.seed, labelled=labelled)
     model = compile_spec(spec).to(device)
-    if not resume and model.canvases():  # a paste's canvas starts at the training images' mean, not grey
+    canvases = [] if resume else model.canvases()
+    if canvases:  # a paste's canvas starts at the training images' mean, not grey
         seen = take_examples(data.train, data.labelled) if cfg.labelled_only else data.train
-        means = mean_values(seen, spec, cfg.binarize, model.canvases())  # a baseline sees its labelled images only
+        means = mean_values(seen, spec, cfg.binarize, canvases)  # a baseline sees its labelled images only
         model.start_canvases({k: torch.from_numpy(m) for k, m in means.items()})
     if world.distributed and cfg.sync_batchnorm:
         model = distributed.sync_batchnorm(model, device)
