@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from graphvae.compile.nets import (ACTIVATIONS, FactorModule, NodeNet, ParentInput, ParentsLinear, activation,
+from graphvae.compile.nets import (ACTIVATIONS, FactorModule, NodeNet, ParentInput, ParentsLinear, ReLU, activation,
                                    parameter_count)
 from graphvae.spec.ir import Net, Option
 
@@ -60,7 +60,7 @@ def test_parents_linear_equals_linear_over_the_concatenation(case):
     (Net("mlp", (500,)), {"logits": (10,)}, [(794, 500), (500, 10)], None),
     (Net("mlp", (8, 4), (Option("activation", "tanh"),)), {"loc": (3,), "scale": (3,)}, [(794, 8), (8, 4), (4, 6)], None),
     (Net("linear"), {"loc": (2, 3)}, [(794, 6)], None),
-    (Net("mlp", (16,)), None, [(794, 16)], nn.ReLU),
+    (Net("mlp", (16,)), None, [(794, 16)], ReLU),
     (Net("mlp", (16,), (Option("activation", "softplus"),)), None, [(794, 16)], nn.Softplus),
     (Net("linear", (7,)), None, [(794, 7)], None),
 ])
@@ -76,10 +76,52 @@ def test_node_net_layers_and_outputs(net, head, widths, last):
         assert out.shape == (1, 5, widths[-1][1])
         final = list(module.rest)[-1] if len(module.rest) else None
         assert (type(final) is last) if last else not isinstance(final, tuple(ACTIVATIONS.values()))
-        if last is nn.ReLU:
+        if last is ReLU:
             assert bool((out >= 0).all())
     else:
         assert {k: tuple(v.shape) for k, v in out.items()} == {k: (1, 5) + s for k, s in head.items()}
+
+
+@pytest.mark.parametrize("run", ["eager", "relu from its output", "torch.compile"])
+def test_relu_gives_torch_relus_values_and_gradients(run):
+    """graphvae's ReLU (under torch.compile on a CPU its backward reads the output, see its
+    docstring) equals torch.relu to the bit, also at 0, where the gradient is 0."""
+    from graphvae.compile.nets import _ReLUFromOutput
+
+    h = torch.tensor([[-2.0, -0.0, 0.0, 1e-30, 3.5], [7.0, -1e-30, 0.25, -4.0, 0.0]])
+    g = torch.tensor([[1.0, 2.0, 3.0, 4.0, 5.0], [-1.0, -2.0, -3.0, -4.0, -5.0]])
+    fn = {"eager": ReLU(), "relu from its output": _ReLUFromOutput.apply,
+          "torch.compile": torch.compile(ReLU(), backend="aot_eager", fullgraph=True)}[run]
+    a, b = h.clone().requires_grad_(), h.clone().requires_grad_()
+    out = fn(a)
+    out.backward(g)
+    torch.relu(b).backward(g)
+    assert torch.equal(out, torch.relu(h))
+    assert torch.equal(a.grad, b.grad)
+    assert a.grad[0, 2] == 0 and a.grad[1, 4] == 0
+
+
+def test_relu_under_torch_compile_on_cpu_keeps_no_bool_mask_for_its_backward():
+    """The traced backward multiplies by the output's sign: no threshold_backward, whose mask
+    inductor's partitioner would save as a bool tensor (slow to store on a CPU)."""
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
+    graphs = {}
+
+    def keep(kind):
+        def compiler(gm, inputs):
+            graphs[kind] = {str(n.target) for n in gm.graph.nodes if n.op == "call_function"}
+            return make_boxed_func(gm.forward)
+        return compiler
+
+    net = nn.Sequential(nn.Linear(3, 4), ReLU(), nn.Linear(4, 2))
+    step = torch.compile(net, backend=aot_autograd(fw_compiler=keep("forward"), bw_compiler=keep("backward")),
+                         fullgraph=True)
+    step(torch.randn(5, 3)).sum().backward()
+    assert "aten.relu.default" in graphs["forward"]
+    assert "aten.sign.default" in graphs["backward"]
+    assert not any("threshold_backward" in op or "le." in op for op in graphs["backward"])
 
 
 def test_hidden_activation_by_name():

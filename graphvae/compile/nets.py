@@ -31,8 +31,41 @@ from graphvae.compile import distributions as dists
 from graphvae.spec.ir import Net
 from graphvae.spec.networks import ATTENTION, POSITION_SHAPE, conv_geometry, conv_maps, window
 
+class _ReLUFromOutput(torch.autograd.Function):
+    """relu whose backward reads its output: ``g * sign(out)``, which is ``g`` where out > 0 and 0
+    elsewhere, as torch's own (``threshold_backward``)."""
+
+    @staticmethod
+    def forward(h: torch.Tensor) -> torch.Tensor:
+        return torch.relu(h)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        out, = ctx.saved_tensors
+        return grad * out.sign()
+
+
+class ReLU(nn.ReLU):
+    """``max(h, 0)``: ``torch.relu`` when run eagerly or on a GPU.  Traced by torch.compile for a
+    CPU tensor it is :class:`_ReLUFromOutput` (the same values and gradients), because with
+    torch's relu inductor's partitioner saves the mask ``h <= 0`` as a bool tensor for the
+    backward, and inductor's CPU kernels that store a bool tensor run at about 12 ns an element
+    (torch 2.13; the two such kernels of the digits M2 at B = 64 took 2.2 ms of a 5.2 ms step's
+    kernels).  The output is saved anyway (the next layer's weight gradient reads it), so the
+    backward multiplies by its sign in a float kernel instead (``docs/training.md#throughput``)."""
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling() and h.device.type == "cpu" and not self.inplace:
+            return _ReLUFromOutput.apply(h)
+        return torch.relu(h)
+
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU, "softplus": nn.Softplus, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "elu": nn.ELU,
+    "relu": ReLU, "softplus": nn.Softplus, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "elu": nn.ELU,
     "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU, "selu": nn.SELU, "silu": nn.SiLU, "swish": nn.SiLU,
     "mish": nn.Mish, "identity": nn.Identity, "none": nn.Identity,
 }
