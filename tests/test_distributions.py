@@ -31,6 +31,18 @@ def test_constrain_maps_any_block_into_the_parameter_constraint(family, param):
     torch.testing.assert_close(value, expected)
 
 
+@pytest.mark.parametrize("family, param", HEADS)
+def test_the_resolved_constraint_map_equals_transform_to_bit_for_bit(family, param):
+    """constraint_map's shortcuts (nothing for a real parameter, exp for a positive one) give the
+    values of transform_to's own transform, to the bit, also at the ends of float's range."""
+    torch.manual_seed(0)
+    block = torch.cat([torch.randn(64) * 5, torch.tensor([0.0, -0.0, 88.0, 89.0, -104.0, -110.0, 1e-30])])
+    if dists.torch_class(family).arg_constraints[param].event_dim:
+        block = block.reshape(-1, 1).expand(-1, 3).contiguous()
+    expected = torch.distributions.transform_to(dists.torch_class(family).arg_constraints[param])(block)
+    assert torch.equal(dists.constraint_map(family, param)(block), expected)
+
+
 @pytest.mark.parametrize("family", sorted(n for n, f in families.FAMILIES.items() if f.torch_class.startswith("torch.")))
 def test_constraint_names_match_the_metadata(family):
     fam = families.FAMILIES[family]

@@ -86,12 +86,16 @@ def constrain(family_name: str, param: str, block: torch.Tensor) -> torch.Tensor
 
 def constraint_map(family_name: str, param: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """:func:`constrain` for one family parameter, resolved once (a network head calls it every step):
-    the ``transform_to`` transform itself, or nothing at all for an unconstrained parameter."""
+    the ``transform_to`` transform itself, nothing at all for an unconstrained parameter, and
+    ``torch.exp`` alone for a positive one (``transform_to(positive)`` is exp followed by an affine
+    map with scale 1 and shift 0: the same values, two more operations a step)."""
     c = param_constraint(family_name, param)
     while isinstance(c, constraints.independent):
         c = c.base_constraint
     if c is constraints.real:
         return _identity
+    if isinstance(c, constraints.greater_than) and c.lower_bound == 0:  # transform_to: exp, then x * 1 + 0
+        return torch.exp
     return transform_to(param_constraint(family_name, param))
 
 
@@ -245,11 +249,26 @@ def build_relaxed(family_name: str, d: Distribution, temperature: float) -> Dist
 
 
 # -- enumeration --------------------------------------------------------------------------
+_SUPPORTS: dict[tuple, torch.Tensor] = {}  # (domain, shape, dtype, device) -> the support, made once
+
+
 def support_values(domain: str, shape: tuple[int, ...], dtype=torch.float32, device=None) -> torch.Tensor:
     """Every joint value of a finite discrete variable, shape ``(N, *value_shape)``.
 
     Categorical values are class indices (long) of shape ``shape[:-1]``; binary values
-    are 0/1 floats of shape ``shape``."""
+    are 0/1 floats of shape ``shape``.  Made once per variable shape, dtype and device (an
+    enumerated variable asks for it every step); callers must not write into it.  Under
+    torch.compile it is made afresh, a constant of the graph."""
+    if torch.compiler.is_compiling():
+        return _support_values(domain, shape, dtype, device)
+    key = (domain, tuple(shape), dtype, torch.device(device) if device is not None else None)
+    sup = _SUPPORTS.get(key)
+    if sup is None:
+        sup = _SUPPORTS[key] = _support_values(domain, shape, dtype, device)
+    return sup
+
+
+def _support_values(domain: str, shape: tuple[int, ...], dtype=torch.float32, device=None) -> torch.Tensor:
     if domain == "categorical":
         vshape, k, kind = shape[:-1], shape[-1], torch.long
     elif domain == "binary":
