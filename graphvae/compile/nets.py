@@ -61,7 +61,7 @@ class ReLU(nn.ReLU):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         if torch.compiler.is_compiling() and h.device.type == "cpu" and not self.inplace:
             return _ReLUFromOutput.apply(h)
-        return torch.relu(h)
+        return F.relu(h, inplace=self.inplace)
 
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
