@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -248,3 +250,88 @@ def test_conv_options_batchnorm_and_dropout_follow_each_convolution():
                 activation="tanh")
     kinds = [type(m).__name__ for m in net.convs]
     assert kinds == ["Conv2d", "BatchNorm2d", "Tanh", "Dropout"] * 2
+
+
+@pytest.mark.parametrize("parent", [ParentInput("x", (3, 3)), ParentInput("g", (9,), image=(3, 3))])
+def test_conv_coords_reads_each_pixels_row_and_column_as_two_more_channels(parent):
+    """With coords = true the first convolution reads 3 channels: the image, then each pixel's row
+    and column scaled to [-1, 1] (CoordConv). A 1x1 kernel at stride 1 picking one channel gives
+    the image itself, the rows -1, 0, 1 and the columns -1, 0, 1 of a 3x3 image, whatever the image
+    (here zeros, and a flattened glimpse window), for each of two examples."""
+    picks = {0: torch.arange(1.0, 10.0), 1: torch.tensor([-1.0, -1, -1, 0, 0, 0, 1, 1, 1]),
+             2: torch.tensor([-1.0, 0, 1, -1, 0, 1, -1, 0, 1])}
+    for channel, expected in picks.items():
+        net = _conv([1], (parent,), {"loc": (9,)}, activation="identity", coords=True, kernel=1, stride=1)
+        assert net.convs[0].in_channels == 3 and net.features == 9
+        with torch.no_grad():
+            net.convs[0].weight.zero_(), net.convs[0].bias.zero_()
+            net.convs[0].weight[0, channel] = 1.0
+            net.tail.first.weight.copy_(torch.eye(9)), net.tail.first.bias.zero_()
+        image = torch.arange(1.0, 10.0).expand(2, 9).reshape((2,) + parent.shape)
+        torch.testing.assert_close(net([image])["loc"], expected.expand(2, 9))
+
+
+def test_conv_without_coords_reads_the_image_alone_and_its_grid_is_not_saved():
+    plain = _conv([2], (ParentInput("x", (4, 5)),), {"loc": (1,)})
+    with_coords = _conv([2], (ParentInput("x", (4, 5)),), {"loc": (1,)}, coords=True)
+    assert plain.convs[0].in_channels == 1 and not plain.coords
+    assert with_coords.grid.shape == (2, 4, 5) and "grid" not in with_coords.state_dict()
+    assert with_coords.to(torch.float64).convs[0](torch.zeros(1, 3, 4, 5, dtype=torch.float64)).dtype == torch.float64
+
+
+# -- locate: a soft argmax over a conv's cells, each pointing from its centre to the position --
+def _locate(hidden, parents, head, **options):
+    from graphvae.compile.nets import LocateNet
+
+    return LocateNet(Net("locate", tuple(hidden), tuple(Option(k, v) for k, v in options.items())), parents, head)
+
+
+def _score_is_the_pixel(net, offset=(0.0, 0.0)):
+    """A 1x1 identity convolution, and a linear cell network whose score is the cell's feature
+    (the pixel) and whose offset is ``offset`` everywhere."""
+    with torch.no_grad():
+        net.convs[0].weight.fill_(1.0), net.convs[0].bias.zero_()
+        first = net.cell.first
+        first.weight.zero_(), first.bias.zero_()
+        first.weight[0, 0] = 1.0
+        first.bias[1:] = torch.tensor(offset)
+
+
+def test_locate_is_the_softmax_weighted_mean_of_the_cell_centres_plus_offsets():
+    """A 1x2 image [0, log 3]: the scores are the pixels, so the weights are 1/4 and 3/4 on the
+    centres (0, 0) and (0, 1): position (0, 3/4); an offset of (1, -1) at every cell moves it to (1, -1/4)."""
+    image = torch.tensor([[[0.0, math.log(3.0)]]])
+    for offset, expected in [((0.0, 0.0), [0.0, 0.75]), ((1.0, -1.0), [1.0, -0.25])]:
+        net = _locate([1], (ParentInput("x", (1, 2)),), {"loc": (2,)}, activation="identity", kernel=1, stride=1)
+        _score_is_the_pixel(net, offset)
+        torch.testing.assert_close(net([image])["loc"], torch.tensor([expected]))
+
+
+@pytest.mark.parametrize("image, hidden, stride, centres", [
+    ((5, 5), [1, 1], 2, [(0, 0), (0, 4), (4, 0), (4, 4)]),  # 5 -> 3 -> 2 cells, 4 pixels apart
+    ((3, 2), [1], 1, [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]),
+    ((50, 50), [16, 32, 32], 2, [(8 * i, 8 * j) for i in range(7) for j in range(7)]),
+])
+def test_locate_centres_each_cell_on_the_pixel_its_strides_reach(image, hidden, stride, centres):
+    net = _locate(hidden, (ParentInput("x", image),), {"loc": (2,)}, kernel=1 if stride == 1 else 3, stride=stride)
+    assert net.centres.tolist() == [list(map(float, c)) for c in centres]
+
+
+def test_locate_broadcasts_the_other_parents_over_the_cells_and_convolves_the_image_once():
+    """The image (B = 3) is convolved once; a real parent with 4 enumerated values, a class index
+    and an absent parent (slot 0's w[k-1]) each enter every cell: the position has their lead dims.
+    A score that is only the class's column picks no cell: every centre weighs the same."""
+    parents = (ParentInput("x", (6, 6)), ParentInput("n", (4,), 4), ParentInput("z", (3,)), ParentInput("w", (2,)))
+    net = _locate([2], parents, {"loc": (2,)}, dense=5)
+    seen = []
+    net.convs.register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
+    out = net([torch.rand(3, 6, 6), torch.tensor([0, 3, 1]), torch.randn(4, 3, 3), None])["loc"]
+    assert out.shape == (4, 3, 2) and seen == [torch.Size([3, 1, 6, 6])]
+    node = _locate([2], parents, None, activation="identity")
+    with torch.no_grad():
+        node.cell.first.weight.zero_(), node.cell.first.bias.zero_()
+        node.cell.first.weight[0, 2 + 2 + 1] = 7.0  # the score reads one-hot column 1 of n
+    mean = node.centres.mean(0)
+    torch.testing.assert_close(node([torch.rand(3, 6, 6), torch.tensor([0, 1, 1]), torch.randn(3, 3), None]),
+                               mean.expand(3, 2))
+    assert node.out_features == 2

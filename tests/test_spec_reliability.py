@@ -315,3 +315,42 @@ def test_the_memory_estimate_counts_the_weights_the_compiler_builds(name):
 
     spec = loader.load_spec(SPECS_DIR / name)
     assert estimate(spec).weights == parameter_count(compile_spec(spec))
+
+
+LOCATE_SPEC = """model locate_weights
+
+plate k < 2 count n
+
+x    : observed   binary[20, 20]
+n    : supervised categorical[3]
+w[k] : supervised real[2]
+
+encoder {
+  n | x               ~ Categorical(conv(4, 8, coords = true))
+  w[k] | x, n, w[k-1] ~ Normal(loc = locate(4, 8, dense = 16, batchnorm = true), scale = 1)
+  v | x, n            = locate(4, dense = 8, coords = true)
+  u | v, x            = mlp(4)
+}
+
+decoder {
+  n                   ~ Categorical(uniform)
+  w[k]                ~ Normal(8, 4)
+  x | n, w[*]         ~ Bernoulli(mlp(16))
+}
+
+objective {
+  n = enumerate
+}
+"""
+
+
+def test_the_memory_estimate_counts_the_weights_of_locate_and_coords(tmp_path):
+    """locate as a plate's shared loc network (with batch norm) and as a node; coords on a conv and a locate."""
+    from graphvae.compile.compiler import compile_spec
+    from graphvae.compile.nets import parameter_count
+    from graphvae.spec.validate.memory import estimate
+
+    path = tmp_path / "locate.gvae"
+    path.write_text(LOCATE_SPEC)
+    spec = loader.load_spec(path)
+    assert estimate(spec).weights == parameter_count(compile_spec(spec))

@@ -29,7 +29,8 @@ from torch import nn
 
 from graphvae.compile import distributions as dists
 from graphvae.spec.ir import Net
-from graphvae.spec.networks import ATTENTION, POSITION_SHAPE, conv_geometry, conv_maps, window
+from graphvae.spec.networks import (ATTENTION, POSITION_SHAPE, conv_geometry, conv_in_channels, conv_maps, conv_step,
+                                    window)
 
 class _ReLUFromOutput(torch.autograd.Function):
     """relu whose backward reads its output: ``g * sign(out)``, which is ``g`` where out > 0 and 0
@@ -222,6 +223,43 @@ class NodeNet(nn.Module):
                 for (name, shape), block in zip(self.head_shapes.items(), blocks)}
 
 
+
+def _convolutions(net: Net) -> tuple[nn.Sequential, bool]:
+    """A conv's or locate's convolutions (each ``kernel`` x ``kernel`` with ``stride``, zero-padded
+    by ``kernel // 2``, then batch norm if asked, the activation, dropout if asked), and whether
+    the first reads the pixel grid too (``coords = true``)."""
+    kernel, stride = conv_geometry(net)
+    layers: list[nn.Module] = []
+    channels_in = conv_in_channels(net)
+    for channels in (int(c) for c in net.hidden):
+        layers.append(nn.Conv2d(channels_in, channels, kernel, stride=stride, padding=kernel // 2))
+        if net.option("batchnorm", False):
+            layers.append(nn.BatchNorm2d(channels))
+        layers.append(activation(net.activation))
+        p = float(net.option("dropout", 0.0))
+        layers += [nn.Dropout(p)] if p > 0 else []
+        channels_in = channels
+    return nn.Sequential(*layers), conv_in_channels(net) > 1
+
+
+def _pixel_grid(shape: tuple[int, int]) -> torch.Tensor:
+    """``(2, H, W)``: each pixel's row and column, scaled to [-1, 1] (what ``coords = true`` adds)."""
+    h, w = shape
+    return torch.stack(torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij"))
+
+
+def _convolve(net: nn.Module, image: torch.Tensor) -> tuple[tuple[int, ...], torch.Tensor]:
+    """``(lead dims, last feature maps (N, c, h, w))`` of ``net``'s convolutions over ``image``
+    (lead dims + [H, W], or a glimpse's flattened window), once per value of the lead dims."""
+    if net.flat_image:
+        image = image.reshape(image.shape[:-1] + net.image_shape)
+    lead, (flat,) = _flat_lead((image.to(net.convs[0].weight.dtype), 2))
+    planes = flat.unsqueeze(1)
+    if net.coords:
+        planes = torch.cat([planes, net.grid.to(planes.dtype).expand(planes.shape[0], -1, -1, -1)], 1)
+    return lead, net.convs(planes)
+
+
 class ConvNet(nn.Module):
     """``conv(c1, ..., cn)`` over one image parent ([H, W]): the convolutions (each ``kernel`` x
     ``kernel`` with ``stride``, zero-padded by ``kernel // 2``, then batch norm if asked, the
@@ -236,18 +274,9 @@ class ConvNet(nn.Module):
         self.image = next(i for i, p in enumerate(parents) if p.image_shape is not None)
         self.image_shape = parents[self.image].image_shape
         self.flat_image = len(parents[self.image].shape) == 1  # a glimpse's window arrives flattened
-        kernel, stride = conv_geometry(net)
-        layers: list[nn.Module] = []
-        channels_in = 1
-        for channels in (int(c) for c in net.hidden):
-            layers.append(nn.Conv2d(channels_in, channels, kernel, stride=stride, padding=kernel // 2))
-            if net.option("batchnorm", False):
-                layers.append(nn.BatchNorm2d(channels))
-            layers.append(activation(net.activation))
-            p = float(net.option("dropout", 0.0))
-            layers += [nn.Dropout(p)] if p > 0 else []
-            channels_in = channels
-        self.convs = nn.Sequential(*layers)
+        self.convs, self.coords = _convolutions(net)
+        if self.coords:
+            self.register_buffer("grid", _pixel_grid(self.image_shape), persistent=False)
         c, h, w = conv_maps(net, self.image_shape)[-1]
         self.features = c * h * w
         inner = tuple(ParentInput(f"{p.name}:conv", (self.features,)) if i == self.image else p
@@ -261,13 +290,64 @@ class ConvNet(nn.Module):
     def forward(self, values: list[torch.Tensor]):
         image = values[self.image]
         if image is not None:  # absent (a plate's slot 0 reading slot -1): reads zero, like any absent parent
-            if self.flat_image:
-                image = image.reshape(image.shape[:-1] + self.image_shape)
-            lead, (flat,) = _flat_lead((image.to(self.convs[0].weight.dtype), 2))
-            features = self.convs(flat.unsqueeze(1)).flatten(1)
+            lead, maps = _convolve(self, image)
+            features = maps.flatten(1)
             values = list(values)
             values[self.image] = features.reshape(lead + (self.features,))
         return self.tail(values)
+
+
+class LocateNet(nn.Module):
+    """``locate(c1, ..., cn)``: where something is in an image parent, as a position (row, column
+    in the image's pixels).  The convolutions are a conv's.  At every cell of the last feature map
+    (h x w cells; cell (i, j) is centred on pixel (i * s, j * s), s the product of the strides) a
+    small network reads the cell's features, its centre in pixels and the other parents (each
+    once per example, broadcast over the cells), and gives a score and an offset (2 numbers):
+
+        position = sum_cells softmax(scores)_cell * (centre_cell + offset_cell)
+
+    a soft argmax over the cells (translation-equivariant, unlike a dense layer over the
+    flattened map), each cell pointing from itself to the position (a digit's body can point at
+    its corner).  The cell network is ``mlp(dense)`` with ``dense = n``, else ``linear``."""
+
+    def __init__(self, net: Net, parents: tuple[ParentInput, ...], head: dict[str, tuple[int, ...]] | None):
+        super().__init__()
+        self.kind = net.kind
+        self.image = next(i for i, p in enumerate(parents) if p.image_shape is not None)
+        self.image_shape = parents[self.image].image_shape
+        self.flat_image = len(parents[self.image].shape) == 1
+        self.convs, self.coords = _convolutions(net)
+        if self.coords:
+            self.register_buffer("grid", _pixel_grid(self.image_shape), persistent=False)
+        c, h, w = conv_maps(net, self.image_shape)[-1]
+        step = conv_step(net)
+        rows, cols = torch.meshgrid(torch.arange(h) * float(step), torch.arange(w) * float(step), indexing="ij")
+        self.register_buffer("centres", torch.stack([rows.flatten(), cols.flatten()], -1), persistent=False)
+        self.others = [i for i in range(len(parents)) if i != self.image]
+        inner = (ParentInput("cell:features", (c,)), ParentInput("cell:centre", POSITION_SHAPE),
+                 *(parents[i] for i in self.others))
+        self._event_dims = [len(parents[i].shape) - (parents[i].classes is not None) for i in self.others]
+        options = tuple(o for o in net.options if o.name in ("activation", "batchnorm", "dropout"))
+        dense = net.option("dense")
+        cell = Net("mlp", (int(dense),), options) if dense is not None else Net("linear", (), options)
+        self.cell = NodeNet(cell, inner, {"score": (1,), "offset": POSITION_SHAPE})
+        self.name = next(iter(head)) if head else None
+        self.out_features = POSITION_SHAPE[0]
+
+    def forward(self, values: list[torch.Tensor]):
+        image = values[self.image]
+        lead, maps = _convolve(self, image)
+        features = maps.flatten(2).transpose(1, 2)  # (N, cells, c)
+        features = features.reshape(lead + features.shape[1:])
+        centres = self.centres.to(features.dtype)
+        others = []
+        for i, n in zip(self.others, self._event_dims):  # each with a cell dim before its values
+            value = values[i]
+            others.append(None if value is None else value.unsqueeze(value.dim() - n))
+        out = self.cell([features, centres, *others])
+        weights = torch.softmax(out["score"].squeeze(-1), -1).unsqueeze(-1)
+        position = (weights * (centres + out["offset"])).sum(-2)
+        return position if self.name is None else {self.name: position}
 
 
 # -- attention: a window read from an image, patches placed on a canvas ----------------------
@@ -356,6 +436,8 @@ def build_net(net: Net, parents: tuple[ParentInput, ...], head: dict[str, tuple[
     """The module of one network expression: a glimpse, a paste, a conv, or an mlp/linear :class:`NodeNet`."""
     if net.kind == "conv":
         return ConvNet(net, parents, head)
+    if net.kind == "locate":
+        return LocateNet(net, parents, head)
     if net.kind == "glimpse":
         return Glimpse(net, parents)
     if net.kind == "paste":

@@ -155,9 +155,10 @@ BAD_OPTION = register("bad-option", FACTORS,
                       "`temperature` a number > 0")
 BAD_NETWORK = register("bad-network", FACTORS,
                        "widths are positive integers; `mlp` needs at least one hidden width; a deterministic "
-                       "`linear` needs exactly one width, `linear` as a family argument none; a `conv` reads one "
-                       "image parent (a variable of shape [H, W] or a `glimpse`), with positive channel counts, an odd `kernel` and, as a "
-                       "deterministic node, `dense = n`")
+                       "`linear` needs exactly one width, `linear` as a family argument none; a `conv` or `locate` "
+                       "reads one image parent (a variable of shape [H, W] or a `glimpse`), with positive channel "
+                       "counts, an odd `kernel` and, for a conv as a deterministic node, `dense = n`; a `locate` as "
+                       "a family argument fills one unconstrained parameter (a loc) of a `real[2]` variable")
 BAD_ATTENTION = register("bad-attention", FACTORS,
                          "`glimpse(h, w)` is a deterministic node reading one image variable of shape [H, W] at "
                          "one `real[2]` position; `paste(h, w)` is a family's only network, of a variable of shape "

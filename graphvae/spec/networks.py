@@ -15,6 +15,15 @@
   The last feature map, flattened, joins the factor's other parents (each flattened) in an
   affine map: with ``dense = n`` a hidden layer of ``n`` units (activated), else the family's
   head directly. As a deterministic node it needs ``dense = n``, whose ``n`` units are its value.
+  With ``coords = true`` the first convolution also reads each pixel's row and column, scaled
+  to [-1, 1] (CoordConv, Liu et al. 2018), which helps a conv say where something is.
+* ``locate(c1, c2, ...)``: where something is in one image parent: a position (row, column, in
+  the image's pixels; 2 numbers), as a deterministic node or as the one parameter it fills of a
+  ``real[2]`` variable's family (``w | x ~ Normal(loc = locate(16, 32, dense = 64), scale = 1)``).
+  The convolutions are a conv's (with its options); at every cell of the last feature map a
+  small network (``mlp(dense)`` with ``dense = n``, else ``linear``) reads the cell's features,
+  its centre in pixels and the other parents, and gives a score and an offset; the position is
+  the softmax-weighted mean of centre + offset over the cells (a soft argmax).
 * ``paste(h, w)`` (``paste(s)``): the inverse, as a family argument only, of a variable of shape
   ``[H, W]``. ``x | p[*], w[*] ~ Bernoulli(paste(28))`` places each patch ``p_i`` (``h * w``
   numbers: a deterministic node of that width or a variable of that size) with its top-left
@@ -31,7 +40,8 @@ from __future__ import annotations
 
 from graphvae.spec.ir import Net
 
-NETWORKS = ("mlp", "linear", "conv", "glimpse", "paste")
+NETWORKS = ("mlp", "linear", "conv", "locate", "glimpse", "paste")
+CONVOLUTIONAL = ("conv", "locate")  # the networks that convolve one image parent
 ATTENTION = ("glimpse", "paste")  # the networks with a window: no activation, batchnorm or dropout
 POSITION_SHAPE = (2,)  # a position: (row, column) of a window's top-left pixel
 NONNEGATIVE_ACTIVATIONS = ("relu", "softplus", "sigmoid")  # a node activated by one of these has values >= 0
@@ -39,9 +49,21 @@ CONV_KERNEL = 3  # a conv's default kernel size (odd: padded by kernel // 2 on e
 CONV_STRIDE = 2  # a conv's default stride: each layer halves the feature map
 
 
+def conv_in_channels(net: Net) -> int:
+    """The channels a ``conv``'s first convolution reads: the image, and with ``coords = true`` each
+    pixel's row and column (from -1 to 1), as in CoordConv (Liu et al. 2018)."""
+    return 3 if net.option("coords", False) is True else 1
+
+
 def conv_geometry(net: Net) -> tuple[int, int]:
     """``(kernel, stride)`` of a ``conv``: its options as written, else the defaults."""
     return int(net.option("kernel", CONV_KERNEL)), int(net.option("stride", CONV_STRIDE))
+
+
+def conv_step(net: Net) -> int:
+    """How many image pixels apart the cells of a conv's or locate's last feature map are centred
+    (the product of the strides: cell (i, j) is centred on pixel (i * step, j * step))."""
+    return conv_geometry(net)[1] ** len(net.hidden)
 
 
 def conv_maps(net: Net, image: tuple[int, int]) -> list[tuple[int, int, int]]:
@@ -96,10 +118,12 @@ def window(net: Net) -> tuple[int, int]:
 
 def node_width(net: Net) -> int:
     """The width of a deterministic node's value: a glimpse's window size ``h * w``, a conv's
-    ``dense`` width, else the network's last width (0 when it has none, which validation reports)."""
+    ``dense`` width, a locate's position (2), else the network's last width (0 when it has none, which validation reports)."""
     if net.kind == "glimpse" and net.hidden:
         h, w = window(net)
         return h * w
+    if net.kind == "locate":
+        return POSITION_SHAPE[0]
     if net.kind == "conv":
         dense = net.option("dense", 0)
         return int(dense) if isinstance(dense, int) and not isinstance(dense, bool) else 0

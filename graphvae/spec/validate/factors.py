@@ -12,7 +12,7 @@ from graphvae.spec.binding import bind_params, lone_argument
 from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error, warning
 from graphvae.spec.families import FAMILIES, SUPPORT_OF_DOMAIN, Family, literal_ok, support_contains
 from graphvae.spec.ir import DOMAINS, Dist, Factor, Net, Param, Uniform, Variable
-from graphvae.spec.networks import (ATTENTION, NETWORKS, NONNEGATIVE_ACTIVATIONS, POSITION_SHAPE, image_parents,
+from graphvae.spec.networks import (ATTENTION, CONVOLUTIONAL, NETWORKS, NONNEGATIVE_ACTIVATIONS, POSITION_SHAPE, image_parents,
                                     node_width, window)
 from graphvae.spec.settings import Bool, Constraint, Interval, OneOf
 from graphvae.spec.validate.context import Context, check_options, describe_factor, factor_span, first_span, head_span
@@ -23,11 +23,12 @@ NET_OPTIONS: dict[str, Constraint] = {  # option -> its constraint (graphvae.com
     "batchnorm": Bool(),  # batch normalisation before each hidden activation
     "dropout": Interval(0, upper=1),  # dropout probability after each hidden activation
 }
-CONV_OPTIONS: dict[str, Constraint] = {  # a conv's options: the above, and its geometry and dense layer
+CONV_OPTIONS: dict[str, Constraint] = {  # a conv's and locate's options: the above, their geometry and dense layer
     **NET_OPTIONS,
     "kernel": Interval(1, text=(">= 1, odd", "an odd whole number")),  # kernel x kernel convolutions
     "stride": Interval(1, text=(">= 1", "a whole number >= 1")),  # each convolution's stride
     "dense": Interval(1, text=(">= 1", "a whole number >= 1")),  # a hidden affine layer after the flattening
+    "coords": Bool(),  # two more input channels, each pixel's row and column (CoordConv)
 }
 WHOLE_CONV_OPTIONS = ("kernel", "stride", "dense")
 
@@ -125,7 +126,7 @@ def rule_networks(ctx: Context) -> Iterator[Diagnostic]:
             if net.kind in ATTENTION:
                 yield from _check_attention(ctx, block, f, net, node)
                 continue
-            if net.kind == "conv":
+            if net.kind in CONVOLUTIONAL:
                 yield from _check_conv(ctx, block, f, net, node)
                 continue
             yield from _check_options(block, f, net)
@@ -234,33 +235,55 @@ def _check_patches(ctx: Context, block: str, f: Factor, net: Net) -> Iterator[Di
 
 
 def _conv_problem(ctx: Context, block: str, f: Factor, net: Net, node: bool) -> tuple[str, str | None] | None:
-    """What is wrong with a ``conv`` besides its options (message, hint), or None
-    (:mod:`graphvae.spec.networks` says what it reads and makes)."""
-    where = describe_factor(block, f)
-    example = "conv(16, 32)" if not node else "conv(16, 32, dense = 256)"
+    """What is wrong with a ``conv`` or ``locate`` besides its options (message, hint), or None
+    (:mod:`graphvae.spec.networks` says what each reads and makes)."""
+    where, kind = describe_factor(block, f), net.kind
+    example = f"{kind}(16, 32)" if not node or kind == "locate" else "conv(16, 32, dense = 256)"
     if not net.hidden:
-        return f"conv in {where} needs at least one channel count, e.g. {example}", None
+        return f"{kind} in {where} needs at least one channel count, e.g. {example}", None
     bad = [c for c in net.hidden if not is_width(c)]
     if bad:
-        return f"conv in {where} has channel count {bad[0]!r}; channel counts are positive integers", None
+        return f"{kind} in {where} has channel count {bad[0]!r}; channel counts are positive integers", None
     whole = [o for o in net.options if o.name in WHOLE_CONV_OPTIONS and is_number(o.value) and o.value != int(o.value)]
     if whole:
         return f"{whole[0].name} = {whole[0].value!r} in {where} must be a whole number", None
     if is_number(net.option("kernel", 3)) and int(net.option("kernel", 3)) % 2 == 0:
         return (f"kernel = {net.option('kernel')} in {where} must be odd (each convolution is padded by "
                 "kernel // 2 on each side)", f"e.g. kernel = {int(net.option('kernel')) + 1}")
-    if node and net.option("dense") is None:
+    if node and kind == "conv" and net.option("dense") is None:
         return (f"conv as {where} needs dense = n: the node's value is a hidden layer of n units after the "
                 "convolutions", f"e.g. {example}")
     images = image_parents(f.parents, ctx.variables, ctx.deterministic(block))
     if len(images) != 1:
         found = f"it has {len(images)}: {', '.join(images)}" if images else \
             f"its parents ({', '.join(f.parents) or 'none'}) hold none"
-        return (f"conv in {where} reads one image (a variable of shape [H, W] or a glimpse) among its parents; "
+        return (f"{kind} in {where} reads one image (a variable of shape [H, W] or a glimpse) among its parents; "
                 f"{found}", None)
     image = ctx.variables.get(images[0]) if images[0] not in ctx.deterministic(block) else None
     if image is not None and image.discrete and image.domain != "binary":
-        return f"conv in {where} reads '{image.name}', a {image.domain} image; it reads real or binary pixels", None
+        return f"{kind} in {where} reads '{image.name}', a {image.domain} image; it reads real or binary pixels", None
+    if kind == "locate" and not node:
+        return _locate_problem(ctx, f, net, where)
+    return None
+
+
+def _locate_problem(ctx: Context, f: Factor, net: Net, where: str) -> tuple[str, str | None] | None:
+    """A ``locate`` as a family argument gives a position: 2 numbers, for one unconstrained
+    parameter of a ``real[2]`` variable (a Normal's loc, say)."""
+    hint = f"e.g. {f.name} | ... ~ Normal(loc = locate(16, 32, dense = 64), scale = 1)"
+    var, fam = ctx.variables.get(f.name), FAMILIES.get(f.dist.family)
+    if not _is_position(var):
+        shape = f"{var.domain}[{', '.join(map(str, var.shape))}]" if var is not None else "undeclared"
+        return (f"locate in {where} gives a position (row, column: 2 numbers), but '{f.name}' is {shape}, "
+                "not real[2]", hint)
+    if fam is None:
+        return None
+    slots, _ = bind_params(f.dist, fam, where, f.span)
+    filled = [name for name, arg in slots.items() if arg.value is net]
+    if len(filled) != 1 or fam.constraints.get(filled[0], "real") != "real":
+        what = ", ".join(filled) or "no parameter"
+        return (f"locate in {where} fills {what} of {fam.name}; it gives one unconstrained position, so it "
+                "fills one real parameter alone (a loc), the others literals or networks of their own", hint)
     return None
 
 

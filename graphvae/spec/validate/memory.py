@@ -27,7 +27,8 @@ from graphvae.spec.diagnostics import Diagnostic, error, warning
 from graphvae.spec.estimators import estimator_method, support_size
 from graphvae.spec.families import FAMILIES
 from graphvae.spec.ir import Factor, Net, Span, Spec
-from graphvae.spec.networks import ATTENTION, conv_geometry, conv_maps, image_parents, image_shape, node_width
+from graphvae.spec.networks import (ATTENTION, CONVOLUTIONAL, POSITION_SHAPE, conv_geometry, conv_in_channels,
+                                    conv_maps, image_parents, image_shape, node_width)
 from graphvae.spec.settings import SETTINGS
 from graphvae.spec.validate.context import Context, first_span
 
@@ -70,8 +71,8 @@ def _size(shape) -> int | None:
 
 def _widths(net: Net) -> list[int]:
     """The widths of a network's affine layers (a glimpse or paste has none: its sizes are a window;
-    a conv's are its dense layer's, its channel counts counted by :func:`_conv`)."""
-    if net.kind == "conv":
+    a conv's or locate's are its dense layer's, its channel counts counted by :func:`_conv`)."""
+    if net.kind in CONVOLUTIONAL:
         dense = net.option("dense")
         return [dense] if _is_count(dense) else []
     return [] if net.kind in ATTENTION else [w for w in net.hidden if _is_count(w)]
@@ -84,7 +85,7 @@ def _conv(net: Net, image) -> tuple[int, int, int]:
     if (image is None or len(image) != 2 or not all(_is_count(d) for d in image) or not net.hidden
             or not all(_is_count(c) for c in net.hidden) or not _is_count(kernel) or not _is_count(stride)):
         return 0, 0, 0
-    weights, units, channels_in = 0, 0, 1
+    weights, units, channels_in = 0, 0, conv_in_channels(net)
     maps = conv_maps(net, tuple(image))
     for c, h, w in maps:
         weights += kernel * kernel * channels_in * c + c
@@ -163,15 +164,22 @@ def estimate(spec: Spec, ctx: Context | None = None) -> MemoryEstimate:
                 layers = [*_widths(net)] if f.deterministic else [*_widths(net), out]
                 n, width_in, units = 0, inputs, 0
                 norm = 2 if net.option("batchnorm", False) is True else 0  # a batch norm's scale and shift
-                if net.kind == "conv":  # the convolutions read the image; the affine layers, their features
+                if net.kind in CONVOLUTIONAL:  # the convolutions read the image; the affine layers, their features
                     image = next(iter(image_parents(f.parents, ctx.variables, ctx.deterministic(block))), None)
                     n, units, features = _conv(net, image_shape(image, ctx.variables, ctx.deterministic(block))
                                                if image is not None else None)
                     n += norm * sum(c for c in net.hidden if _is_count(c)) if features else 0
                     width_in = inputs - local.get(image, sizes.get(image, 0)) + features
+                    if net.kind == "locate" and features:  # a cell's network: its features, centre, the rest
+                        channels = net.hidden[-1]
+                        cells = features // channels
+                        layers = [*_widths(net), 1 + POSITION_SHAPE[0]]
+                        width_in += channels + POSITION_SHAPE[0] - features
+                        units += cells * sum(layers)
                 for i, width in enumerate(layers):
                     n += width_in * width + width
-                    n += norm * width if i < len(layers) - 1 or f.deterministic else 0  # hidden layers only
+                    hidden = i < len(layers) - 1 or (f.deterministic and net.kind != "locate")
+                    n += norm * width if hidden else 0  # hidden layers only
                     units += width
                     width_in = width
                 if f.shared is not None:  # a plate's K copies of a factor share one network: counted once
