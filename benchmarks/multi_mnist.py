@@ -50,6 +50,7 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", default="0", help="e.g. 0-2 or 0,3 (default 0): data, labels and training seed")
     p.add_argument("--out", default="runs/bench_multi_mnist", help="folder for the data and the runs")
     p.add_argument("--small", action="store_true", help="600 canvases and 1 epoch: about a minute")
+    p.add_argument("--spec", default=str(SPEC), help="the spec to train (default specs/multi_mnist.gvae)")
     p.add_argument("--epochs", type=int, default=None, help="override the spec's epochs")
     p.add_argument("--labels", type=int, default=None, help="labelled canvases (default 500; --small 100)")
     p.add_argument("--data-dir", default=None, help="where MNIST's IDX files are (default $GRAPHVAE_DATA)")
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     print("command: " + " ".join([Path(sys.argv[0]).name if argv is None else "multi_mnist.py",
                                   *(sys.argv[1:] if argv is None else argv)]))
-    print(f"hardware: {hardware()}; {args.threads} training thread(s)")
+    print(f"hardware: {hardware()}; {args.threads} training thread(s); spec {args.spec}")
     print(f"data: graphvae data make multi-mnist --max-digits {SLOTS} --count {sizes['count']} --seed SEED; "
           f"{labels} labelled canvases; epochs {epochs or 'as in the spec'}")
     results = []
@@ -82,7 +83,7 @@ def main(argv=None) -> int:
                      str(sizes["count"]), "--seed", str(seed), "--force"]
         if args.data_dir:
             argv_make += ["--data-dir", args.data_dir]
-        argv_train = ["train", str(SPEC), "--data", str(data), "--out", str(run), "--seed", str(seed),
+        argv_train = ["train", args.spec, "--data", str(data), "--out", str(run), "--seed", str(seed),
                       "--threads", str(args.threads), "--device", "cpu", "--no-progress", "--baseline",
                       "--set", f"labels={labels}"]
         if epochs:
