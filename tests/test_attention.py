@@ -242,3 +242,41 @@ def test_a_labelled_only_baseline_starts_its_canvas_at_its_labelled_images_mean(
     torch.testing.assert_close(means[0], torch.from_numpy(train_x.mean(0, dtype=np.float64)))
     torch.testing.assert_close(means[1], torch.from_numpy(train_x[labelled].mean(0, dtype=np.float64)))
     assert not torch.equal(means[0], means[1])
+
+
+GLIMPSE_AT_LOCATE = """model glimpse_at_locate
+
+x : observed   binary[12, 12]
+y : supervised categorical[3]
+
+encoder {
+  w | x    = locate(4, 8)
+  g | x, w = glimpse(6)
+  y | g    ~ Categorical(conv(4, dense = 8))
+}
+
+decoder {
+  y        ~ Categorical(uniform)
+  x | y    ~ Bernoulli(mlp(8))
+}
+
+objective {
+  y = enumerate
+}
+"""
+
+
+def test_a_glimpse_reads_at_a_locate_nodes_position_and_the_gradient_reaches_the_locate(tmp_path):
+    """A locate node is a position: the glimpse's window is the image at the locate's value, and the
+    loss's gradient flows through the bilinear window into the locate's convolutions."""
+    path = tmp_path / "glimpse_at_locate.gvae"
+    path.write_text(GLIMPSE_AT_LOCATE)
+    model = compile_spec(load_spec(path))
+    x = torch.bernoulli(torch.rand(4, 12, 12, generator=torch.Generator().manual_seed(0)))
+    where = model.encoder["w"]([x])
+    assert where.shape == (4, 2)
+    window = model.encoder["g"]([x, where])
+    direct = glimpse(6, 6, shape=(12, 12))([x, where])
+    torch.testing.assert_close(window, direct)
+    model.loss({"x": x, "y": torch.tensor([0, 2, -1, -1])}).backward()
+    assert model.encoder["w"].convs[0].weight.grad.abs().sum() > 0

@@ -5,7 +5,7 @@
 * ``linear``: one affine map (as a deterministic node ``linear(width)``).
 * ``glimpse(h, w)`` (``glimpse(s)`` for a square): attention, as a deterministic node only.
   ``g | x, w = glimpse(28)`` reads the ``h x w`` window of the image ``x`` (a variable of shape
-  ``[H, W]``) whose top-left pixel is at ``w`` (a ``real[2]`` variable: row, column, in pixels,
+  ``[H, W]``) whose top-left pixel is at ``w`` (a ``real[2]`` variable or a ``locate`` node: row, column, in pixels,
   fractional positions interpolated bilinearly). Its value is the window, flattened: ``h * w``
   numbers.
 * ``conv(c1, c2, ...)``: a convolutional network over one image parent (a variable of shape

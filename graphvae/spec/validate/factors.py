@@ -175,13 +175,15 @@ def _attention_problem(ctx: Context, block: str, f: Factor, net: Net, node: bool
                 "slot's position", None)
     h, w = window(net)
     image = ctx.variables.get(f.name) if kind == "paste" else None
-    positions = [p for p in f.parents if _is_position(ctx.variables.get(p))]
+    nodes = ctx.deterministic(block)  # a locate node's value is a position too
+    positions = [p for p in f.parents if _is_position(ctx.variables.get(p))
+                 or (p in nodes and nodes[p].net is not None and nodes[p].net.kind == "locate")]
     others = [p for p in f.parents if p not in positions]
     if kind == "glimpse":
         images = [p for p in others if (v := ctx.variables.get(p)) is not None and len(v.shape) == 2]
         if len(positions) != 1 or len(images) != 1 or len(f.parents) != 2:
             return (f"{kind} in {where} reads one image (a variable of shape [H, W]) at one position (a real[2] "
-                    f"variable: row, column); its parents are {', '.join(f.parents) or 'none'}", f"e.g. {example}")
+                    f"variable or a locate node: row, column); its parents are {', '.join(f.parents) or 'none'}", f"e.g. {example}")
         image = ctx.variables[images[0]]
     if kind == "paste":
         if image is None or len(image.shape) != 2:
@@ -194,7 +196,8 @@ def _attention_problem(ctx: Context, block: str, f: Factor, net: Net, node: bool
             return (f"paste in {where} makes one parameter, and {family.name}'s head has {', '.join(family.head)}",
                     f"name it and give the others as numbers, e.g. {family.name}({family.head[0]} = paste({h}), ...)")
         if not positions or len(positions) != len(others):
-            return (f"paste in {where} pairs each patch with a position (a real[2] variable), in order; it has "
+            return (f"paste in {where} pairs each patch with a position (a real[2] variable or a locate node), in "
+                    "order; it has "
                     f"{len(others)} patches ({', '.join(others) or 'none'}) and {len(positions)} positions", None)
         wrong = [p for p in others if _input_size(ctx, block, p) != h * w]
         if wrong:
