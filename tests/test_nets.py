@@ -335,3 +335,5 @@ def test_locate_broadcasts_the_other_parents_over_the_cells_and_convolves_the_im
     torch.testing.assert_close(node([torch.rand(3, 6, 6), torch.tensor([0, 1, 1]), torch.randn(3, 3), None]),
                                mean.expand(3, 2))
     assert node.out_features == 2
+    # an absent image (a plate's slot 0 reading x[k-1]) reads zero features at every cell
+    assert net([None, torch.tensor([0, 3, 1]), torch.randn(3, 3), None])["loc"].shape == (3, 2)

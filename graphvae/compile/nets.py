@@ -336,9 +336,12 @@ class LocateNet(nn.Module):
 
     def forward(self, values: list[torch.Tensor]):
         image = values[self.image]
-        lead, maps = _convolve(self, image)
-        features = maps.flatten(2).transpose(1, 2)  # (N, cells, c)
-        features = features.reshape(lead + features.shape[1:])
+        if image is None:  # absent (a plate's slot 0 reading slot -1): zero features at every cell
+            features = self.centres.new_zeros((self.centres.shape[0], self.cell.parents[0].width))
+        else:
+            lead, maps = _convolve(self, image)
+            features = maps.flatten(2).transpose(1, 2)  # (N, cells, c)
+            features = features.reshape(lead + features.shape[1:])
         centres = self.centres.to(features.dtype)
         others = []
         for i, n in zip(self.others, self._event_dims):  # each with a cell dim before its values

@@ -5,9 +5,9 @@
 * ``linear``: one affine map (as a deterministic node ``linear(width)``).
 * ``glimpse(h, w)`` (``glimpse(s)`` for a square): attention, as a deterministic node only.
   ``g | x, w = glimpse(28)`` reads the ``h x w`` window of the image ``x`` (a variable of shape
-  ``[H, W]``) whose top-left pixel is at ``w`` (a ``real[2]`` variable or a ``locate`` node: row, column, in pixels,
-  fractional positions interpolated bilinearly). Its value is the window, flattened: ``h * w``
-  numbers.
+  ``[H, W]``) whose top-left pixel is at ``w`` (a ``real[2]`` variable or a ``locate`` node: row,
+  column, in pixels, fractional positions interpolated bilinearly). Its value is the window,
+  flattened: ``h * w`` numbers.
 * ``conv(c1, c2, ...)``: a convolutional network over one image parent (a variable of shape
   ``[H, W]``, or a ``glimpse`` node, whose window is an ``h x w`` image): one convolution per channel count ``c_i`` (``kernel`` x ``kernel``, default 3,
   with ``stride``, default 2, zero-padded by ``kernel // 2``), each followed by the activation
@@ -118,7 +118,8 @@ def window(net: Net) -> tuple[int, int]:
 
 def node_width(net: Net) -> int:
     """The width of a deterministic node's value: a glimpse's window size ``h * w``, a conv's
-    ``dense`` width, a locate's position (2), else the network's last width (0 when it has none, which validation reports)."""
+    ``dense`` width, a locate's position (2), else the network's last width (0 when it has none,
+    which validation reports)."""
     if net.kind == "glimpse" and net.hidden:
         h, w = window(net)
         return h * w

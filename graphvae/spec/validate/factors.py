@@ -12,8 +12,8 @@ from graphvae.spec.binding import bind_params, lone_argument
 from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error, warning
 from graphvae.spec.families import FAMILIES, SUPPORT_OF_DOMAIN, Family, literal_ok, support_contains
 from graphvae.spec.ir import DOMAINS, Dist, Factor, Net, Param, Uniform, Variable
-from graphvae.spec.networks import (ATTENTION, CONVOLUTIONAL, NETWORKS, NONNEGATIVE_ACTIVATIONS, POSITION_SHAPE, image_parents,
-                                    node_width, window)
+from graphvae.spec.networks import (ATTENTION, CONVOLUTIONAL, NETWORKS, NONNEGATIVE_ACTIVATIONS, POSITION_SHAPE,
+                                    image_parents, node_width, window)
 from graphvae.spec.settings import Bool, Constraint, Interval, OneOf
 from graphvae.spec.validate.context import Context, check_options, describe_factor, factor_span, first_span, head_span
 
@@ -183,7 +183,8 @@ def _attention_problem(ctx: Context, block: str, f: Factor, net: Net, node: bool
         images = [p for p in others if (v := ctx.variables.get(p)) is not None and len(v.shape) == 2]
         if len(positions) != 1 or len(images) != 1 or len(f.parents) != 2:
             return (f"{kind} in {where} reads one image (a variable of shape [H, W]) at one position (a real[2] "
-                    f"variable or a locate node: row, column); its parents are {', '.join(f.parents) or 'none'}", f"e.g. {example}")
+                    f"variable or a locate node: row, column); its parents are {', '.join(f.parents) or 'none'}",
+                    f"e.g. {example}")
         image = ctx.variables[images[0]]
     if kind == "paste":
         if image is None or len(image.shape) != 2:
