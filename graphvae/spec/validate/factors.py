@@ -274,7 +274,7 @@ def _conv_problem(ctx: Context, block: str, f: Factor, net: Net, node: bool) -> 
 def _locate_problem(ctx: Context, f: Factor, net: Net, where: str) -> tuple[str, str | None] | None:
     """A ``locate`` as a family argument gives a position: 2 numbers, for one unconstrained
     parameter of a ``real[2]`` variable (a Normal's loc, say)."""
-    hint = f"e.g. {f.name} | ... ~ Normal(loc = locate(16, 32, dense = 64), scale = 1)"
+    hint = f"e.g. {f.shared or f.name} | ... ~ Normal(loc = locate(16, 32, dense = 64), scale = 1)"  # a plate's as written
     var, fam = ctx.variables.get(f.name), FAMILIES.get(f.dist.family)
     if not _is_position(var):
         shape = f"{var.domain}[{', '.join(map(str, var.shape))}]" if var is not None else "undeclared"
