@@ -224,31 +224,47 @@ class NodeNet(nn.Module):
 
 
 
-def _convolutions(net: Net) -> tuple[nn.Sequential, bool]:
-    """A conv's or locate's convolutions (each ``kernel`` x ``kernel`` with ``stride``, zero-padded
-    by ``kernel // 2``, then batch norm if asked, the activation, dropout if asked), and whether
-    the first reads the pixel grid too (``coords = true``)."""
-    kernel, stride = conv_geometry(net)
-    layers: list[nn.Module] = []
-    channels_in = conv_in_channels(net)
-    for channels in (int(c) for c in net.hidden):
-        layers.append(nn.Conv2d(channels_in, channels, kernel, stride=stride, padding=kernel // 2))
-        if net.option("batchnorm", False):
-            layers.append(nn.BatchNorm2d(channels))
-        layers.append(activation(net.activation))
-        p = float(net.option("dropout", 0.0))
-        layers += [nn.Dropout(p)] if p > 0 else []
-        channels_in = channels
-    return nn.Sequential(*layers), conv_in_channels(net) > 1
+class _ImageNet(nn.Module):
+    """What a conv and a locate share: the one image parent (a variable of shape [H, W], or a
+    glimpse's window, which arrives flattened) and the convolutions over it (each ``kernel`` x
+    ``kernel`` with ``stride``, zero-padded by ``kernel // 2``, then batch norm if asked, the
+    activation, dropout if asked); with ``coords = true`` the first also reads each pixel's row
+    and column, scaled to [-1, 1], as two more channels (the buffer ``grid``)."""
+
+    def __init__(self, net: Net, parents: tuple[ParentInput, ...]):
+        super().__init__()
+        self.kind = net.kind
+        self.image = next(i for i, p in enumerate(parents) if p.image_shape is not None)
+        self.image_shape = parents[self.image].image_shape
+        self.flat_image = len(parents[self.image].shape) == 1  # a glimpse's window arrives flattened
+        kernel, stride = conv_geometry(net)
+        layers: list[nn.Module] = []
+        channels_in = conv_in_channels(net)
+        self.coords = channels_in > 1
+        for channels in (int(c) for c in net.hidden):
+            layers.append(nn.Conv2d(channels_in, channels, kernel, stride=stride, padding=kernel // 2))
+            if net.option("batchnorm", False):
+                layers.append(nn.BatchNorm2d(channels))
+            layers.append(activation(net.activation))
+            p = float(net.option("dropout", 0.0))
+            layers += [nn.Dropout(p)] if p > 0 else []
+            channels_in = channels
+        self.convs = nn.Sequential(*layers)
+        if self.coords:
+            h, w = self.image_shape
+            grid = torch.stack(torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij"))
+            self.register_buffer("grid", grid, persistent=False)
 
 
-def _pixel_grid(shape: tuple[int, int]) -> torch.Tensor:
-    """``(2, H, W)``: each pixel's row and column, scaled to [-1, 1] (what ``coords = true`` adds)."""
-    h, w = shape
-    return torch.stack(torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij"))
+def _dense_or_linear(net: Net) -> Net:
+    """The affine layers after a conv's or locate's convolutions: ``mlp(n)`` with ``dense = n``
+    (with the network's activation, batch norm and dropout), else ``linear``."""
+    options = tuple(o for o in net.options if o.name in ("activation", "batchnorm", "dropout"))
+    dense = net.option("dense")
+    return Net("mlp", (int(dense),), options) if dense is not None else Net("linear", (), options)
 
 
-def _convolve(net: nn.Module, image: torch.Tensor) -> tuple[tuple[int, ...], torch.Tensor]:
+def _convolve(net: _ImageNet, image: torch.Tensor) -> tuple[tuple[int, ...], torch.Tensor]:
     """``(lead dims, last feature maps (N, c, h, w))`` of ``net``'s convolutions over ``image``
     (lead dims + [H, W], or a glimpse's flattened window), once per value of the lead dims."""
     if net.flat_image:
@@ -260,7 +276,7 @@ def _convolve(net: nn.Module, image: torch.Tensor) -> tuple[tuple[int, ...], tor
     return lead, net.convs(planes)
 
 
-class ConvNet(nn.Module):
+class ConvNet(_ImageNet):
     """``conv(c1, ..., cn)`` over one image parent ([H, W]): the convolutions (each ``kernel`` x
     ``kernel`` with ``stride``, zero-padded by ``kernel // 2``, then batch norm if asked, the
     activation, dropout if asked), the last feature map flattened, then a :class:`NodeNet` over
@@ -269,22 +285,12 @@ class ConvNet(nn.Module):
     image (no sample or enumeration dims) is convolved once per step."""
 
     def __init__(self, net: Net, parents: tuple[ParentInput, ...], head: dict[str, tuple[int, ...]] | None):
-        super().__init__()
-        self.kind = net.kind
-        self.image = next(i for i, p in enumerate(parents) if p.image_shape is not None)
-        self.image_shape = parents[self.image].image_shape
-        self.flat_image = len(parents[self.image].shape) == 1  # a glimpse's window arrives flattened
-        self.convs, self.coords = _convolutions(net)
-        if self.coords:
-            self.register_buffer("grid", _pixel_grid(self.image_shape), persistent=False)
+        super().__init__(net, parents)
         c, h, w = conv_maps(net, self.image_shape)[-1]
         self.features = c * h * w
         inner = tuple(ParentInput(f"{p.name}:conv", (self.features,)) if i == self.image else p
                       for i, p in enumerate(parents))
-        options = tuple(o for o in net.options if o.name in ("activation", "batchnorm", "dropout"))
-        dense = net.option("dense")
-        tail = Net("mlp", (int(dense),), options) if dense is not None else Net("linear", (), options)
-        self.tail = NodeNet(tail, inner, head)
+        self.tail = NodeNet(_dense_or_linear(net), inner, head)
         self.out_features = self.tail.out_features
 
     def forward(self, values: list[torch.Tensor]):
@@ -297,7 +303,7 @@ class ConvNet(nn.Module):
         return self.tail(values)
 
 
-class LocateNet(nn.Module):
+class LocateNet(_ImageNet):
     """``locate(c1, ..., cn)``: where something is in an image parent, as a position (row, column
     in the image's pixels).  The convolutions are a conv's.  At every cell of the last feature map
     (h x w cells; cell (i, j) is centred on pixel (i * s, j * s), s the product of the strides) a
@@ -311,14 +317,7 @@ class LocateNet(nn.Module):
     its corner).  The cell network is ``mlp(dense)`` with ``dense = n``, else ``linear``."""
 
     def __init__(self, net: Net, parents: tuple[ParentInput, ...], head: dict[str, tuple[int, ...]] | None):
-        super().__init__()
-        self.kind = net.kind
-        self.image = next(i for i, p in enumerate(parents) if p.image_shape is not None)
-        self.image_shape = parents[self.image].image_shape
-        self.flat_image = len(parents[self.image].shape) == 1
-        self.convs, self.coords = _convolutions(net)
-        if self.coords:
-            self.register_buffer("grid", _pixel_grid(self.image_shape), persistent=False)
+        super().__init__(net, parents)
         c, h, w = conv_maps(net, self.image_shape)[-1]
         step = conv_step(net)
         rows, cols = torch.meshgrid(torch.arange(h) * float(step), torch.arange(w) * float(step), indexing="ij")
@@ -327,10 +326,7 @@ class LocateNet(nn.Module):
         inner = (ParentInput("cell:features", (c,)), ParentInput("cell:centre", POSITION_SHAPE),
                  *(parents[i] for i in self.others))
         self._event_dims = [len(parents[i].shape) - (parents[i].classes is not None) for i in self.others]
-        options = tuple(o for o in net.options if o.name in ("activation", "batchnorm", "dropout"))
-        dense = net.option("dense")
-        cell = Net("mlp", (int(dense),), options) if dense is not None else Net("linear", (), options)
-        self.cell = NodeNet(cell, inner, {"score": (1,), "offset": POSITION_SHAPE})
+        self.cell = NodeNet(_dense_or_linear(net), inner, {"score": (1,), "offset": POSITION_SHAPE})
         self.name = next(iter(head)) if head else None
         self.out_features = POSITION_SHAPE[0]
 

@@ -140,6 +140,14 @@ def _is_position(var: Variable | None) -> bool:
     return var is not None and var.domain == "real" and tuple(var.shape) == POSITION_SHAPE
 
 
+def _gives_position(ctx: Context, block: str, name: str) -> bool:
+    """A parent whose value is a position: a ``real[2]`` variable, or a ``locate`` node of the block."""
+    node = ctx.deterministic(block).get(name)
+    if node is not None:
+        return node.net is not None and node.net.kind == "locate"
+    return _is_position(ctx.variables.get(name))
+
+
 def _input_size(ctx: Context, block: str, name: str) -> int | None:
     """The flattened size of a parent: a deterministic node's width, a variable's size."""
     node = ctx.deterministic(block).get(name)
@@ -175,9 +183,7 @@ def _attention_problem(ctx: Context, block: str, f: Factor, net: Net, node: bool
                 "slot's position", None)
     h, w = window(net)
     image = ctx.variables.get(f.name) if kind == "paste" else None
-    nodes = ctx.deterministic(block)  # a locate node's value is a position too
-    positions = [p for p in f.parents if _is_position(ctx.variables.get(p))
-                 or (p in nodes and nodes[p].net is not None and nodes[p].net.kind == "locate")]
+    positions = [p for p in f.parents if _gives_position(ctx, block, p)]
     others = [p for p in f.parents if p not in positions]
     if kind == "glimpse":
         images = [p for p in others if (v := ctx.variables.get(p)) is not None and len(v.shape) == 2]
