@@ -1,5 +1,5 @@
-"""glimpse and paste (graphvae.spec.networks): windows read and placed, checked against hand-computed
-values, finite differences in the position, and the count's zeroing of a plate's patches."""
+"""glimpse, erase and paste (graphvae.spec.networks): windows read, blanked and placed, checked against
+hand-computed values, finite differences in the position, and the count's zeroing of a plate's patches."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from graphvae.compile.compiler import compile_spec
-from graphvae.compile.nets import Glimpse, ParentInput, Paste
+from graphvae.compile.nets import Erase, Glimpse, ParentInput, Paste, window_weights
 from graphvae.spec.ir import Net
 from graphvae.spec.loader import load_spec
 
@@ -71,13 +71,71 @@ def test_a_zero_patch_adds_nothing_and_pasting_then_reading_gives_the_patch_back
     torch.testing.assert_close(glimpse(3, 2)([canvas, at]), patch)
 
 
-@pytest.mark.parametrize("which", ["glimpse", "paste"])
+def erase(h: int, w: int, shape=(6, 7), chain: bool = False) -> Erase:
+    parents = (ParentInput("x", shape),) + ((ParentInput("r", shape, node="erase"),) if chain else ()) + \
+        (ParentInput("w", (2,)),)
+    return Erase(Net("erase", (h, w)), parents)
+
+
+@pytest.mark.parametrize("start, length, size, want", [
+    (1.0, 2, 5, [0, 1, 1, 0, 0]),
+    (1.25, 2, 5, [0, .75, 1, .25, 0]),     # a window of ones placed bilinearly at 1.25: 1 - .25 at pixel 1, .25 at 3
+    (-1.5, 3, 4, [1, .5, 0, 0]),           # off the top: pixels -1.5 .. 0.5 covered
+    (3.5, 2, 4, [0, 0, 0, .5]),            # off the bottom
+])
+def test_window_weights_are_a_bilinearly_placed_window_of_ones(start, length, size, want):
+    want = torch.tensor(want, dtype=torch.float32)
+    torch.testing.assert_close(window_weights(torch.tensor([start]), length, size)[0], want)
+    ones = paste(length, 3, canvas=(size, 3))([torch.ones(1, 3 * length), torch.tensor([[start, 0.0]])])["logits"]
+    torch.testing.assert_close(window_weights(torch.tensor([start]), length, size)[0], ones[0, :, 0])  # paste agrees
+
+
+def test_erase_blanks_the_window_and_leaves_the_rest():
+    out = erase(2, 3)([IMAGE[None], torch.tensor([[1.0, 2.0]])])
+    want = IMAGE.clone()
+    want[1:3, 2:5] = 0
+    assert out.shape == (1, 6, 7)
+    torch.testing.assert_close(out[0], want)
+    half = erase(2, 3)([IMAGE[None], torch.tensor([[1.5, 2.0]])])[0]  # row 1 half blanked, row 2 blanked, row 3 half
+    torch.testing.assert_close(half[1:4, 2:5], IMAGE[1:4, 2:5] * torch.tensor([[.5], [0], [.5]]))
+    torch.testing.assert_close(half[:, :2], IMAGE[:, :2])
+
+
+def test_erase_goes_on_from_the_erase_before_and_slot_0_starts_from_the_image():
+    """r[k] | x, r[k-1], w[k-1] = erase(...): slot 0 has neither r[-1] nor w[-1] and is x; slot 1 is
+    x less slot 0's window; slot 2 is slot 1's image less slot 1's window (both windows blanked)."""
+    net = erase(2, 2, chain=True)
+    x = IMAGE[None]
+    r0 = net([x, None, None])
+    torch.testing.assert_close(r0, x)
+    r1 = net([x, r0, torch.tensor([[0.0, 0.0]])])
+    r2 = net([x, r1, torch.tensor([[3.0, 4.0]])])
+    want = IMAGE.clone()
+    want[0:2, 0:2] = 0
+    want[3:5, 4:6] = 0
+    torch.testing.assert_close(r2[0], want)
+
+
+def test_erase_broadcasts_a_position_with_sample_dims_over_the_image():
+    positions = torch.tensor([[[0.0, 0.0], [1.0, 2.0]], [[4.0, 5.0], [0.0, 0.0]]])  # (S=2, B=2, 2)
+    images = torch.stack([IMAGE, IMAGE + 100])  # (B=2, 6, 7)
+    out = erase(2, 2)([images, positions])
+    assert out.shape == (2, 2, 6, 7)
+    torch.testing.assert_close(out[1, 1, 2:, :], images[1, 2:, :])
+    assert out[1, 1, :2, :2].abs().sum() == 0 and out[0, 1, 1:3, 2:4].abs().sum() == 0
+
+
+@pytest.mark.parametrize("which", ["glimpse", "erase", "paste"])
 def test_the_gradient_in_the_position_matches_finite_differences(which):
     torch.manual_seed(0)
     image, patch, weights = torch.randn(1, 6, 7, dtype=torch.float64), torch.randn(1, 6, dtype=torch.float64), None
     if which == "glimpse":
         net = glimpse(3, 2).double()
         weights = torch.randn(1, 6, dtype=torch.float64)
+        f = lambda at: (net([image, at]) * weights).sum()  # noqa: E731
+    elif which == "erase":
+        net = erase(3, 2).double()
+        weights = torch.randn(1, 6, 7, dtype=torch.float64)
         f = lambda at: (net([image, at]) * weights).sum()  # noqa: E731
     else:
         net = paste(3, 2, canvas=(6, 7)).double()
@@ -280,3 +338,58 @@ def test_a_glimpse_reads_at_a_locate_nodes_position_and_the_gradient_reaches_the
     torch.testing.assert_close(window, direct)
     model.loss({"x": x, "y": torch.tensor([0, 2, -1, -1])}).backward()
     assert model.encoder["w"].convs[0].weight.grad.abs().sum() > 0
+
+
+ERASE_CHAIN = """
+model erase_chain
+
+plate k < 2 count n
+
+x    : observed   binary[12, 12]
+n    : supervised categorical[3]
+w[k] : supervised real[2]
+y[k] : supervised categorical[3]
+
+encoder {
+  n | x                    ~ Categorical(conv(4, dense = 16))
+  r[k] | x, r[k-1], w[k-1] = erase(6)
+  w[k] | r[k], n           ~ Normal(loc = locate(4), scale = 1)
+  g[k] | r[k], w[k]        = glimpse(6)
+  y[k] | g[k]              ~ Categorical(mlp(16))
+}
+
+decoder {
+  n                        ~ Categorical(uniform)
+  y[k]                     ~ Categorical(uniform)
+  w[k]                     ~ Normal(3, 2)
+  p[k] | y[k]              = linear(36)
+  x | p[*], w[*]           ~ Bernoulli(paste(6))
+}
+
+objective {
+  n = enumerate
+  y = enumerate
+}
+"""
+
+
+def test_a_plate_of_erases_chains_and_the_gradient_reaches_the_earlier_slots_locate(tmp_path):
+    """Slot 1 locates in x less slot 0's window (the shared erase, its r[-1] and w[-1] absent at slot 0),
+    and an unlabelled loss's gradient reaches slot 0's position through slot 1's erased image."""
+    path = tmp_path / "erase_chain.gvae"
+    path.write_text(ERASE_CHAIN)
+    model = compile_spec(load_spec(path))
+    assert model.encoder["r_0"] is model.encoder["r_1"]
+    x = torch.bernoulli(torch.rand(3, 12, 12, generator=torch.Generator().manual_seed(0)))
+    w0 = torch.tensor([[1.0, 2.0], [0.0, 0.0], [5.5, 6.0]])
+    r0 = model.encoder["r_0"]([x, None, None])
+    torch.testing.assert_close(r0, x)
+    r1 = model.encoder["r_1"]([x, r0, w0])
+    torch.testing.assert_close(r1, erase(6, 6, shape=(12, 12))([x, w0]))
+    at = w0.clone().requires_grad_(True)  # slot 1's position moves with slot 0's, through the erased image
+    loc = model.encoder["w_1"].params([model.encoder["r_1"]([x, r0, at]), torch.tensor([2, 2, 2])])["loc"]
+    (grad,) = torch.autograd.grad(loc.sum(), at)
+    assert grad.abs().sum() > 0
+    batch = {"x": x, "n": torch.tensor([2, 2, 2]), "w_0": w0, "w_1": torch.full((3, 2), 3.0),
+             "y_0": torch.tensor([0, 1, 2]), "y_1": torch.tensor([1, 1, 0])}
+    assert torch.isfinite(model.loss(batch)) and torch.isfinite(model.loss({"x": x}))

@@ -354,3 +354,46 @@ def test_the_memory_estimate_counts_the_weights_of_locate_and_coords(tmp_path):
     path.write_text(LOCATE_SPEC)
     spec = loader.load_spec(path)
     assert estimate(spec).weights == parameter_count(compile_spec(spec))
+
+
+ERASE_SPEC = """model erase_weights
+
+plate k < 2 count n
+
+x    : observed   binary[20, 20]
+n    : supervised categorical[3]
+w[k] : supervised real[2]
+
+encoder {
+  n | x                    ~ Categorical(conv(4, 8))
+  r[k] | x, r[k-1], w[k-1] = erase(6)
+  w[k] | r[k], n           ~ Normal(loc = locate(4, 8, dense = 16), scale = 1)
+  u | r_1, n               = mlp(4)
+  e | x, w_0               = erase(5, 7)
+  c | e                    = conv(4, dense = 8)
+}
+
+decoder {
+  n                        ~ Categorical(uniform)
+  w[k]                     ~ Normal(8, 4)
+  x | n, w[*]              ~ Bernoulli(mlp(16))
+}
+
+objective {
+  n = enumerate
+}
+"""
+
+
+def test_the_memory_estimate_reads_an_erase_as_an_image_of_its_images_shape(tmp_path):
+    """An erase has no weights; a locate or conv reads it as the [20, 20] image, an mlp as 400 numbers."""
+    from graphvae.compile.compiler import compile_spec
+    from graphvae.compile.nets import parameter_count
+    from graphvae.spec.validate.memory import estimate
+
+    path = tmp_path / "erase.gvae"
+    path.write_text(ERASE_SPEC)
+    spec = loader.load_spec(path)
+    model = compile_spec(spec)
+    assert estimate(spec).weights == parameter_count(model)
+    assert model.encoder["u"].first.in_features == 20 * 20 + 3

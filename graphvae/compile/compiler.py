@@ -53,9 +53,13 @@ def _parent_inputs(spec: Spec, factor: Factor, block: dict[str, Factor]) -> tupl
     out = []
     nodes = {n: f for n, f in block.items() if f.deterministic}
     for p in input_names(factor):
-        if p in nodes:  # a glimpse's value is its window flattened; a conv reads it as an image
-            image = image_shape(p, {}, nodes) if nodes[p].net.kind == "glimpse" else None
-            out.append(ParentInput(p, (deterministic_width(block[p].net),), image=image))
+        kind = nodes[p].net.kind if p in nodes else None
+        if kind == "erase":  # an image of its image variable's shape
+            variables = {v.name: v for v in spec.variables}
+            out.append(ParentInput(p, image_shape(p, variables, nodes), node=kind))
+        elif kind is not None:  # a glimpse's value is its window flattened; a conv reads it as an image
+            image = image_shape(p, {}, nodes) if kind == "glimpse" else None
+            out.append(ParentInput(p, (deterministic_width(block[p].net),), image=image, node=kind))
         else:
             v = spec.variable(p)
             out.append(ParentInput(p, tuple(v.shape), v.classes))
@@ -105,7 +109,8 @@ def zeroed_inputs(spec: Spec, factors: tuple[Factor, ...]) -> dict[str, tuple[tu
             if node is not None:
                 if node.slot is not None and node.slot.plate in counts and (f.slot is None or
                                                                             f.slot.plate != node.slot.plate):
-                    rows.append((i, counts[node.slot.plate], node.slot.index, None, 1))
+                    dims = 2 if node.net.kind == "erase" else 1  # an erase's value is an image, the others flat
+                    rows.append((i, counts[node.slot.plate], node.slot.index, None, dims))
                 continue
             var = spec.variable(name)
             if name in masks and (f.slot is None or f.slot.plate != var.slot.plate):

@@ -85,12 +85,14 @@ class ParentInput:
 
     ``shape`` is the parent's full shape (a categorical's includes its K); ``classes``
     is K for a categorical parent (whose value may arrive as indices), else None; ``image`` is
-    ``(h, w)`` for a glimpse node (its value, ``h * w`` numbers, is a window a conv reads as an image)."""
+    ``(h, w)`` for a glimpse node (its value, ``h * w`` numbers, is a window a conv reads as an
+    image); ``node`` is the network kind of a deterministic node's value, else None."""
 
     name: str
     shape: tuple[int, ...]
     classes: int | None = None
     image: tuple[int, int] | None = None
+    node: str | None = None
 
     @property
     def image_shape(self) -> tuple[int, int] | None:
@@ -399,6 +401,45 @@ class Glimpse(nn.Module):
         return _sample(image, rows, cols).reshape(lead + (h * w,))
 
 
+def window_weights(start: torch.Tensor, length: int, size: int) -> torch.Tensor:
+    """``(N, size)``: how much of each of an axis's ``size`` pixels a window of ``length`` pixels
+    from ``start`` (N,) covers, as a bilinearly placed window of ones does: 1 for pixels
+    ``start .. start + length - 1``, falling linearly to 0 over the pixel on either side
+    (``clamp(min(t + 1, length - t), 0, 1)`` at ``t = pixel - start``)."""
+    t = torch.arange(size, dtype=start.dtype, device=start.device) - start[:, None]
+    return torch.minimum(t + 1.0, length - t).clamp(0.0, 1.0)
+
+
+class Erase(nn.Module):
+    """``r | x, w = erase(h, w)``: the image ``x`` with the ``h x w`` window whose top-left pixel
+    is at ``w`` blanked: each pixel times 1 minus the window's cover of it (:func:`window_weights`
+    along each axis, so a fractional position blanks its edge in part and the value is
+    differentiable in the position).  With an erase node among its parents (``r[k-1]`` in a
+    plate) it blanks that node's image instead, where it is present: slot 0, without it, blanks
+    ``x``; without its position (``w[k-1]`` of slot 0) it blanks nothing.  No parameters."""
+
+    def __init__(self, net: Net, parents: tuple[ParentInput, ...]):
+        super().__init__()
+        self.window = window(net)
+        self.position = next(i for i, p in enumerate(parents) if tuple(p.shape) == POSITION_SHAPE)
+        self.chain = next((i for i, p in enumerate(parents) if p.node == "erase"), None)
+        self.image = next(i for i, p in enumerate(parents) if i != self.position and p.node is None)
+        self.image_shape = tuple(parents[self.image].shape)
+        self.out_features = math.prod(self.image_shape)
+
+    def forward(self, values: list[torch.Tensor]) -> torch.Tensor:
+        (h, w), (big_h, big_w) = self.window, self.image_shape
+        image, position = values[self.image], values[self.position]
+        if self.chain is not None and values[self.chain] is not None:
+            image = values[self.chain]
+        if position is None:
+            return image
+        lead, (flat,) = _flat_lead((position, 1))
+        cover = window_weights(flat[:, 0], h, big_h)[:, :, None] * window_weights(flat[:, 1], w, big_w)[:, None, :]
+        image = image.to(position.dtype)
+        return image * (1.0 - cover.reshape(lead + self.image_shape))
+
+
 class Paste(nn.Module):
     """``x | p[*], w[*] ~ Family(paste(h, w))``: one head parameter of the canvas's shape [H, W],
     a learnt canvas (initialised at 0) plus each patch ``p_i`` (``h * w`` numbers) placed with its
@@ -432,13 +473,16 @@ class Paste(nn.Module):
 
 
 def build_net(net: Net, parents: tuple[ParentInput, ...], head: dict[str, tuple[int, ...]] | None) -> nn.Module:
-    """The module of one network expression: a glimpse, a paste, a conv, or an mlp/linear :class:`NodeNet`."""
+    """The module of one network expression: a glimpse, an erase, a paste, a conv, a locate, or an
+    mlp/linear :class:`NodeNet`."""
     if net.kind == "conv":
         return ConvNet(net, parents, head)
     if net.kind == "locate":
         return LocateNet(net, parents, head)
     if net.kind == "glimpse":
         return Glimpse(net, parents)
+    if net.kind == "erase":
+        return Erase(net, parents)
     if net.kind == "paste":
         return Paste(net, parents, head)
     return NodeNet(net, parents, head)

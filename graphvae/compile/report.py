@@ -10,7 +10,7 @@ from graphvae.spec import printers
 from graphvae.spec.estimators import ESTIMATORS, support_size
 from graphvae.spec.graph import encoder_graph
 from graphvae.spec.ir import Factor, Net, Spec
-from graphvae.spec.networks import node_width
+from graphvae.spec.networks import image_shape, node_width
 
 
 def _value_text(spec: Spec, name: str) -> str:
@@ -48,11 +48,15 @@ def report(model, seconds: float | None = None) -> str:
     lines.append("nodes")
     rows = [[v.name, v.role, f"{v.domain}[{', '.join(map(str, v.shape))}]", _value_text(spec, v.name)]
             for v in spec.variables]
+    variables = {v.name: v for v in spec.variables}
     for block, factors in (("q", spec.encoder), ("p", spec.decoder)):
+        nodes = {f.name: f for f in factors if f.deterministic}
         for f in factors:
             if f.deterministic:
+                shape = image_shape(f.name, variables, nodes) if f.net.kind == "erase" else None
+                value = ", ".join(map(str, shape)) if shape else node_width(f.net) if f.net.hidden else "?"
                 rows.append([f.name, f"deterministic in {block}", f"{printers.net(f.net, compact=True)}",
-                             f"(B, {node_width(f.net) if f.net.hidden else '?'})"])
+                             f"(B, {value})"])
     lines += _table(rows) + [""]
 
     lines.append("networks")

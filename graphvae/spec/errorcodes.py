@@ -156,14 +156,16 @@ BAD_OPTION = register("bad-option", FACTORS,
 BAD_NETWORK = register("bad-network", FACTORS,
                        "widths are positive integers; `mlp` needs at least one hidden width; a deterministic "
                        "`linear` needs exactly one width, `linear` as a family argument none; a `conv` or `locate` "
-                       "reads one image parent (a variable of shape [H, W] or a `glimpse`), with positive channel "
+                       "reads one image parent (a variable of shape [H, W], a `glimpse` or an `erase`), with positive channel "
                        "counts, an odd `kernel` and, for a conv as a deterministic node, `dense = n`; a `locate` as "
                        "a family argument fills one unconstrained parameter (a loc) of a `real[2]` variable")
 BAD_ATTENTION = register("bad-attention", FACTORS,
-                         "`glimpse(h, w)` is a deterministic node reading one image variable of shape [H, W] at "
-                         "one `real[2]` position; `paste(h, w)` is a family's only network, of a variable of shape "
-                         "[H, W], pairing patches of h·w values with `real[2]` positions; windows are whole "
-                         "numbers >= 2 that fit the image; neither takes options")
+                         "`glimpse(h, w)` is a deterministic node reading one image (a variable of shape [H, W] "
+                         "or an `erase` node) at one position (a `real[2]` variable or a `locate` node); "
+                         "`erase(h, w)` is a deterministic node blanking a window of one image variable, or of the "
+                         "erase node it goes on from, at one position; `paste(h, w)` is a family's only network, of "
+                         "a variable of shape [H, W], pairing patches of h·w values with positions; windows are "
+                         "whole numbers >= 2 that fit the image; none takes options")
 NONNEGATIVE_PATCH = register("nonnegative-patch", FACTORS,
                              "a `paste`'s patch is an `mlp` or `conv` node ending in relu, softplus or sigmoid, so "
                              "it can only raise the canvas (add ink), never lower it; end the patch in `linear`",

@@ -24,6 +24,16 @@
   small network (``mlp(dense)`` with ``dense = n``, else ``linear``) reads the cell's features,
   its centre in pixels and the other parents, and gives a score and an offset; the position is
   the softmax-weighted mean of centre + offset over the cells (a soft argmax).
+* ``erase(h, w)`` (``erase(s)``): what is left of an image once a window is explained, as a
+  deterministic node only. ``r | x, w = erase(28)`` is the image ``x`` (a variable of shape
+  ``[H, W]``) with the ``h x w`` window whose top-left pixel is at ``w`` (a position, as a
+  glimpse's) set to 0; a fractional position blanks its edge pixels in part (each pixel is
+  multiplied by 1 minus the window's bilinear weight there, so the value is differentiable in
+  the position). Its value is an image of ``x``'s shape, which a conv, a locate, a glimpse or
+  another erase reads as they read ``x``. In a plate, ``r[k] | x, r[k-1], w[k-1] = erase(28)``
+  chains: slot k's image is slot k-1's with slot k-1's window blanked, and slot 0, which has
+  neither, is ``x`` itself (an attend-infer-repeat-style residual: each slot sees what the
+  earlier ones left).
 * ``paste(h, w)`` (``paste(s)``): the inverse, as a family argument only, of a variable of shape
   ``[H, W]``. ``x | p[*], w[*] ~ Bernoulli(paste(28))`` places each patch ``p_i`` (``h * w``
   numbers: a deterministic node of that width or a variable of that size) with its top-left
@@ -40,9 +50,10 @@ from __future__ import annotations
 
 from graphvae.spec.ir import Net
 
-NETWORKS = ("mlp", "linear", "conv", "locate", "glimpse", "paste")
+NETWORKS = ("mlp", "linear", "conv", "locate", "glimpse", "erase", "paste")
 CONVOLUTIONAL = ("conv", "locate")  # the networks that convolve one image parent
-ATTENTION = ("glimpse", "paste")  # the networks with a window: no activation, batchnorm or dropout
+ATTENTION = ("glimpse", "erase", "paste")  # the networks with a window: no activation, batchnorm or dropout
+IMAGE_NODES = ("glimpse", "erase")  # the deterministic nodes whose value is an image a conv can read
 POSITION_SHAPE = (2,)  # a position: (row, column) of a window's top-left pixel
 NONNEGATIVE_ACTIVATIONS = ("relu", "softplus", "sigmoid")  # a node activated by one of these has values >= 0
 CONV_KERNEL = 3  # a conv's default kernel size (odd: padded by kernel // 2 on each side)
@@ -85,12 +96,13 @@ def conv_features(net: Net, image: tuple[int, int]) -> int:
 
 def image_parents(parents, variables, nodes) -> list[str]:
     """The parents a ``conv`` may read as its image: a variable of shape ``[H, W]`` (``variables``:
-    name -> Variable) or a ``glimpse`` node (``nodes``: the block's deterministic factors by name)."""
+    name -> Variable) or a ``glimpse`` or ``erase`` node (``nodes``: the block's deterministic
+    factors by name)."""
     out = []
     for p in parents:
         node = nodes.get(p)
         if node is not None:
-            if node.net is not None and node.net.kind == "glimpse":
+            if node.net is not None and node.net.kind in IMAGE_NODES:
                 out.append(p)
         elif (v := variables.get(p)) is not None and len(v.shape) == 2:
             out.append(p)
@@ -99,15 +111,26 @@ def image_parents(parents, variables, nodes) -> list[str]:
 
 def image_shape(parent: str, variables, nodes) -> tuple[int, int] | None:
     """``(H, W)`` of the image a conv reads of ``parent`` (one of :func:`image_parents`): a
-    variable's shape or a glimpse's window; None where the sizes are not valid numbers."""
+    variable's shape, a glimpse's window, or the shape of the image an erase blanks; None where
+    the sizes are not valid numbers."""
     node = nodes.get(parent)
     if node is not None:
+        if node.net is not None and node.net.kind == "erase":
+            source = erased_image(node, variables)
+            return image_shape(source, variables, {}) if source is not None else None
         sizes = node.net.hidden if node.net is not None else ()
         ok = sizes and len(sizes) <= 2 and all(isinstance(s, int) and not isinstance(s, bool) and s > 0
                                                for s in sizes)
         return window(node.net) if ok else None
     v = variables.get(parent)
-    return tuple(v.shape) if v is not None and len(v.shape) == 2 else None
+    if v is None or len(v.shape) != 2 or not all(isinstance(d, int) and d > 0 for d in v.shape):
+        return None
+    return tuple(v.shape)
+
+
+def erased_image(node, variables) -> str | None:
+    """The image variable an ``erase`` node starts from: its one parent of shape ``[H, W]``."""
+    return next((p for p in node.parents if (v := variables.get(p)) is not None and len(v.shape) == 2), None)
 
 
 def window(net: Net) -> tuple[int, int]:
@@ -116,16 +139,26 @@ def window(net: Net) -> tuple[int, int]:
     return (sizes[0], sizes[0]) if len(sizes) == 1 else (sizes[0], sizes[1])
 
 
-def node_width(net: Net) -> int:
-    """The width of a deterministic node's value: a glimpse's window size ``h * w``, a conv's
+def node_width(net: Net, image: tuple[int, int] | None = None) -> int:
+    """The width of a deterministic node's value: a glimpse's window size ``h * w``, an erase's
+    image size ``H * W`` (``image``: the shape of the image it blanks; 0 without it), a conv's
     ``dense`` width, a locate's position (2), else the network's last width (0 when it has none,
     which validation reports)."""
     if net.kind == "glimpse" and net.hidden:
         h, w = window(net)
         return h * w
+    if net.kind == "erase":
+        return image[0] * image[1] if image is not None else 0
     if net.kind == "locate":
         return POSITION_SHAPE[0]
     if net.kind == "conv":
         dense = net.option("dense", 0)
         return int(dense) if isinstance(dense, int) and not isinstance(dense, bool) else 0
     return int(net.hidden[-1]) if net.hidden else 0
+
+
+def value_width(name: str, variables, nodes) -> int:
+    """The width of deterministic node ``name``'s value (``nodes``: the block's deterministic
+    factors by name), flattened: :func:`node_width`, given an erase its image's shape."""
+    net = nodes[name].net
+    return node_width(net, image_shape(name, variables, nodes) if net.kind == "erase" else None)

@@ -13,7 +13,7 @@ from graphvae.spec.diagnostics import Diagnostic, did_you_mean, error, warning
 from graphvae.spec.families import FAMILIES, SUPPORT_OF_DOMAIN, Family, literal_ok, support_contains
 from graphvae.spec.ir import DOMAINS, Dist, Factor, Net, Param, Uniform, Variable
 from graphvae.spec.networks import (ATTENTION, CONVOLUTIONAL, NETWORKS, NONNEGATIVE_ACTIVATIONS, POSITION_SHAPE,
-                                    image_parents, node_width, window)
+                                    erased_image, image_parents, value_width, window)
 from graphvae.spec.settings import Bool, Constraint, Interval, OneOf
 from graphvae.spec.validate.context import Context, check_options, describe_factor, factor_span, first_span, head_span
 
@@ -150,9 +150,9 @@ def _gives_position(ctx: Context, block: str, name: str) -> bool:
 
 def _input_size(ctx: Context, block: str, name: str) -> int | None:
     """The flattened size of a parent: a deterministic node's width, a variable's size."""
-    node = ctx.deterministic(block).get(name)
-    if node is not None:
-        return node_width(node.net) if node.net is not None else None
+    nodes = ctx.deterministic(block)
+    if name in nodes:
+        return value_width(name, ctx.variables, nodes) if nodes[name].net is not None else None
     var = ctx.variables.get(name)
     if var is None or var.discrete or not all(is_width(d) for d in var.shape):
         return None
@@ -162,14 +162,19 @@ def _input_size(ctx: Context, block: str, name: str) -> int | None:
     return size
 
 
+EXAMPLES = {"glimpse": "g | x, w = glimpse(28)", "erase": "r | x, w = erase(28)",
+            "paste": "x | p, w ~ Bernoulli(paste(28))"}
+
+
 def _attention_problem(ctx: Context, block: str, f: Factor, net: Net, node: bool) -> tuple[str, str | None] | None:
-    """What is wrong with a ``glimpse`` or ``paste`` (message, hint), or None
+    """What is wrong with a ``glimpse``, ``erase`` or ``paste`` (message, hint), or None
     (:mod:`graphvae.spec.networks` says what each one reads and makes)."""
     kind, where = net.kind, describe_factor(block, f)
-    example = "g | x, w = glimpse(28)" if kind == "glimpse" else "x | p, w ~ Bernoulli(paste(28))"
-    if kind == "glimpse" and not node:
-        return (f"glimpse as an argument of {where}: a glimpse is a deterministic node, whose value is the window "
-                "it reads", f"write '{example}' and give the node to the family's network")
+    example = EXAMPLES[kind]
+    if kind in ("glimpse", "erase") and not node:
+        return (f"{kind} as an argument of {where}: a{'n' if kind == 'erase' else ''} {kind} is a deterministic "
+                f"node, whose value is the {'window it reads' if kind == 'glimpse' else 'image it leaves'}",
+                f"write '{example}' and give the node to the family's network")
     if kind == "paste" and node:
         return (f"paste as {where}: paste builds a family's parameter from patches, so it is a family's argument",
                 f"write '{example}'")
@@ -178,6 +183,8 @@ def _attention_problem(ctx: Context, block: str, f: Factor, net: Net, node: bool
                 f"found ({', '.join(map(repr, net.hidden))})", f"e.g. {example}")
     if net.options:
         return f"{kind} in {where} takes no options ('{net.options[0].name}')", None
+    if kind == "erase":
+        return _erase_problem(ctx, block, f, net, where)
     if f.absent:
         return (f"{kind} in {where} reads a previous slot, which slot 0 lacks; a window network reads its own "
                 "slot's position", None)
@@ -186,12 +193,17 @@ def _attention_problem(ctx: Context, block: str, f: Factor, net: Net, node: bool
     positions = [p for p in f.parents if _gives_position(ctx, block, p)]
     others = [p for p in f.parents if p not in positions]
     if kind == "glimpse":
-        images = [p for p in others if (v := ctx.variables.get(p)) is not None and len(v.shape) == 2]
-        if len(positions) != 1 or len(images) != 1 or len(f.parents) != 2:
-            return (f"{kind} in {where} reads one image (a variable of shape [H, W]) at one position (a real[2] "
-                    f"variable or a locate node: row, column); its parents are {', '.join(f.parents) or 'none'}",
-                    f"e.g. {example}")
-        image = ctx.variables[images[0]]
+        images = image_parents(others, ctx.variables, ctx.deterministic(block))
+        erased = [p for p in images if p in ctx.deterministic(block)]
+        if len(positions) != 1 or len(images) != 1 or len(f.parents) != 2 or \
+                any(ctx.deterministic(block)[p].net.kind != "erase" for p in erased):
+            return (f"{kind} in {where} reads one image (a variable of shape [H, W] or an erase node) at one "
+                    "position (a real[2] variable or a locate node: row, column); its parents are "
+                    f"{', '.join(f.parents) or 'none'}", f"e.g. {example}")
+        source = erased_image(ctx.deterministic(block)[images[0]], ctx.variables) if erased else images[0]
+        image = ctx.variables.get(source) if source is not None else None
+        if image is None:
+            return None  # the erase node's own rule reports it
     if kind == "paste":
         if image is None or len(image.shape) != 2:
             return (f"paste in {where} makes an image: its variable needs a shape [H, W], found "
@@ -214,6 +226,31 @@ def _attention_problem(ctx: Context, block: str, f: Factor, net: Net, node: bool
         return None  # the variable's shape is reported by its own rule
     if h > image.shape[0] or w > image.shape[1]:
         return (f"{kind}({h}, {w}) in {where} does not fit in '{image.name}', whose shape is "
+                f"[{image.shape[0]}, {image.shape[1]}]", None)
+    return None
+
+
+def _erase_problem(ctx: Context, block: str, f: Factor, net: Net, where: str) -> tuple[str, str | None] | None:
+    """An ``erase`` reads one image variable of shape [H, W], at most one erase node (the image it
+    goes on from: its own previous slot in a plate) and one position; a parent a plate's slot 0
+    lacks (``r[k-1]``, ``w[k-1]``) counts as what it stands for."""
+    nodes = ctx.deterministic(block)
+    hint = f"e.g. {EXAMPLES['erase']}, or in a plate r[k] | x, r[k-1], w[k-1] = erase(28)"
+    inputs = list(f.parents) + [like for _, like in f.absent]
+    positions = [p for p in inputs if _gives_position(ctx, block, p)]
+    chain = [p for p in inputs if p in nodes and nodes[p].net is not None and nodes[p].net.kind == "erase"]
+    images = [p for p in inputs if (v := ctx.variables.get(p)) is not None and len(v.shape) == 2]
+    if len(positions) != 1 or len(images) != 1 or len(chain) > 1 or len(inputs) != 2 + len(chain):
+        return (f"erase in {where} blanks a window of one image (a variable of shape [H, W], or the erase node it "
+                "goes on from) at one position (a real[2] variable or a locate node); its parents are "
+                f"{', '.join(f.parents) or 'none'}", hint)
+    image = ctx.variables[images[0]]
+    if chain and erased_image(nodes[chain[0]], ctx.variables) != image.name:
+        return (f"erase in {where} goes on from '{nodes[chain[0]].shared or chain[0]}', which erases "
+                f"'{erased_image(nodes[chain[0]], ctx.variables)}', not '{image.name}'", None)
+    h, w = window(net)
+    if all(is_width(d) for d in image.shape) and (h > image.shape[0] or w > image.shape[1]):
+        return (f"erase({h}, {w}) in {where} does not fit in '{image.name}', whose shape is "
                 f"[{image.shape[0]}, {image.shape[1]}]", None)
     return None
 
@@ -267,8 +304,8 @@ def _conv_problem(ctx: Context, block: str, f: Factor, net: Net, node: bool) -> 
     if len(images) != 1:
         found = f"it has {len(images)}: {', '.join(images)}" if images else \
             f"its parents ({', '.join(f.parents) or 'none'}) hold none"
-        return (f"{kind} in {where} reads one image (a variable of shape [H, W] or a glimpse) among its parents; "
-                f"{found}", None)
+        return (f"{kind} in {where} reads one image (a variable of shape [H, W], a glimpse or an erase) among its "
+                f"parents; {found}", None)
     image = ctx.variables.get(images[0]) if images[0] not in ctx.deterministic(block) else None
     if image is not None and image.discrete and image.domain != "binary":
         return f"{kind} in {where} reads '{image.name}', a {image.domain} image; it reads real or binary pixels", None

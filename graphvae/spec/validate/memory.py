@@ -28,7 +28,7 @@ from graphvae.spec.estimators import estimator_method, support_size
 from graphvae.spec.families import FAMILIES
 from graphvae.spec.ir import Factor, Net, Span, Spec
 from graphvae.spec.networks import (ATTENTION, CONVOLUTIONAL, POSITION_SHAPE, conv_geometry, conv_in_channels,
-                                    conv_maps, image_parents, image_shape, node_width)
+                                    conv_maps, image_parents, image_shape, value_width)
 from graphvae.spec.settings import SETTINGS
 from graphvae.spec.validate.context import Context, first_span
 
@@ -95,8 +95,11 @@ def _conv(net: Net, image) -> tuple[int, int, int]:
     return weights, units, c * h * w
 
 
-def _deterministic_width(net: Net) -> int:
-    return node_width(net) if all(_is_count(w) for w in net.hidden) else 0
+def _deterministic_widths(ctx: Context, block: str) -> dict[str, int]:
+    """The width of each deterministic node's value in ``block`` (0 where its sizes are not valid)."""
+    nodes = ctx.deterministic(block)
+    return {n: value_width(n, ctx.variables, nodes) if all(_is_count(w) for w in f.net.hidden) else 0
+            for n, f in nodes.items() if f.net}
 
 
 def _setting(rows_block: str, value, name: str) -> int:
@@ -115,12 +118,12 @@ def _batch(spec: Spec) -> int:
     return batch + max(0, labelled)
 
 
-def _nets(f: Factor, var_size: int | None) -> Iterator[tuple[Net, int]]:
-    """Each network of a factor with the width of its output: a deterministic node's last width,
-    else a head of the family's parameters it produces (each the variable's size)."""
+def _nets(f: Factor, var_size: int | None, node_size: int = 0) -> Iterator[tuple[Net, int]]:
+    """Each network of a factor with the width of its output: a deterministic node's value
+    (``node_size``), else a head of the family's parameters it produces (each the variable's size)."""
     if f.deterministic:
         if f.net is not None:
-            yield f.net, _deterministic_width(f.net)
+            yield f.net, node_size
         return
     fam = FAMILIES.get(f.dist.family)
     size = var_size or 1
@@ -153,14 +156,14 @@ def estimate(spec: Spec, ctx: Context | None = None) -> MemoryEstimate:
     weights, per_example, largest, most = 0, 0, None, -1
     shared: set = set()
     for block in ("encoder", "decoder"):
-        local = {n: _deterministic_width(f.net) for n, f in ctx.deterministic(block).items() if f.net}
+        local = _deterministic_widths(ctx, block)
         for f in ctx.block_factors(block):
             # the parents, and those a plate's slot 0 lacks (z[k-1]), which its shared network still reads
             inputs = sum(local.get(p, sizes.get(p, 0)) for p in f.parents + tuple(like for _, like in f.absent))
             # a network that sees only observed data runs once per example, the others per sample
             # and enumerated value
             repeat = 1 if all(p in observed for p in f.parents) else samples * enumerated
-            for k, (net, out) in enumerate(_nets(f, sizes.get(f.name))):
+            for k, (net, out) in enumerate(_nets(f, sizes.get(f.name), local.get(f.name, 0))):
                 layers = [*_widths(net)] if f.deterministic else [*_widths(net), out]
                 n, width_in, units = 0, inputs, 0
                 norm = 2 if net.option("batchnorm", False) is True else 0  # a batch norm's scale and shift
