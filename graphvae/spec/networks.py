@@ -9,7 +9,8 @@
   column, in pixels, fractional positions interpolated bilinearly). Its value is the window,
   flattened: ``h * w`` numbers.
 * ``conv(c1, c2, ...)``: a convolutional network over one image parent (a variable of shape
-  ``[H, W]``, or a ``glimpse`` node, whose window is an ``h x w`` image): one convolution per channel count ``c_i`` (``kernel`` x ``kernel``, default 3,
+  ``[H, W]``, an ``erase`` node, whose value is such an image, or a ``glimpse`` node, whose window
+  is an ``h x w`` image): one convolution per channel count ``c_i`` (``kernel`` x ``kernel``, default 3,
   with ``stride``, default 2, zero-padded by ``kernel // 2``), each followed by the activation
   (batch normalisation before it with ``batchnorm = true``, dropout after it with ``dropout``).
   The last feature map, flattened, joins the factor's other parents (each flattened) in an
