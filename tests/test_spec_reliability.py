@@ -344,18 +344,6 @@ objective {
 """
 
 
-def test_the_memory_estimate_counts_the_weights_of_locate_and_coords(tmp_path):
-    """locate as a plate's shared loc network (with batch norm) and as a node; coords on a conv and a locate."""
-    from graphvae.compile.compiler import compile_spec
-    from graphvae.compile.nets import parameter_count
-    from graphvae.spec.validate.memory import estimate
-
-    path = tmp_path / "locate.gvae"
-    path.write_text(LOCATE_SPEC)
-    spec = loader.load_spec(path)
-    assert estimate(spec).weights == parameter_count(compile_spec(spec))
-
-
 ERASE_SPEC = """model erase_weights
 
 plate k < 2 count n
@@ -368,8 +356,8 @@ encoder {
   n | x                    ~ Categorical(conv(4, 8))
   r[k] | x, r[k-1], w[k-1] = erase(6)
   w[k] | r[k], n           ~ Normal(loc = locate(4, 8, dense = 16), scale = 1)
-  u | r_1, n               = mlp(4)
-  e | x, w_0               = erase(5, 7)
+  u | r[1], n              = mlp(4)
+  e | x, w[0]              = erase(5, 7)
   c | e                    = conv(4, dense = 8)
 }
 
@@ -385,15 +373,18 @@ objective {
 """
 
 
-def test_the_memory_estimate_reads_an_erase_as_an_image_of_its_images_shape(tmp_path):
-    """An erase has no weights; a locate or conv reads it as the [20, 20] image, an mlp as 400 numbers."""
+@pytest.mark.parametrize("text", [LOCATE_SPEC, ERASE_SPEC], ids=["locate", "erase"])
+def test_the_memory_estimate_counts_the_weights_of_image_networks(tmp_path, text):
+    """locate as a plate's shared loc network (with batch norm) and as a node, coords on a conv and a
+    locate; an erase, which has no weights, read as the [20, 20] image by a locate and a conv."""
     from graphvae.compile.compiler import compile_spec
     from graphvae.compile.nets import parameter_count
     from graphvae.spec.validate.memory import estimate
 
-    path = tmp_path / "erase.gvae"
-    path.write_text(ERASE_SPEC)
+    path = tmp_path / "spec.gvae"
+    path.write_text(text)
     spec = loader.load_spec(path)
     model = compile_spec(spec)
     assert estimate(spec).weights == parameter_count(model)
-    assert model.encoder["u"].first.in_features == 20 * 20 + 3
+    if text is ERASE_SPEC:  # an mlp reads an erase flattened: 400 numbers, and n's one-hot
+        assert model.encoder["u"].first.in_features == 20 * 20 + 3

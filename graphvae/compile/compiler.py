@@ -52,10 +52,10 @@ def input_names(factor: Factor) -> list[str]:
 def _parent_inputs(spec: Spec, factor: Factor, block: dict[str, Factor]) -> tuple[ParentInput, ...]:
     out = []
     nodes = {n: f for n, f in block.items() if f.deterministic}
+    variables = {v.name: v for v in spec.variables}
     for p in input_names(factor):
         kind = nodes[p].net.kind if p in nodes else None
         if kind == "erase":  # an image of its image variable's shape
-            variables = {v.name: v for v in spec.variables}
             out.append(ParentInput(p, image_shape(p, variables, nodes), node=kind))
         elif kind is not None:  # a glimpse's value is its window flattened; a conv reads it as an image
             image = image_shape(p, {}, nodes) if kind == "glimpse" else None
