@@ -472,9 +472,34 @@ class Paste(nn.Module):
         return {self.name: out}
 
 
+class Identity(nn.Module):
+    """``identity``: the parameter it fills is the parents' values themselves, each flattened,
+    concatenated in order and shaped as the variable; no weights.  An absent parent (a plate's
+    slot 0 reading slot -1) enters as zeros."""
+
+    def __init__(self, parents: tuple[ParentInput, ...], head: dict[str, tuple[int, ...]]):
+        super().__init__()
+        (self.name, self.shape), = head.items()
+        self.parents = parents
+        self.register_buffer("zero", torch.zeros(self.shape), persistent=False)  # every parent absent
+
+    def forward(self, values: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        present = [(p, v) for p, v in zip(self.parents, values) if v is not None]
+        if not present:
+            return {self.name: self.zero}
+        p0, v0 = present[0]
+        lead = v0.shape[:v0.dim() - len(p0.shape)]
+        if len(present) == 1 and len(self.parents) == 1:  # one parent, of the variable's size
+            return {self.name: v0.reshape(lead + self.shape)}
+        flat = [v0.new_zeros(lead + (p.width,)) if v is None else v.flatten(v.dim() - len(p.shape))
+                if p.shape else v.unsqueeze(-1) for p, v in zip(self.parents, values)]
+        lead = torch.broadcast_shapes(*(t.shape[:-1] for t in flat))
+        return {self.name: torch.cat([t.expand(lead + t.shape[-1:]) for t in flat], -1).reshape(lead + self.shape)}
+
+
 def build_net(net: Net, parents: tuple[ParentInput, ...], head: dict[str, tuple[int, ...]] | None) -> nn.Module:
-    """The module of one network expression: a glimpse, an erase, a paste, a conv, a locate, or an
-    mlp/linear :class:`NodeNet`."""
+    """The module of one network expression: a glimpse, an erase, a paste, a conv, a locate, an
+    identity, or an mlp/linear :class:`NodeNet`."""
     if net.kind == "conv":
         return ConvNet(net, parents, head)
     if net.kind == "locate":
@@ -485,6 +510,8 @@ def build_net(net: Net, parents: tuple[ParentInput, ...], head: dict[str, tuple[
         return Erase(net, parents)
     if net.kind == "paste":
         return Paste(net, parents, head)
+    if net.kind == "identity":
+        return Identity(parents, head)
     return NodeNet(net, parents, head)
 
 

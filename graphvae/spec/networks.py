@@ -42,6 +42,15 @@
   order, and adds them to a learnt canvas of the variable's shape. The sum is the family's one
   network parameter (a Bernoulli's logits). A patch that is all zeros adds nothing, so a slot
   past its plate's count (whose values enter as zeros) leaves the canvas as it is.
+* ``identity``: no network at all, as a family argument only: the parameter it fills is its
+  parents' values themselves, flattened and concatenated in order
+  (``w | v ~ Normal(loc = identity, scale = 1)`` is ``Normal(v, 1)``). It fills one
+  unconstrained parameter (a loc, a Bernoulli's or Categorical's logits), and the parents, each
+  a real variable or a deterministic node, hold as many numbers as the variable. A parent a
+  plate's slot 0 lacks (``w[k-1]``) enters as zeros. It lets a supervised variable pin down a
+  deterministic node that other factors read (``loc[k] | x = locate(16, 32)`` read by a glimpse,
+  with ``positions[k] | loc[k] ~ Normal(loc = identity, scale = 1)``), so that what the node
+  learns from the labels is what those factors see at test time.
 
 :mod:`graphvae.spec.validate.factors` checks how they are used; :mod:`graphvae.compile.nets`
 builds them.
@@ -51,7 +60,7 @@ from __future__ import annotations
 
 from graphvae.spec.ir import Net
 
-NETWORKS = ("mlp", "linear", "conv", "locate", "glimpse", "erase", "paste")
+NETWORKS = ("mlp", "linear", "conv", "locate", "glimpse", "erase", "paste", "identity")
 CONVOLUTIONAL = ("conv", "locate")  # the networks that convolve one image parent
 ATTENTION = ("glimpse", "erase", "paste")  # the networks with a window: no activation, batchnorm or dropout
 IMAGE_NODES = ("glimpse", "erase")  # the deterministic nodes whose value is an image a conv can read

@@ -38,9 +38,13 @@ CONSTRAINT_TEXT = {
 }
 
 
+def _base_constraint(constraint: str) -> str:
+    """``real`` of ``independent(real, 1)``: what each number of a parameter must be."""
+    return constraint.removeprefix("independent(").split(",")[0].rstrip(")")
+
+
 def _constraint_text(constraint: str) -> str:
-    base = constraint.removeprefix("independent(").split(",")[0].rstrip(")")
-    return CONSTRAINT_TEXT.get(base, constraint)
+    return CONSTRAINT_TEXT.get(_base_constraint(constraint), constraint)
 
 
 def is_number(value) -> bool:
@@ -128,6 +132,11 @@ def rule_networks(ctx: Context) -> Iterator[Diagnostic]:
                 continue
             if net.kind in CONVOLUTIONAL:
                 yield from _check_conv(ctx, block, f, net, node)
+                continue
+            if net.kind == "identity":
+                problem = _identity_problem(ctx, block, f, net, node)
+                if problem is not None:
+                    yield error(codes.BAD_NETWORK, problem[0], span, problem[1])
                 continue
             yield from _check_options(block, f, net)
             yield from _check_widths(block, f, net, node)
@@ -331,6 +340,46 @@ def _locate_problem(ctx: Context, f: Factor, net: Net, where: str) -> tuple[str,
         what = ", ".join(filled) or "no parameter"
         return (f"locate in {where} fills {what} of {fam.name}; it gives one unconstrained position, so it "
                 "fills one real parameter alone (a loc), the others literals or networks of their own", hint)
+    return None
+
+
+def _identity_problem(ctx: Context, block: str, f: Factor, net: Net, node: bool) -> tuple[str, str | None] | None:
+    """An ``identity`` fills one unconstrained parameter of a family with its parents' values,
+    which are real and together as many numbers as the variable (a parent a plate's slot 0
+    lacks counts as what it stands for)."""
+    where, name = describe_factor(block, f), f.shared or f.name  # a plate's variable as written
+    hint = f"e.g. {name} | v ~ Normal(loc = identity, scale = 1)"
+    if node:
+        return (f"identity as {where}: a node equal to its parent is the parent itself; identity is a family's "
+                "argument, whose parameter is the parents' values", hint)
+    if net.hidden or net.options:
+        return f"identity in {where} takes no widths or options: it has no weights", "write 'identity'"
+    inputs = list(f.parents) + [like for _, like in f.absent]
+    if not inputs:
+        return f"identity in {where} has no parents whose values could fill the parameter", hint
+    fam = FAMILIES.get(f.dist.family)
+    if fam is not None:
+        slots, _ = bind_params(f.dist, fam, where, f.span)
+        filled = [p for p, arg in slots.items() if arg.value is net]
+        if len(filled) != 1 or _base_constraint(fam.constraints.get(filled[0], "real")) != "real":
+            return (f"identity in {where} fills {', '.join(filled) or 'no parameter'} of {fam.name}; it copies "
+                    "values as they are, so it fills one unconstrained parameter alone (a loc, logits), the others "
+                    "literals or networks of their own", hint)
+    discrete = [p for p in inputs if (v := ctx.variables.get(p)) is not None and v.discrete]
+    if discrete:
+        return (f"identity in {where} copies real values; '{discrete[0]}' is "
+                f"{ctx.variables[discrete[0]].domain}", "give it to a network, e.g. linear")
+    sizes = [_input_size(ctx, block, p) for p in inputs]
+    var = ctx.variables.get(f.name)
+    if var is None or None in sizes or not all(is_width(d) for d in var.shape):
+        return None  # an undeclared parent or a bad shape is reported by its own rule
+    size = 1
+    for d in var.shape:
+        size *= d
+    if sum(sizes) != size:
+        held = " + ".join(f"{p} {n}" for p, n in zip(inputs, sizes))
+        return (f"identity in {where} fills a parameter of '{name}', {size} number(s), with its parents' values, "
+                f"which hold {sum(sizes)} ({held})", "give the parents to a network, e.g. linear")
     return None
 
 

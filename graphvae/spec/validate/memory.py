@@ -191,6 +191,8 @@ def estimate(spec: Spec, ctx: Context | None = None) -> MemoryEstimate:
                     shared.add(key)
                 if net.kind in ATTENTION:  # a window read or placed: its output; a paste's learnt canvas
                     n, units = (out if net.kind == "paste" else 0), out
+                if net.kind == "identity":  # the parents' values as they are: no weights
+                    n, units = 0, out
                 weights += n
                 per_example += units * repeat
                 if n > most:
