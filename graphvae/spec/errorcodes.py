@@ -158,7 +158,9 @@ BAD_NETWORK = register("bad-network", FACTORS,
                        "`linear` needs exactly one width, `linear` as a family argument none; a `conv` or `locate` "
                        "reads one image parent (a variable of shape [H, W], a `glimpse` or an `erase`), with positive channel "
                        "counts, an odd `kernel` and, for a conv as a deterministic node, `dense = n`; a `locate` as "
-                       "a family argument fills one unconstrained parameter (a loc) of a `real[2]` variable")
+                       "a family argument fills one unconstrained parameter (a loc) of a `real[2]` variable; "
+                       "`identity` is a family argument alone, with no widths or options, filling one unconstrained "
+                       "parameter (a loc, logits) with its parents' real values, as many numbers as the variable")
 BAD_ATTENTION = register("bad-attention", FACTORS,
                          "`glimpse(h, w)` is a deterministic node reading one image (a variable of shape [H, W] "
                          "or an `erase` node) at one position (a `real[2]` variable or a `locate` node); "

@@ -133,6 +133,9 @@ def rule_networks(ctx: Context) -> Iterator[Diagnostic]:
             if net.kind in CONVOLUTIONAL:
                 yield from _check_conv(ctx, block, f, net, node)
                 continue
+            if not f.parents and not f.absent:  # a plate's slot 0 feeds zeros for z[k-1] to the shared network
+                yield error(codes.NETWORK_NEEDS_PARENT, f"{describe_factor(block, f)} uses network '{net.kind}' "
+                            "but has no parents to feed it; a root factor takes literals or uniform", span)
             if net.kind == "identity":
                 problem = _identity_problem(ctx, block, f, net, node)
                 if problem is not None:
@@ -140,9 +143,6 @@ def rule_networks(ctx: Context) -> Iterator[Diagnostic]:
                 continue
             yield from _check_options(block, f, net)
             yield from _check_widths(block, f, net, node)
-            if not f.parents and not f.absent:  # a plate's slot 0 feeds zeros for z[k-1] to the shared network
-                yield error(codes.NETWORK_NEEDS_PARENT, f"{describe_factor(block, f)} uses network '{net.kind}' "
-                            "but has no parents to feed it; a root factor takes literals or uniform", span)
 
 
 def _is_position(var: Variable | None) -> bool:
@@ -356,15 +356,19 @@ def _identity_problem(ctx: Context, block: str, f: Factor, net: Net, node: bool)
         return f"identity in {where} takes no widths or options: it has no weights", "write 'identity'"
     inputs = list(f.parents) + [like for _, like in f.absent]
     if not inputs:
-        return f"identity in {where} has no parents whose values could fill the parameter", hint
+        return None  # network-needs-parent
     fam = FAMILIES.get(f.dist.family)
     if fam is not None:
-        slots, _ = bind_params(f.dist, fam, where, f.span)
-        filled = [p for p, arg in slots.items() if arg.value is net]
+        if lone_argument(f.dist) is not None:  # a lone network fills the family's head: Bernoulli's logits
+            filled = list(fam.head)
+        else:  # by the name written: logits = identity fills Bernoulli's probs through its logits
+            filled = [arg.name or slot for slot, arg in bind_params(f.dist, fam, where, f.span)[0].items()
+                      if arg.value is net]
         if len(filled) != 1 or _base_constraint(fam.constraints.get(filled[0], "real")) != "real":
             return (f"identity in {where} fills {', '.join(filled) or 'no parameter'} of {fam.name}; it copies "
                     "values as they are, so it fills one unconstrained parameter alone (a loc, logits), the others "
-                    "literals or networks of their own", hint)
+                    "literals or networks of their own", "e.g. Normal(loc = identity, scale = 1), "
+                    "Bernoulli(logits = identity)")
     discrete = [p for p in inputs if (v := ctx.variables.get(p)) is not None and v.discrete]
     if discrete:
         return (f"identity in {where} copies real values; '{discrete[0]}' is "
