@@ -1,5 +1,7 @@
 """The spec front end under fuzzing (benchmarks/fuzz_spec.py): generated and mutated specs in both
-languages through ``graphvae check`` in-process, with no traceback and no case over 2 s."""
+languages through ``graphvae check`` in-process, with no traceback and no pathologically slow case.
+The time limits are loose (10 s a case, where a case takes milliseconds): they catch a parse that
+blows up, not a slow machine; ``benchmarks/fuzz_spec.py`` reports the times."""
 
 from __future__ import annotations
 
@@ -20,17 +22,18 @@ FRONT = (FRONT_END, YAML)
 
 CASES = 2000
 MAX_BYTES = 64_000  # CI keeps inputs small; the script runs them up to 1 MB
+SLOW = 10.0  # seconds: a blow-up, not the noise of a loaded machine (a 2 s limit failed now and then under load)
 
 
 def test_no_traceback_and_no_slow_case():
-    report = fuzz_spec.fuzz(CASES, seed=11, max_bytes=MAX_BYTES, slow=2.0)
+    report = fuzz_spec.fuzz(CASES, seed=11, max_bytes=MAX_BYTES, slow=SLOW)
     failures = [(case.index, case.mutations, outcome.detail.strip().splitlines()[-1:])
                 for case, outcome in report.failures]
     assert failures == []
     assert report.slow == []
     assert sum(report.counts.values()) == CASES
     assert report.counts["ok"] > CASES // 20 and report.counts["diagnosed"] > CASES // 2  # both kinds are drawn
-    assert report.seconds < 60
+    assert report.seconds < 600
 
 
 def test_cases_are_reproducible_by_number():
@@ -49,7 +52,7 @@ def test_every_mutator_keeps_check_from_raising(mutator, tmp_path):
         data = mutator(rng, text).encode("utf-8")[:MAX_BYTES]
         outcome = fuzz_spec.run_case(fuzz_spec.Case(i, language, data, (mutator.__name__,)), str(tmp_path))
         assert outcome.kind in ("ok", "diagnosed"), outcome.detail
-        assert outcome.seconds < 2
+        assert outcome.seconds < SLOW
 
 
 def test_coherent_specs_read_the_same_in_both_languages():

@@ -72,10 +72,11 @@ class _Options:
 class Net(_Options):
     """A network expression.
 
-    ``kind`` is ``"mlp"`` or ``"linear"`` once validated (front ends carry any
-    identifier so validation can say "did you mean").  ``hidden`` holds the
+    ``kind`` is one of ``graphvae.spec.networks.NETWORKS`` once validated (front ends
+    carry any identifier so validation can say "did you mean").  ``hidden`` holds the
     positional widths: hidden layers for ``mlp``; for ``linear`` used as a
-    deterministic node, its single output width.  A bare identifier such as
+    deterministic node, its single output width; channels for ``conv`` and ``locate``;
+    the window for ``glimpse``, ``erase`` and ``paste``.  A bare identifier such as
     ``linear`` parses as ``Net("linear")``.
 
     As a family argument the network ends in an affine head producing the
