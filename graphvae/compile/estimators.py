@@ -16,6 +16,7 @@ from typing import Callable
 
 import torch
 
+from graphvae.compile import densities
 from graphvae.compile import distributions as dists
 from graphvae.compile.objective import Trace, broadcast_shapes
 from graphvae.spec.estimators import ESTIMATORS
@@ -104,7 +105,13 @@ def _enumerate(node: QNode, d, trace: Trace, samples: int) -> None:
 
 @draws("rsample")
 def _rsample(node: QNode, d, trace: Trace, samples: int) -> None:
-    """A reparameterised draw: gradients flow through the value."""
+    """A reparameterised draw: gradients flow through the value.  A plain distribution
+    (:mod:`graphvae.compile.densities`) scores its own draw."""
+    if isinstance(d, densities.PlainNormal):
+        value, logq = _expanded(d, trace, samples).rsample_scored()
+        trace.values[node.name] = value
+        trace.logq[node.name] = trace.checked(logq, node.name)
+        return
     _record(node, _expanded(d, trace, samples).rsample(), d, trace)
 
 

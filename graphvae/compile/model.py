@@ -56,6 +56,7 @@ class CompiledModel(nn.Module):
         self._where: tuple[torch.dtype, torch.device] | None = None  # dtype and device, until moved
         self._divisors: dict[tuple, torch.Tensor] = {}  # the logged terms' denominators, per batch composition
         self._methods_in: dict[tuple[str, str], str] = {}  # (q node, mode) -> its estimator there
+        self._plain_nodes: dict[tuple, bool] = {}  # (q node, mode, labelled) -> in its plain form
         self._layouts: dict[tuple, list] = {}  # a layout's groups, per (layout, supervised names, batch size)
         self._observed = frozenset(v.name for v in spec.observed)
         self._absent = {block: {f.name: tuple(sorted(f.absent)) for f in factors if f.absent}
@@ -192,14 +193,32 @@ class CompiledModel(nn.Module):
                       device=device)
         trace.values.update(values)  # (B, ...): the data vary over no lead dim
         for name, _, parents in self._walk(order, self._qf, self.encoder, trace.values):
-            d = self.encoder[name].dist(parents)
+            module = self.encoder[name]
+            if name != stop_at and self._plain_q(name, mode, name in labelled):
+                self._q_node(trace, name, module.plain(parents), mode, samples)
+                continue
+            d = module.dist(parents)
             trace.q_dists[name] = d
             if name == stop_at:
                 return trace
             self._q_node(trace, name, d, mode, samples)
         if run_p:
-            self._p_pass(trace)
+            self._p_pass(trace, plain=mode == "train")
         return trace
+
+    def _plain_q(self, name: str, mode: str, labelled: bool) -> bool:
+        """Whether the training step takes q node ``name`` in its plain form
+        (:mod:`graphvae.compile.densities`): in training, where its family has one and the node
+        is labelled (scored), enumerated (scored) or reparameterised (drawn as the plain form
+        draws), decided once."""
+        key = (name, mode, labelled)
+        use = self._plain_nodes.get(key)
+        if use is None:
+            module = self.encoder[name]
+            method = self._method(name, mode)
+            use = self._plain_nodes[key] = mode == "train" and module.has_plain and (
+                labelled or method == "enumerate" or (method == "rsample" and module.plain_reparameterised))
+        return use
 
     def _q_ancestry(self, name: str) -> list[str]:
         """q's nodes that ``name``'s distribution depends on, and ``name``, in q's order: its
@@ -227,9 +246,14 @@ class CompiledModel(nn.Module):
                 method = self._methods_in[(name, mode)] = self._method(name, mode)
             draw(self.nodes[name], method, d, trace, samples)
 
-    def _p_pass(self, trace: Trace) -> None:
+    def _p_pass(self, trace: Trace, plain: bool = False) -> None:
+        """Score every p node; ``plain``: in its plain form where its family has one (training)."""
         for name, factor, parents in self._walk(self.p_order, self._pf, self.decoder, trace.values):
-            d = self.decoder[name].dist(parents)
+            module = self.decoder[name]
+            if plain and module.has_plain and name not in trace.relaxed:
+                trace.logp[name] = trace.checked(module.plain(parents).log_prob(trace.values[name]), name)
+                continue
+            d = module.dist(parents)
             if name in trace.relaxed:  # scored in the log space of its relaxation, as under q
                 log_space, temperature = trace.relaxed[name]
                 relaxed = dists.build_relaxed(factor.dist.family, d, temperature)

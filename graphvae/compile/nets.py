@@ -27,7 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from graphvae.compile import densities
 from graphvae.compile import distributions as dists
+from graphvae.compile.objective import broadcast_shapes
 from graphvae.spec.ir import Net
 from graphvae.spec.networks import (ATTENTION, POSITION_SHAPE, conv_geometry, conv_in_channels, conv_maps, conv_step,
                                     window)
@@ -118,12 +120,22 @@ class ParentsLinear(nn.Module):
         self.weight = reference.weight
         self.bias = reference.bias
         self._widths = [p.width for p in parents]
+        for k in sorted({p.classes for p in parents if p.classes is not None}):  # one-hot rows, see _joined
+            self.register_buffer(f"eye_{k}", torch.eye(k), persistent=False)
 
     @property
     def out_features(self) -> int:
         return self.weight.shape[0]
 
     def forward(self, values: list[torch.Tensor]) -> torch.Tensor:
+        if len(self.parents) > 1:
+            joined = self._joined(values)
+            if joined is not None:
+                return joined
+        return self._blockwise(values)
+
+    def _blockwise(self, values: list[torch.Tensor]) -> torch.Tensor:
+        """A block of the weight per parent, the blocks' outputs summed (broadcasting each parent's lead dims)."""
         out, bias = None, self.bias  # the bias rides on the first float parent's F.linear, else is added last
         blocks = (self.weight,) if len(self.parents) == 1 else self.weight.split(self._widths, 1)
         for p, value, block in zip(self.parents, values, blocks):
@@ -146,6 +158,30 @@ class ParentsLinear(nn.Module):
         if out is None:  # every input absent: the bias alone
             return self.bias
         return out if bias is None else out + bias
+
+    def _joined(self, values: list[torch.Tensor]) -> torch.Tensor | None:
+        """One ``F.linear`` of the parents concatenated (class indices as one-hots), where that
+        broadcasts no float parent: each spans the lead dims of all (a labelled example's x and y,
+        or an enumerated y with a z drawn for each of its values).  Fewer operations, forward and
+        backward, than a block per parent; None where a float parent would be copied (an
+        enumerated y beside the data x), which the blocks handle without copying it."""
+        leads = []
+        for p, value in zip(self.parents, values):
+            if value is None:
+                return None
+            event = len(p.shape) if value.is_floating_point() else len(p.shape) - 1
+            leads.append(value.shape[:value.dim() - event])
+        full = broadcast_shapes(*leads)
+        columns = []
+        for p, value, lead in zip(self.parents, values, leads):
+            if value.is_floating_point():
+                if lead != full:
+                    return None
+                columns.append(value.reshape(full + (p.width,)))
+            else:
+                index = value.expand(full + value.shape[len(lead):])  # one-hots as rows of the identity
+                columns.append(F.embedding(index, getattr(self, f"eye_{p.classes}")).reshape(full + (p.width,)))
+        return F.linear(torch.cat(columns, -1), self.weight, self.bias)
 
 
 def _hidden(net: Net, width: int) -> list[nn.Module]:
@@ -216,7 +252,11 @@ class NodeNet(nn.Module):
         return first + [(m.weight, m.bias) for m in self.rest if isinstance(m, nn.Linear)]
 
     def forward(self, values: list[torch.Tensor]):
-        h = self.rest(self.first(values) if self.first is not None else self.free)
+        # the layers' own forwards in turn: nn.Module's call machinery (for hooks, which these inner
+        # layers have none of) costs a small model about as much as its arithmetic
+        h = self.first.forward(values) if self.first is not None else self.free
+        for layer in self.rest._modules.values():
+            h = layer.forward(h)
         if not self.head_shapes:
             return h
         blocks = (h,) if len(self.head_shapes) == 1 else h.split(self._head_widths, -1)
@@ -537,9 +577,12 @@ class FactorModule(nn.Module):
                                names.split("+")}
         self._build = dists.builder(family, self.n_event)
         self._fixed = None  # the distribution itself, built once, when every parameter is a literal
+        # the training step's plain form of it (graphvae.compile.densities), None where there is none
+        self._plain = densities.maker(family, self.n_event, [*self._to_constraint, *self.literal_names])
+        self._fixed_plain = None
 
     def _apply(self, fn, *args, **kwargs):  # the literals move (.to(), .double()): build the fixed one anew
-        self._fixed = None
+        self._fixed = self._fixed_plain = None
         return super()._apply(fn, *args, **kwargs)
 
     def params(self, values: list[torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -557,6 +600,24 @@ class FactorModule(nn.Module):
         if self._fixed is None:  # literal parameters only (a prior such as Normal(0, 1)): the same every step
             self._fixed = self._build(self.params(values))
         return self._fixed
+
+    @property
+    def has_plain(self) -> bool:
+        """Whether the family, with these parameters, has a plain form (:mod:`graphvae.compile.densities`)."""
+        return self._plain is not None
+
+    @property
+    def plain_reparameterised(self) -> bool:
+        """Whether the plain form draws with ``rsample``."""
+        return self._plain is not None and densities.reparameterised(self._plain)
+
+    def plain(self, values: list[torch.Tensor]):
+        """The distribution as :meth:`dist` gives it, in its plain form (see :attr:`has_plain`)."""
+        if self.nets:
+            return self._plain(self.params(values))
+        if self._fixed_plain is None:
+            self._fixed_plain = self._plain(self.params(values))
+        return self._fixed_plain
 
     def forward(self, values: list[torch.Tensor]):
         return self.dist(values)

@@ -68,6 +68,9 @@ class Estimate:
 def broadcast_shapes(*shapes) -> torch.Size:
     """``torch.broadcast_shapes`` on plain shapes, as shape arithmetic in Python (torch's goes
     through its reference implementation, ~60 µs a call: a noticeable part of a small model's step)."""
+    first = shapes[0]
+    if all(s == first for s in shapes):  # the common case in a step: nothing to broadcast
+        return torch.Size(first)
     rank = max(len(s) for s in shapes)
     out = [1] * rank
     for s in shapes:
@@ -265,23 +268,11 @@ class SemiSupervisedELBO:
         elbo = objective if f_beta is f_plain else expect(f_plain)
         logged: dict[str, torch.Tensor] = {}
         if parts:
-            logged["reconstruction"] = expect(log_obs)
-            for v in self.hidden:
-                logged[f"kl/{v}"] = expect(kl[v])
+            logged.update(self._parts(trace, expect, log_obs, kl, lw_enum, full, one_particle, n_batch, like))
         if trace.labelled:
             log_qy = _logmeanexp_count(log_norm, n_samples)
             objective = objective + (1.0 + alpha) * log_qy
             elbo = elbo + log_qy
-            for y in sorted(trace.labelled) if parts else ():
-                if one_particle:
-                    logged[f"classifier/{y}"] = expect(trace.logq[y])
-                    logged[f"ess/{y}"] = like.new_ones(()).expand(n_batch)
-                    continue
-                lw_y = (lw_enum + trace.logq[y]).expand(full)
-                per_sample = torch.logsumexp(lw_y.flatten(0, trace.n_enum - 1), 0) if trace.n_enum else lw_y
-                logged[f"classifier/{y}"] = _logmeanexp_count(torch.logsumexp(per_sample, 0), n_samples)
-                w = torch.softmax(per_sample, 0)
-                logged[f"ess/{y}"] = 1.0 / (w * w).sum(0)
         surrogate = objective
         if trace.reinforced:
             surrogate = objective + self._score_terms(trace, f_beta, wbar, full, dims)
@@ -289,6 +280,26 @@ class SemiSupervisedELBO:
             assert t.shape == (n_batch,), f"{name}: shape {tuple(t.shape)}"
         assert objective.shape == (n_batch,)
         return Estimate(objective, surrogate, elbo, logged)
+
+    @torch.no_grad()
+    def _parts(self, trace, expect, log_obs, kl, lw_enum, full, one_particle, n_batch, like) -> dict[str, torch.Tensor]:
+        """The logged parts of :meth:`estimate` (see :class:`Estimate`): values only, so the training
+        step records no graph for them."""
+        logged = {"reconstruction": expect(log_obs)}
+        for v in self.hidden:
+            logged[f"kl/{v}"] = expect(kl[v])
+        n_samples = full[trace.n_enum]
+        for y in sorted(trace.labelled):
+            if one_particle:
+                logged[f"classifier/{y}"] = expect(trace.logq[y])
+                logged[f"ess/{y}"] = like.new_ones(()).expand(n_batch)
+                continue
+            lw_y = (lw_enum + trace.logq[y]).expand(full)
+            per_sample = torch.logsumexp(lw_y.flatten(0, trace.n_enum - 1), 0) if trace.n_enum else lw_y
+            logged[f"classifier/{y}"] = _logmeanexp_count(torch.logsumexp(per_sample, 0), n_samples)
+            w = torch.softmax(per_sample, 0)
+            logged[f"ess/{y}"] = 1.0 / (w * w).sum(0)
+        return logged
 
     def _score_terms(self, trace, f_beta, wbar, full, dims) -> torch.Tensor:
         """Score-function terms with value zero: sum wbar (f - b) log q(r) - (the same, detached)."""
