@@ -13,17 +13,16 @@ here hold the parameters and compute, with the same formulas as torch's:
 
 each summed over the variable's last ``n_event`` dims (torch's ``Independent``).  Each class is
 registered with :func:`plain` beside its definition, for a family and the exact parameter names
-it takes; :func:`maker` gives a factor's maker, or None where the family or its parameters have
-no plain form (then the step uses torch's object).  Only the training step (``mode = train``)
-uses them, and only for what they implement: ``log_prob`` (a labelled, enumerated or
-reparameterised node, and every p node that is not relaxed) and ``rsample``.  Everything else
+it takes; :func:`plain_class` gives a factor's class, or None where the family or its parameters
+have no plain form (then the step uses torch's object).  Only the training step (``mode = train``)
+uses them, and only for what they implement: ``log_prob`` (a labelled or enumerated node, and
+every p node that is not relaxed) and ``rsample_scored`` (a reparameterised draw and its log q).  Everything else
 (evaluation, prediction, relaxed and score-function draws) builds torch's distributions.
 ``tests/test_densities.py`` checks every registered class against torch's on a table of shapes.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Callable
 
@@ -48,22 +47,10 @@ def plain(family: str, params: tuple[str, ...]) -> Callable[[type], type]:
     return register
 
 
-def maker(family: str, n_event: int, params) -> Callable[[dict[str, torch.Tensor]], object] | None:
-    """A function of the parameter dict that builds the plain form of ``family`` over ``n_event``
-    event dims, or None where ``family`` has none for parameters named ``params``."""
+def plain_class(family: str, params) -> type | None:
+    """The plain form of ``family`` given parameters named ``params``, or None where it has none."""
     entry = PLAIN.get(family)
-    if entry is None or entry[0] != frozenset(params):
-        return None
-    return functools.partial(_build, entry[1], n_event)
-
-
-def _build(cls: type, n_event: int, values: dict[str, torch.Tensor]):
-    return cls(n_event, **values)
-
-
-def reparameterised(make) -> bool:
-    """Whether the plain form that ``make`` (from :func:`maker`) builds can ``rsample``."""
-    return hasattr(make.args[0], "rsample")
+    return entry[1] if entry is not None and entry[0] == frozenset(params) else None
 
 
 def _reduce(t: torch.Tensor, n_event: int) -> torch.Tensor:
@@ -117,12 +104,9 @@ class PlainNormal(_Plain):
     def _params(self):
         return self.loc, self.scale
 
-    def rsample(self) -> torch.Tensor:
-        """``loc + eps * scale`` over the batch shape, eps drawn as torch's ``Normal.rsample`` draws it."""
-        return self.rsample_scored()[0]
-
     def rsample_scored(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """A draw and its log-density under this distribution: at v = loc + eps * scale,
+        """A reparameterised draw over the batch shape, ``loc + eps * scale`` with eps drawn as torch's
+        ``Normal.rsample`` draws it, and its log-density: at v = loc + eps * scale,
         log N(v; loc, scale) = -eps^2 / 2 - log scale - log sqrt(2 pi), the same function of loc,
         scale and eps as :meth:`log_prob` of the draw (so the same gradients) in fewer operations."""
         # as torch.distributions draws it (empty, then normal_): torch.randn would give the same numbers

@@ -16,7 +16,6 @@ from typing import Callable
 
 import torch
 
-from graphvae.compile import densities
 from graphvae.compile import distributions as dists
 from graphvae.compile.objective import Trace, broadcast_shapes
 from graphvae.spec.estimators import ESTIMATORS
@@ -106,8 +105,8 @@ def _enumerate(node: QNode, d, trace: Trace, samples: int) -> None:
 @draws("rsample")
 def _rsample(node: QNode, d, trace: Trace, samples: int) -> None:
     """A reparameterised draw: gradients flow through the value.  A plain distribution
-    (:mod:`graphvae.compile.densities`) scores its own draw."""
-    if isinstance(d, densities.PlainNormal):
+    (:mod:`graphvae.compile.densities`) scores its own draw (``rsample_scored``)."""
+    if hasattr(d, "rsample_scored"):
         value, logq = _expanded(d, trace, samples).rsample_scored()
         trace.values[node.name] = value
         trace.logq[node.name] = trace.checked(logq, node.name)

@@ -578,7 +578,7 @@ class FactorModule(nn.Module):
         self._build = dists.builder(family, self.n_event)
         self._fixed = None  # the distribution itself, built once, when every parameter is a literal
         # the training step's plain form of it (graphvae.compile.densities), None where there is none
-        self._plain = densities.maker(family, self.n_event, [*self._to_constraint, *self.literal_names])
+        self._plain = densities.plain_class(family, [*self._to_constraint, *self.literal_names])
         self._fixed_plain = None
 
     def _apply(self, fn, *args, **kwargs):  # the literals move (.to(), .double()): build the fixed one anew
@@ -608,15 +608,15 @@ class FactorModule(nn.Module):
 
     @property
     def plain_reparameterised(self) -> bool:
-        """Whether the plain form draws with ``rsample``."""
-        return self._plain is not None and densities.reparameterised(self._plain)
+        """Whether the plain form makes reparameterised draws (``rsample_scored``)."""
+        return hasattr(self._plain, "rsample_scored")
 
     def plain(self, values: list[torch.Tensor]):
         """The distribution as :meth:`dist` gives it, in its plain form (see :attr:`has_plain`)."""
         if self.nets:
-            return self._plain(self.params(values))
+            return self._plain(self.n_event, **self.params(values))
         if self._fixed_plain is None:
-            self._fixed_plain = self._plain(self.params(values))
+            self._fixed_plain = self._plain(self.n_event, **self.params(values))
         return self._fixed_plain
 
     def forward(self, values: list[torch.Tensor]):
