@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from graphvae.compile.compiler import compile_spec
-from graphvae.compile.nets import Erase, Glimpse, ParentInput, Paste, window_weights
+from graphvae.compile.attention import Erase, Glimpse, Paste, window_weights
+from graphvae.compile.parents import ParentInput
 from graphvae.spec.ir import Net
 from graphvae.spec.loader import load_spec
 

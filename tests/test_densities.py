@@ -13,7 +13,8 @@ from torch.distributions import Bernoulli, Categorical, Independent, Normal
 
 from graphvae.compile import densities
 from graphvae.compile.compiler import compile_spec
-from graphvae.compile.nets import ParentInput, ParentsLinear
+from graphvae.compile.nets import ParentsLinear
+from graphvae.compile.parents import ParentInput
 from graphvae.spec.families import FAMILIES
 
 torch.set_num_threads(1)

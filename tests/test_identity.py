@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from graphvae.compile.compiler import compile_spec
-from graphvae.compile.nets import Identity, ParentInput, parameter_count
+from graphvae.compile.nets import Identity, parameter_count
+from graphvae.compile.parents import ParentInput
 from graphvae.spec.loader import load_spec
 from graphvae.spec.validate.memory import estimate
 

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from graphvae.compile.nets import (ACTIVATIONS, FactorModule, NodeNet, ParentInput, ParentsLinear, ReLU, activation,
-                                   parameter_count)
+from graphvae.compile.nets import ACTIVATIONS, FactorModule, NodeNet, ParentsLinear, ReLU, activation, parameter_count
+from graphvae.compile.parents import ParentInput
 from graphvae.spec.ir import Net, Option
 
 torch.set_num_threads(1)
@@ -226,7 +226,7 @@ def test_conv_reads_a_glimpse_window_as_the_image_it_is():
     """A glimpse node's value arrives flattened (h * w numbers, with sample dims before it); a conv
     over it computes what it computes over the same window as an [h, w] image: the 1..9 window
     sums 12, 16, 24, 28 of the all-ones kernel, per sample."""
-    from graphvae.compile.nets import Glimpse
+    from graphvae.compile.attention import Glimpse
 
     flat = _conv([1], (ParentInput("g", (9,), image=(3, 3)),), {"loc": (1,)}, activation="identity")
     square = _conv([1], (ParentInput("x", (3, 3)),), {"loc": (1,)}, activation="identity")

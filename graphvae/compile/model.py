@@ -19,7 +19,7 @@ from torch import nn
 from graphvae.compile import distributions as dists
 from graphvae.compile.batch_check import CheckedBatch, check_batch
 from graphvae.compile.estimators import QNode, draw, mean_or_mode
-from graphvae.compile.nets import Paste
+from graphvae.compile.attention import Paste
 from graphvae.compile.objective import SemiSupervisedELBO, Trace, slot_mask
 from graphvae.errors import UserError
 from graphvae.spec.estimators import ESTIMATORS

@@ -1,4 +1,5 @@
-"""Networks built from ``Net`` expressions: MLPs, linear maps and parameter heads.
+"""Networks built from ``Net`` expressions: MLPs, linear maps, convolutions and parameter heads
+(the attention networks, glimpse, erase and paste, are in :mod:`graphvae.compile.attention`).
 
 Every tensor flowing between nodes has the layout ``(*lead, B, *value_shape)``:
 ``lead`` holds the enumeration dims and the sample dim S (broadcastable, so a node
@@ -6,8 +7,10 @@ that depends only on observed data runs once, not S or K times).
 
 The first layer of a node's network takes its parents directly
 (:class:`ParentsLinear`).  It holds one weight matrix over the concatenated,
-flattened parents -- exactly the parameters of ``nn.Linear(sum of widths, out)`` --
-but applies it per parent and sums, with broadcasting:
+flattened parents -- exactly the parameters of ``nn.Linear(sum of widths, out)``.  Where
+every float parent already spans the lead dims of all, it multiplies their concatenation
+(class indices as one-hots) once; otherwise it applies the matrix per parent and sums, with
+broadcasting:
 
 * a float parent (continuous values, binary 0/1, a relaxed one-hot sample, a
   deterministic node) is flattened and multiplied by its block of columns;
@@ -15,13 +18,12 @@ but applies it per parent and sums, with broadcasting:
   same as one-hot times the block, computed as a column lookup.
 
 So an encoder ``z | x, y`` over 10 enumerated values of y multiplies x once, not 10
-times, and never materialises the one-hot concatenation.
+times, and never materialises the one-hot concatenation there.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -29,10 +31,11 @@ from torch import nn
 
 from graphvae.compile import densities
 from graphvae.compile import distributions as dists
+from graphvae.compile.attention import Erase, Glimpse, Paste, flat_lead
 from graphvae.compile.objective import broadcast_shapes
+from graphvae.compile.parents import ParentInput
 from graphvae.spec.ir import Net
-from graphvae.spec.networks import (ATTENTION, POSITION_SHAPE, conv_geometry, conv_in_channels, conv_maps, conv_step,
-                                    window)
+from graphvae.spec.networks import POSITION_SHAPE, conv_geometry, conv_in_channels, conv_maps, conv_step
 
 class _ReLUFromOutput(torch.autograd.Function):
     """relu whose backward reads its output: ``g * sign(out)``, which is ``g`` where out > 0 and 0
@@ -79,34 +82,6 @@ def activation(name: str) -> nn.Module:
         return ACTIVATIONS[name.lower()]()
     except KeyError:
         raise ValueError(f"unknown activation {name!r}; known: {', '.join(sorted(ACTIVATIONS))}") from None
-
-
-@dataclass(frozen=True)
-class ParentInput:
-    """How one parent enters a network.
-
-    ``shape`` is the parent's full shape (a categorical's includes its K); ``classes``
-    is K for a categorical parent (whose value may arrive as indices), else None; ``image`` is
-    ``(h, w)`` for a glimpse node (its value, ``h * w`` numbers, is a window a conv reads as an
-    image); ``node`` is the network kind of a deterministic node's value, else None."""
-
-    name: str
-    shape: tuple[int, ...]
-    classes: int | None = None
-    image: tuple[int, int] | None = None
-    node: str | None = None
-
-    @property
-    def image_shape(self) -> tuple[int, int] | None:
-        """``(H, W)`` of the image a conv reads of this parent: a real or binary variable of shape
-        [H, W], or a glimpse's window; None for any other parent."""
-        if self.image is not None:
-            return self.image
-        return tuple(self.shape) if len(self.shape) == 2 and self.classes is None else None
-
-    @property
-    def width(self) -> int:
-        return math.prod(self.shape)
 
 
 class ParentsLinear(nn.Module):
@@ -311,7 +286,7 @@ def _convolve(net: _ImageNet, image: torch.Tensor) -> tuple[tuple[int, ...], tor
     (lead dims + [H, W], or a glimpse's flattened window), once per value of the lead dims."""
     if net.flat_image:
         image = image.reshape(image.shape[:-1] + net.image_shape)
-    lead, (flat,) = _flat_lead((image.to(net.convs[0].weight.dtype), 2))
+    lead, (flat,) = flat_lead((image.to(net.convs[0].weight.dtype), 2))
     planes = flat.unsqueeze(1)
     if net.coords:
         planes = torch.cat([planes, net.grid.to(planes.dtype).expand(planes.shape[0], -1, -1, -1)], 1)
@@ -392,125 +367,6 @@ class LocateNet(_ImageNet):
 
 
 # -- attention: a window read from an image, patches placed on a canvas ----------------------
-
-def _flat_lead(*pairs: tuple[torch.Tensor, int]) -> tuple[tuple[int, ...], list[torch.Tensor]]:
-    """The broadcast lead shape of tensors that each end in ``n`` value dims, and each tensor
-    expanded to it and flattened to ``(N, *value)``."""
-    lead = tuple(torch.broadcast_shapes(*(t.shape[:t.dim() - n] for t, n in pairs)))
-    return lead, [t.expand(lead + t.shape[t.dim() - n:]).reshape((-1,) + t.shape[t.dim() - n:]) for t, n in pairs]
-
-
-def _axis(start: torch.Tensor, length: int, size: int) -> torch.Tensor:
-    """``(N, length)``: grid_sample's coordinates (align_corners=True: -1 is pixel 0, +1 pixel
-    size - 1) of the pixels ``start + 0 .. start + length - 1`` of an axis of ``size`` pixels."""
-    steps = torch.arange(length, dtype=start.dtype, device=start.device)
-    return (start[:, None] + steps) * (2.0 / (size - 1)) - 1.0
-
-
-def _sample(image: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """``(N, len rows, len cols)``: ``image`` (N, H, W) at every (row, column) pair of the grid
-    ``rows`` (N, h) by ``cols`` (N, w), in grid_sample's coordinates, bilinearly interpolated,
-    zero outside the image."""
-    n, h, w = rows.shape[0], rows.shape[1], cols.shape[1]
-    grid = torch.stack([cols[:, None, :].expand(n, h, w), rows[:, :, None].expand(n, h, w)], dim=-1)
-    return F.grid_sample(image.unsqueeze(1), grid, mode="bilinear", padding_mode="zeros",
-                         align_corners=True).squeeze(1)
-
-
-class Glimpse(nn.Module):
-    """``g | x, w = glimpse(h, w)``: the ``h x w`` window of the image ``x`` whose top-left pixel is
-    at ``w`` = (row, column), flattened to ``h * w`` numbers; fractional positions interpolate
-    bilinearly (so the window is differentiable in its position) and pixels off the image read 0.
-    No parameters."""
-
-    def __init__(self, net: Net, parents: tuple[ParentInput, ...]):
-        super().__init__()
-        self.window = window(net)
-        shapes = [tuple(p.shape) for p in parents]
-        self.position = shapes.index(POSITION_SHAPE)
-        self.image = 1 - self.position
-        self.image_shape = shapes[self.image]
-        self.out_features = self.window[0] * self.window[1]
-
-    def forward(self, values: list[torch.Tensor]) -> torch.Tensor:
-        (h, w), (big_h, big_w) = self.window, self.image_shape
-        image, position = values[self.image], values[self.position]
-        lead, (image, position) = _flat_lead((image.to(position.dtype), 2), (position, 1))
-        rows = _axis(position[:, 0], h, big_h)
-        cols = _axis(position[:, 1], w, big_w)
-        return _sample(image, rows, cols).reshape(lead + (h * w,))
-
-
-def window_weights(start: torch.Tensor, length: int, size: int) -> torch.Tensor:
-    """``(N, size)``: how much of each of an axis's ``size`` pixels a window of ``length`` pixels
-    from ``start`` (N,) covers, as a bilinearly placed window of ones does: 1 for pixels
-    ``start .. start + length - 1``, falling linearly to 0 over the pixel on either side
-    (``clamp(min(t + 1, length - t), 0, 1)`` at ``t = pixel - start``)."""
-    t = torch.arange(size, dtype=start.dtype, device=start.device) - start[:, None]
-    return torch.minimum(t + 1.0, length - t).clamp(0.0, 1.0)
-
-
-class Erase(nn.Module):
-    """``r | x, w = erase(h, w)``: the image ``x`` with the ``h x w`` window whose top-left pixel
-    is at ``w`` blanked: each pixel times 1 minus the window's cover of it (:func:`window_weights`
-    along each axis, so a fractional position blanks its edge in part and the value is
-    differentiable in the position).  With an erase node among its parents (``r[k-1]`` in a
-    plate) it blanks that node's image instead, where it is present: slot 0, without it, blanks
-    ``x``; without its position (``w[k-1]`` of slot 0) it blanks nothing.  No parameters."""
-
-    def __init__(self, net: Net, parents: tuple[ParentInput, ...]):
-        super().__init__()
-        self.window = window(net)
-        self.position = next(i for i, p in enumerate(parents) if tuple(p.shape) == POSITION_SHAPE)
-        self.chain = next((i for i, p in enumerate(parents) if p.node == "erase"), None)
-        self.image = next(i for i, p in enumerate(parents) if i != self.position and p.node is None)
-        self.image_shape = tuple(parents[self.image].shape)
-        self.out_features = math.prod(self.image_shape)
-
-    def forward(self, values: list[torch.Tensor]) -> torch.Tensor:
-        (h, w), (big_h, big_w) = self.window, self.image_shape
-        image, position = values[self.image], values[self.position]
-        if self.chain is not None and values[self.chain] is not None:
-            image = values[self.chain]
-        if position is None:
-            return image
-        lead, (flat,) = _flat_lead((position, 1))
-        cover = window_weights(flat[:, 0], h, big_h)[:, :, None] * window_weights(flat[:, 1], w, big_w)[:, None, :]
-        image = image.to(position.dtype)
-        return image * (1.0 - cover.reshape(lead + self.image_shape))
-
-
-class Paste(nn.Module):
-    """``x | p[*], w[*] ~ Family(paste(h, w))``: one head parameter of the canvas's shape [H, W],
-    a learnt canvas (initialised at 0) plus each patch ``p_i`` (``h * w`` numbers) placed with its
-    top-left pixel at its position ``w_i`` (patches and positions paired in order, bilinear in
-    fractional positions).  A patch of zeros adds nothing."""
-
-    def __init__(self, net: Net, parents: tuple[ParentInput, ...], head: dict[str, tuple[int, ...]]):
-        super().__init__()
-        (self.name, shape), = head.items()
-        self.window, self.canvas = window(net), tuple(shape)
-        positions = [i for i, p in enumerate(parents) if tuple(p.shape) == POSITION_SHAPE]
-        patches = [i for i in range(len(parents)) if i not in positions]
-        self.pairs = list(zip(patches, positions))
-        self.flat = [len(parents[i].shape) == 1 for i in patches]  # h * w numbers, else an [h, w] variable
-        self.bias = nn.Parameter(torch.zeros(self.canvas))
-        self.out_features = math.prod(self.canvas)
-
-    def forward(self, values: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        (h, w), (big_h, big_w) = self.window, self.canvas
-        out = self.bias
-        for (patch_at, position_at), flat in zip(self.pairs, self.flat):
-            patch, position = values[patch_at], values[position_at]
-            if flat:
-                patch = patch.reshape(patch.shape[:-1] + (h, w))
-            lead, (patch, position) = _flat_lead((patch, 2), (position, 1))
-            # canvas pixel (r, c) reads the patch at (r - row, c - column), in the patch's coordinates
-            rows = _axis(-position[:, 0], big_h, h)
-            cols = _axis(-position[:, 1], big_w, w)
-            out = out + _sample(patch, rows, cols).reshape(lead + self.canvas)
-        return {self.name: out}
-
 
 class Identity(nn.Module):
     """``identity``: the parameter it fills is the parents' values themselves, each flattened,
