@@ -83,6 +83,72 @@ def test_normal_log_prob_by_hand():
     assert float(d.log_prob(torch.tensor([1.5]))) == pytest.approx(expected, abs=1e-6)
 
 
+@pytest.mark.parametrize("family, literals, event", [
+    ("Normal", {"loc": 0.0, "scale": 1.0}, (3,)),  # N(0, I): the standard form
+    ("Normal", {"loc": 1.5, "scale": 0.5}, (3,)),  # its log scale and variance worked out once
+    ("Normal", {"loc": 0.0, "scale": 1.0}, (2, 3)),
+    ("Categorical", {"logits": 0.0}, (10,)),  # uniform: every class alike
+    ("Categorical", {"logits": 2.0}, (2, 5)),  # two uniform indices a value
+    ("Bernoulli", {"logits": -1.0}, (4,)),
+])
+def test_a_factor_of_literals_scores_as_torch_does(family, literals, event):
+    """A prior such as ``Normal(0, 1)`` or ``Categorical(uniform)``, built once with
+    ``of_literals``: the same log-densities as torch's object of the same parameters."""
+    params = {k: torch.full(event, v) for k, v in literals.items()}
+    n_event = len(event) - (1 if family == "Categorical" else 0)
+    ours = densities.plain_class(family, params).of_literals(n_event, literals, **params)
+    theirs = Independent(TORCH[family](**params, validate_args=False), n_event, validate_args=False)
+    gen = torch.Generator().manual_seed(3)
+    value_event = event[:-1] if family == "Categorical" else event
+    for lead in [(7,), (4, 1, 7), (10, 1, 1)]:
+        value = _value(family, lead + value_event, gen) if family != "Categorical" else \
+            torch.randint(0, event[-1], lead + value_event, generator=gen)
+        got, expected = ours.log_prob(value), theirs.log_prob(value)
+        assert got.shape == expected.shape
+        torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-6)
+
+
+def test_the_standard_normal_form_gives_the_general_forms_numbers_and_gradients():
+    value = torch.randn(5, 3, requires_grad=True)
+    loc, scale = torch.zeros(3), torch.ones(3)
+    standard = densities.PlainNormal.of_literals(1, {"loc": 0.0, "scale": 1.0}, loc=loc, scale=scale)
+    general = densities.PlainNormal(1, loc, scale)
+    assert standard._standard and not general._standard
+    a, b = standard.log_prob(value), general.log_prob(value)
+    assert torch.equal(a, b)
+    assert torch.equal(*(torch.autograd.grad(t.sum(), value)[0] for t in (a, b)))
+
+
+@pytest.mark.parametrize("logits_shape, dim, lead", [
+    ((6, 4), 0, 2),  # y of q(y|x) enumerated first: (K, 1, B)
+    ((6, 4), 1, 3),  # enumerated second of two
+    ((3, 1, 6, 4), 1, 2),  # log_pmf varying over an earlier enumerated variable's dim
+    ((2, 1, 6, 4), 2, 3),  # with lead dims left out in front
+])
+def test_log_prob_of_the_support_equals_log_prob_of_its_values(logits_shape, dim, lead):
+    """The enumerated layout of every class's log q (a view of log_pmf) against log_prob of the
+    support values placed along lead dim ``dim``, values and gradients."""
+    logits = torch.randn(logits_shape, requires_grad=True)
+    d = densities.PlainCategorical(0, logits)
+    k = logits_shape[-1]
+    support = torch.arange(k).reshape((1,) * dim + (k,) + (1,) * (lead - dim))
+    got, expected = d.log_prob_support(dim, lead), d.log_prob(support)
+    assert got.shape == expected.shape and torch.equal(got, expected)
+    weights = torch.randn(expected.shape)
+    g1, = torch.autograd.grad((got * weights).sum(), logits, retain_graph=True)
+    g2, = torch.autograd.grad((expected * weights).sum(), logits)
+    torch.testing.assert_close(g1, g2)
+
+
+@pytest.mark.parametrize("logits_shape, n_event, dim, lead", [
+    ((6, 2, 4), 1, 0, 2),  # two indices a value: the joint support is not one class dim
+    ((4, 6, 4), 0, 0, 1),  # log_pmf already varies over lead dim 0
+    ((1, 1, 1, 6, 4), 0, 0, 1),  # more dims than the lead, batch and classes
+])
+def test_log_prob_of_the_support_declines_where_it_does_not_apply(logits_shape, n_event, dim, lead):
+    assert densities.PlainCategorical(n_event, torch.randn(logits_shape)).log_prob_support(dim, lead) is None
+
+
 @pytest.mark.parametrize("batch, event, expand", [((4,), (3,), None), ((4,), (3,), (2, 4)), ((2, 1), (), (2, 5))])
 def test_rsample_draws_torchs_numbers_and_scores_them(batch, event, expand):
     """The same noise as torch's rsample on the same seed; the score is log_prob of the draw, and

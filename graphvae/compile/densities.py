@@ -16,7 +16,12 @@ registered with :func:`plain` beside its definition, for a family and the exact 
 it takes; :func:`plain_class` gives a factor's class, or None where the family or its parameters
 have no plain form (then the step uses torch's object).  Only the training step (``mode = train``)
 uses them, and only for what they implement: ``log_prob`` (a labelled or enumerated node, and
-every p node that is not relaxed) and ``rsample_scored`` (a reparameterised draw and its log q).  Everything else
+every p node that is not relaxed), ``rsample_scored`` (a reparameterised draw and its log q) and
+``log_prob_support`` (a categorical's log q of every class, for enumeration).  A factor whose every
+parameter is a literal (``Normal(0, 1)``, ``Categorical(uniform)``) is built once, by
+``of_literals``, which works out once what ``log_prob`` would derive from the parameters each step
+(the standard Normal's is -v^2 / 2 - log sqrt(2 pi); a uniform categorical's is -log K whatever
+the value).  Everything else
 (evaluation, prediction, relaxed and score-function draws) builds torch's distributions.
 ``tests/test_densities.py`` checks every registered class against torch's on a table of shapes.
 """
@@ -88,6 +93,13 @@ class _Plain:
         full = self._full()
         return full[len(full) - self.n_event:]
 
+    @classmethod
+    def of_literals(cls, n_event: int, literals: dict[str, float], **params: torch.Tensor) -> "_Plain":
+        """The distribution of a factor whose every parameter is a literal (``literals``: each one's
+        value, filled into ``params``' tensors), built once: a class may work out here what its
+        ``log_prob`` would otherwise derive from the parameters every step."""
+        return cls(n_event, **params)
+
     def expand(self, batch_shape) -> "_Plain":
         """The same distribution over a larger batch shape (its draws cover it)."""
         out = object.__new__(type(self))
@@ -100,6 +112,17 @@ class _Plain:
 class PlainNormal(_Plain):
     def __init__(self, n_event: int, loc: torch.Tensor, scale: torch.Tensor):
         self.n_event, self.loc, self.scale = n_event, loc, scale
+        self._standard = False  # N(0, I): log_prob is -v^2 / 2 - log sqrt(2 pi)
+        self._log_scale = self._two_var = None  # literal parameters: worked out once
+
+    @classmethod
+    def of_literals(cls, n_event, literals, **params):
+        out = cls(n_event, **params)
+        if literals == {"loc": 0.0, "scale": 1.0}:
+            out._standard = True
+        else:
+            out._log_scale, out._two_var = out.scale.log(), 2 * out.scale ** 2
+        return out
 
     def _params(self):
         return self.loc, self.scale
@@ -116,8 +139,13 @@ class PlainNormal(_Plain):
         return value, _reduce(-0.5 * eps * eps - self.scale.log() - LOG_SQRT_2PI, self.n_event)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        var = self.scale ** 2
-        return _reduce(-((value - self.loc) ** 2) / (2 * var) - self.scale.log() - LOG_SQRT_2PI, self.n_event)
+        if self._standard:  # the same numbers: (v - 0)^2 / (2 * 1) - log 1 is v * v * 0.5, exactly
+            return _reduce(-0.5 * (value * value) - LOG_SQRT_2PI, self.n_event)
+        if self._two_var is None:
+            two_var, log_scale = 2 * self.scale ** 2, self.scale.log()
+        else:
+            two_var, log_scale = self._two_var, self._log_scale
+        return _reduce(-((value - self.loc) ** 2) / two_var - log_scale - LOG_SQRT_2PI, self.n_event)
 
 
 @plain("Bernoulli", ("logits",))
@@ -140,16 +168,43 @@ class PlainBernoulli(_Plain):
 class PlainCategorical(_Plain):
     def __init__(self, n_event: int, logits: torch.Tensor):
         self.n_event, self.log_pmf = n_event, torch.log_softmax(logits, -1)
+        self._uniform = None  # literal logits (one value, so every class alike): log_pmf[..., 0]
 
     _tail = 1
+
+    @classmethod
+    def of_literals(cls, n_event, literals, **params):
+        out = cls(n_event, **params)
+        out._uniform = out.log_pmf[..., 0]  # a literal is one number for every class: log_softmax is -log K
+        return out
 
     def _params(self):
         return (self.log_pmf,)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """Class indices ``value`` (broadcastable to the batch and event shape) picked from log_softmax(logits)."""
-        lp, index = self.log_pmf, value.long()
+        lp = self.log_pmf
+        if self._uniform is not None:  # every class has the same log-probability: nothing to pick
+            return _reduce(self._uniform.expand(broadcast_shapes(value.shape, lp.shape[:-1])), self.n_event)
+        index = value if value.dtype == torch.long else value.long()
         if index.shape != lp.shape[:-1]:
             shape = broadcast_shapes(index.shape, lp.shape[:-1])
             lp, index = lp.expand(shape + lp.shape[-1:]), index.expand(shape)
         return _reduce(lp.gather(-1, index.unsqueeze(-1)).squeeze(-1), self.n_event)
+
+    def log_prob_support(self, dim: int, lead: int) -> torch.Tensor | None:
+        """The log-probability of every class at once, laid out as an enumerated variable's values
+        are (:func:`graphvae.compile.estimators._enumerate`): the K classes along lead dim ``dim``
+        of ``lead`` lead dims, then the batch; the same numbers as :meth:`log_prob` of those
+        values, by moving log_pmf's class dim there (a view, nothing picked or scattered back).
+        None where that does not apply (a value of several indices, or log_pmf already varying
+        over that lead dim)."""
+        lp = self.log_pmf
+        rank = lead + 2  # lead dims, batch, classes
+        if self.n_event or lp.dim() > rank:
+            return None
+        if lp.dim() < rank:
+            lp = lp.reshape((1,) * (rank - lp.dim()) + tuple(lp.shape))
+        if lp.shape[dim] != 1:
+            return None
+        return lp.transpose(dim, -1).squeeze(-1)

@@ -426,6 +426,7 @@ class FactorModule(nn.Module):
         for net, names in nets:
             self.nets["+".join(names)] = build_net(net, parents, {n: self.shape for n in names})
         self.literal_names = tuple(literals)
+        self._literal_values = {name: float(value) for name, value in literals.items()}
         for name, value in literals.items():
             self.register_buffer(f"literal_{name}", torch.full(self.shape, float(value)), persistent=False)
         # decided once: each head parameter's map onto its constraint, and how to build the distribution
@@ -472,7 +473,7 @@ class FactorModule(nn.Module):
         if self.nets:
             return self._plain(self.n_event, **self.params(values))
         if self._fixed_plain is None:
-            self._fixed_plain = self._plain(self.n_event, **self.params(values))
+            self._fixed_plain = self._plain.of_literals(self.n_event, self._literal_values, **self.params(values))
         return self._fixed_plain
 
     def forward(self, values: list[torch.Tensor]):
