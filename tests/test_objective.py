@@ -390,3 +390,24 @@ def test_gradcheck_float64():
         return functional_call(model, dict(zip(names, ps)), (batch,))
 
     assert torch.autograd.gradcheck(loss, params, eps=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("shapes", [
+    [(10, 1, 16), (10, 1, 1), (16,), (1, 1, 1)],  # an enumerated y's terms beside the data's
+    [(3, 4), (3, 4)],  # nothing to broadcast
+    [(2, 1, 5), (7, 1), ()],
+    [(1,), (4, 1, 1)],
+])
+def test_broadcast_shapes_is_torchs_and_the_same_when_looked_up(shapes):
+    from graphvae.compile.objective import broadcast_shapes
+
+    first, again = broadcast_shapes(*shapes), broadcast_shapes(*shapes)  # worked out, then looked up
+    assert first == again == torch.broadcast_shapes(*shapes)
+
+
+def test_broadcast_shapes_refuses_shapes_that_do_not_broadcast_every_time():
+    from graphvae.compile.objective import broadcast_shapes
+
+    for _ in range(2):  # a refusal is not remembered as a result
+        with pytest.raises(RuntimeError, match="do not broadcast"):
+            broadcast_shapes((3, 4), (5, 4))

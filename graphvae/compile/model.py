@@ -54,7 +54,7 @@ class CompiledModel(nn.Module):
         self._ancestries: dict[str, list[str]] = {}  # q node -> the nodes a trace stopping there runs
         self._plans: dict[tuple, tuple[str, ...]] = {}  # (labelled, mode, stop_at) -> enumerated q nodes
         self._where: tuple[torch.dtype, torch.device] | None = None  # dtype and device, until moved
-        self._divisors: dict[tuple, torch.Tensor] = {}  # the logged terms' denominators, per batch composition
+        self._divisors: dict[tuple, tuple] = {}  # the logged terms' denominators and labelled counts, per batch composition
         self._methods_in: dict[tuple[str, str], str] = {}  # (q node, mode) -> its estimator there
         self._plain_nodes: dict[tuple, bool] = {}  # (q node, mode, labelled) -> in its plain form
         self._layouts: dict[tuple, list] = {}  # a layout's groups, per (layout, supervised names, batch size)
@@ -369,8 +369,11 @@ class CompiledModel(nn.Module):
             if terms:
                 with torch.no_grad():
                     found = {"elbo": est.elbo, **est.parts}
-                    zero = est.elbo.new_zeros(n)
-                    group = torch.stack([found.get(k, zero) for k in names]).sum(1)
+                    if len(found) == len(names):
+                        group = torch.stack([found[k] for k in names]).sum(1)
+                    else:  # terms this group has none of (an unlabelled group's classifier/y) sum to 0
+                        zero = est.elbo.new_zeros(n)
+                        group = torch.stack([found.get(k, zero) for k in names]).sum(1)
                     sums = group if sums is None else sums + group
         loss = -total / cb.size
         if not terms:
@@ -394,19 +397,19 @@ class CompiledModel(nn.Module):
     def _terms(self, size: int, n_labelled: dict[str, int], names, sums: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-example means (per labelled example for classifier/ and ess/) of the summed terms,
         and the labelled counts, as 0-dim tensors on the model's device."""
-        counts = tuple(float(max(n_labelled[k.partition("/")[2]], 1)) if k.startswith(("classifier/", "ess/"))
-                       else float(size) for k in names)
-        if torch.compiler.is_compiling():  # a constant of the graph
-            divisor = torch.tensor(counts, dtype=sums.dtype, device=sums.device)
-        else:  # made once per batch composition, not copied to the device every step
-            key = (counts, sums.dtype, sums.device)
-            divisor = self._divisors.get(key)
-            if divisor is None:
-                divisor = self._divisors[key] = torch.tensor(counts, dtype=sums.dtype, device=sums.device)
-        out = dict(zip(names, (sums / divisor).unbind()))
-        for y in self.objective.supervised:
-            out[f"n_labelled/{y}"] = sums.new_full((), float(n_labelled[y]))
-        return out
+        supervised = self.objective.supervised
+        key = (size, tuple(n_labelled[y] for y in supervised), sums.dtype, sums.device)
+        made = None if torch.compiler.is_compiling() else self._divisors.get(key)
+        if made is None:  # made once per batch composition (under torch.compile: constants of the graph)
+            counts = tuple(float(max(n_labelled[k.partition("/")[2]], 1)) if k.startswith(("classifier/", "ess/"))
+                           else float(size) for k in names)
+            made = (torch.tensor(counts, dtype=sums.dtype, device=sums.device),
+                    torch.tensor([float(n_labelled[y]) for y in supervised], dtype=sums.dtype, device=sums.device),
+                    (*names, *(f"n_labelled/{y}" for y in supervised)))
+            if not torch.compiler.is_compiling():
+                self._divisors[key] = made
+        divisor, counted, all_names = made
+        return dict(zip(all_names, torch.cat([sums / divisor, counted]).unbind()))
 
     # -- evaluation: each runs under torch.no_grad() and returns tensors without grad ----------
     @torch.no_grad()

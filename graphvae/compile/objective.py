@@ -71,6 +71,21 @@ def broadcast_shapes(*shapes) -> torch.Size:
     first = shapes[0]
     if all(s == first for s in shapes):  # the common case in a step: nothing to broadcast
         return torch.Size(first)
+    if torch.compiler.is_compiling():  # sizes may be symbolic (unhashable): worked out, not looked up
+        return _broadcast(shapes)
+    key = tuple(tuple(s) for s in shapes)
+    out = _BROADCASTS.get(key)
+    if out is None:
+        if len(_BROADCASTS) > 4096:  # a run's steps ask for a handful of combinations; bound it anyway
+            _BROADCASTS.clear()
+        out = _BROADCASTS[key] = _broadcast(shapes)
+    return out
+
+
+_BROADCASTS: dict[tuple, torch.Size] = {}  # the shapes' broadcast shape, by the shapes (eager steps repeat them)
+
+
+def _broadcast(shapes) -> torch.Size:
     rank = max(len(s) for s in shapes)
     out = [1] * rank
     for s in shapes:
@@ -159,6 +174,9 @@ class SemiSupervisedELBO:
         self.betas = {v: spec.objective.beta(v) for v in self.hidden if spec.variable(v).role == "latent"}
         self.data_size: tuple[int, int] | None = None  # (N, N_labelled) of the training set, for alpha_scaling
         self.masks: dict[str, tuple[str, int]] = {}  # plate slot variable -> (count variable, slot)
+        # the logged parts' names, made once (the step would otherwise format them every time)
+        self._kl_names = {v: f"kl/{v}" for v in self.hidden}
+        self._label_names = {y: (f"classifier/{y}", f"ess/{y}") for y in self.supervised}
 
     def _mask(self, trace: Trace, v: str, t):
         """``t`` (a log-density term of ``v``) times 0 where v's plate slot is absent."""
@@ -197,8 +215,8 @@ class SemiSupervisedELBO:
     @staticmethod
     def _full_shape(trace: Trace) -> torch.Size:
         shapes = [t.shape for t in trace.logq.values()] + [t.shape for t in trace.logp.values()]
-        for s in shapes:
-            assert len(s) <= trace.lead + 1, f"log-density of rank {len(s)}, expected lead {trace.lead} + batch"
+        rank = max(len(s) for s in shapes)
+        assert rank <= trace.lead + 1, f"log-density of rank {rank}, expected lead {trace.lead} + batch"
         full = broadcast_shapes(*shapes, (1,) * (trace.lead + 1))
         assert full[-1] == trace.batch_size, f"batch dim {full[-1]} != {trace.batch_size}"
         return full
@@ -257,13 +275,19 @@ class SemiSupervisedELBO:
             log_norm = expect(lw)  # log of the one weight
         else:
             if not trace.labelled:  # q of the enumerated values sums to one in each of the S samples
-                wbar = torch.exp(lw_enum) / n_samples if torch.is_tensor(lw_enum) else 1.0 / n_samples
+                if not torch.is_tensor(lw_enum):
+                    wbar = 1.0 / n_samples
+                else:
+                    wbar = torch.exp(lw_enum) if n_samples == 1 else torch.exp(lw_enum) / n_samples
                 log_norm = None
             else:
                 lw_full = tensor(lw).expand(full)
                 log_norm = torch.logsumexp(lw_full.reshape(-1, n_batch), 0)
                 wbar = torch.exp(lw_full - log_norm)
-            expect = lambda t: torch.broadcast_to(wbar * tensor(t), full).sum(dims)  # noqa: E731
+
+            def expect(t) -> torch.Tensor:  # the weighted sum over the particles, as (B,)
+                weighted = wbar * tensor(t)
+                return (weighted if weighted.shape == full else torch.broadcast_to(weighted, full)).sum(dims)
         objective = expect(f_beta)
         elbo = objective if f_beta is f_plain else expect(f_plain)
         logged: dict[str, torch.Tensor] = {}
@@ -286,19 +310,20 @@ class SemiSupervisedELBO:
         """The logged parts of :meth:`estimate` (see :class:`Estimate`): values only, so the training
         step records no graph for them."""
         logged = {"reconstruction": expect(log_obs)}
-        for v in self.hidden:
-            logged[f"kl/{v}"] = expect(kl[v])
+        for v, name in self._kl_names.items():
+            logged[name] = expect(kl[v])
         n_samples = full[trace.n_enum]
         for y in sorted(trace.labelled):
+            classifier, ess = self._label_names[y]
             if one_particle:
-                logged[f"classifier/{y}"] = expect(trace.logq[y])
-                logged[f"ess/{y}"] = like.new_ones(()).expand(n_batch)
+                logged[classifier] = expect(trace.logq[y])
+                logged[ess] = like.new_ones(()).expand(n_batch)
                 continue
             lw_y = (lw_enum + trace.logq[y]).expand(full)
             per_sample = torch.logsumexp(lw_y.flatten(0, trace.n_enum - 1), 0) if trace.n_enum else lw_y
-            logged[f"classifier/{y}"] = _logmeanexp_count(torch.logsumexp(per_sample, 0), n_samples)
+            logged[classifier] = _logmeanexp_count(torch.logsumexp(per_sample, 0), n_samples)
             w = torch.softmax(per_sample, 0)
-            logged[f"ess/{y}"] = 1.0 / (w * w).sum(0)
+            logged[ess] = 1.0 / (w * w).sum(0)
         return logged
 
     def _score_terms(self, trace, f_beta, wbar, full, dims) -> torch.Tensor:

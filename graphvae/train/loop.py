@@ -308,7 +308,8 @@ def _step(run: _Run, batch) -> None:
         if run.cfg.compile and is_compile_error(exc):  # a shape the trial did not see failed to compile
             raise compile_error(exc) from None
         raise
-    values = torch.stack([loss.detach(), *(t.detach().float().reshape(()) for t in terms.values())])
+    # the terms are 0-dim tensors without grad (the model computes them under no_grad): stacked as they are
+    values = torch.stack([loss.detach(), *terms.values()]).float()
     run.sums.add(run, ["loss", *terms], values)
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
