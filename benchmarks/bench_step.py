@@ -31,8 +31,10 @@ for B labelled plus B unlabelled examples a step (y enumerated), one Adam step e
 
 Every contender trains its own copy of the same initial weights on the same batches; blocks of
 steps alternate between them in one process, the order rotating each repeat, and a cell is the
-median steps/s over the blocks with their min-max.  A contender that cannot run shows a dash and
-a footnote saying why.
+median steps/s over the blocks with their min-max.  A ratio is the median (min-max) over the
+repeats of the ratio of the two contenders' blocks in that repeat, which ran next to each other
+(a slow spell of a shared machine slows both).  A contender that cannot run shows a dash and a
+footnote saying why.
 """
 
 from __future__ import annotations
@@ -269,6 +271,18 @@ def median_of(c: Contender | None) -> float | None:
     return statistics.median(c.rates) if c is not None and c.why is None and c.rates else None
 
 
+def ratio_of(a: Contender, b: Contender) -> tuple[float, float, float] | None:
+    """``a``'s rate over ``b``'s as (median, min, max) of the ratios within each repeat, whose blocks
+    ran next to each other (a shared machine's slow minutes slow both), or None where one has none."""
+    if median_of(a) is None or median_of(b) is None:
+        return None
+    if len(a.rates) != len(b.rates):  # not paired (one failed part-way): the medians' ratio
+        r = median_of(a) / median_of(b)
+        return r, r, r
+    pairs = [x / y for x, y in zip(a.rates, b.rates)]
+    return statistics.median(pairs), min(pairs), max(pairs)
+
+
 def peers_table(rows: list[tuple[str, int, list[Contender]]]) -> list[str]:
     """The Markdown table (and its footnotes) of the measured cells."""
     notes: list[str] = []
@@ -289,8 +303,8 @@ def peers_table(rows: list[tuple[str, int, list[Contender]]]) -> list[str]:
             cols.append(mark(f"{name}: {c.why}") if med is None else
                         f"{med:.1f} ({min(c.rates):.1f}–{max(c.rates):.1f})")
         for _, a, b, target in RATIOS:
-            ma, mb = median_of(by[a]), median_of(by[b])
-            cols.append("—" if ma is None or mb is None else f"{ma / mb:.2f} {'✓' if ma / mb >= target else '✗'}")
+            r = ratio_of(by[a], by[b])
+            cols.append("—" if r is None else f"{r[0]:.2f} ({r[1]:.2f}–{r[2]:.2f}) {'✓' if r[0] >= target else '✗'}")
         lines.append("| " + " | ".join(cols) + " |")
     lines += [""] + [f"[{i + 1}] {why}" for i, why in enumerate(notes)]
     return lines
@@ -334,7 +348,8 @@ def peers(args) -> int:
     print(f"torch {torch.__version__}, pyro {pyro_version}, device {device}, threads {torch.get_num_threads()}, "
           f"{args.repeats} blocks of {steps} per contender, interleaved (order rotating); "
           f"B labelled + B unlabelled examples a step, y enumerated ({PEER_CLASSES} classes), one Adam step "
-          f"(lr 1e-3); a cell is the median steps/s of the blocks (min–max); "
+          f"(lr 1e-3); a cell is the median steps/s of the blocks (min–max), a ratio the median (min–max) of "
+          f"the ratios within each repeat; "
           f"torch.compile mode {args.compile_mode}; torch.distributions default argument checks "
           f"{args.dist_checks} (the hand-written M2 builds its Normals with the default; the compiled and Pyro "
           f"M2 switch them off)")

@@ -77,9 +77,20 @@ class _Plain:
     def _params(self) -> tuple[torch.Tensor, ...]:
         raise NotImplementedError
 
+    _full_shape: torch.Size | None = None  # the parameters' broadcast shape, once worked out
+
     def _full(self) -> torch.Size:
-        tail = self._tail
-        return broadcast_shapes(*(p.shape[:p.dim() - tail] for p in self._params()))
+        if self._full_shape is None:
+            tail = self._tail
+            self._full_shape = broadcast_shapes(*(p.shape[:p.dim() - tail] for p in self._params()))
+        return self._full_shape
+
+    def draw_shape(self, batch_shape=None) -> torch.Size:
+        """The shape of one draw: ``batch_shape`` (this distribution's own when None), then the event."""
+        full = self._full()
+        own_batch = full[:len(full) - self.n_event]
+        batch = (self._batch if self._batch is not None else own_batch) if batch_shape is None else batch_shape
+        return full if batch == own_batch else torch.Size(tuple(batch) + tuple(full[len(full) - self.n_event:]))
 
     @property
     def batch_shape(self) -> torch.Size:
@@ -127,14 +138,15 @@ class PlainNormal(_Plain):
     def _params(self):
         return self.loc, self.scale
 
-    def rsample_scored(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """A reparameterised draw over the batch shape, ``loc + eps * scale`` with eps drawn as torch's
-        ``Normal.rsample`` draws it, and its log-density: at v = loc + eps * scale,
-        log N(v; loc, scale) = -eps^2 / 2 - log scale - log sqrt(2 pi), the same function of loc,
-        scale and eps as :meth:`log_prob` of the draw (so the same gradients) in fewer operations."""
+    def rsample_scored(self, batch_shape=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A reparameterised draw over ``batch_shape`` (the batch shape when None; one it broadcasts
+        to), ``loc + eps * scale`` with eps drawn as torch's ``Normal.rsample`` draws it, and its
+        log-density: at v = loc + eps * scale, log N(v; loc, scale) = -eps^2 / 2 - log scale -
+        log sqrt(2 pi), the same function of loc, scale and eps as :meth:`log_prob` of the draw (so
+        the same gradients) in fewer operations."""
         # as torch.distributions draws it (empty, then normal_): torch.randn would give the same numbers
         # eagerly, but inductor generates its own random numbers for it, unlike for normal_
-        eps = torch.empty(self.batch_shape + self.event_shape, dtype=self.loc.dtype, device=self.loc.device).normal_()
+        eps = torch.empty(self.draw_shape(batch_shape), dtype=self.loc.dtype, device=self.loc.device).normal_()
         value = self.loc + eps * self.scale
         return value, _reduce(-0.5 * eps * eps - self.scale.log() - LOG_SQRT_2PI, self.n_event)
 

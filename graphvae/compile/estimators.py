@@ -115,7 +115,7 @@ def _rsample(node: QNode, d, trace: Trace, samples: int) -> None:
     """A reparameterised draw: gradients flow through the value.  A plain distribution
     (:mod:`graphvae.compile.densities`) scores its own draw (``rsample_scored``)."""
     if hasattr(d, "rsample_scored"):
-        value, logq = _expanded(d, trace, samples).rsample_scored()
+        value, logq = d.rsample_scored(_target(d, trace, samples))
         trace.values[node.name] = value
         trace.logq[node.name] = trace.checked(logq, node.name)
         return

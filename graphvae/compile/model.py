@@ -42,6 +42,8 @@ class CompiledModel(nn.Module):
         self.config = config
         self.encoder = encoder
         self.decoder = decoder
+        # each block's factor modules by name as a plain dict (the same modules; a step looks each up)
+        self._blocks = {"q": dict(encoder.items()), "p": dict(decoder.items())}
         self.q_order = tuple(q_order)
         self.p_order = tuple(p_order)
         self.nodes = dict(nodes)
@@ -62,8 +64,6 @@ class CompiledModel(nn.Module):
         self._absent = {block: {f.name: tuple(sorted(f.absent)) for f in factors if f.absent}
                         for block, factors in (("q", spec.encoder), ("p", spec.decoder))}
         self._zeroed: dict[str, dict] = {"q": {}, "p": {}}
-        self._names = ("elbo", "reconstruction", *(f"kl/{v}" for v in self.objective.hidden),
-                       *(f"{k}/{y}" for y in self.objective.supervised for k in ("classifier", "ess")))
 
     def set_plates(self, zeroed_q: dict, zeroed_p: dict, masks: dict[str, tuple[str, int]]) -> None:
         """The count masks of plates (the compiler calls this): ``zeroed_*`` say which inputs of q's
@@ -145,12 +145,14 @@ class CompiledModel(nn.Module):
             return "mean"
         return (ESTIMATORS[own].evaluation or own) if mode == "iwae" else own
 
-    def _walk(self, order, factors: dict, modules, values: dict[str, torch.Tensor]):
-        """Run a block in ``order``: each deterministic node is computed on the way; yields
-        ``(name, factor, parent values)`` of each stochastic node, whose value the caller puts
-        into ``values`` before the walk goes on.  A plate's absent parent (``z[k-1]`` of slot 0)
-        is None; a slot past its count enters a network outside the plate as zeros."""
-        block = "q" if modules is self.encoder else "p"
+    def _walk(self, block: str, order, values: dict[str, torch.Tensor]):
+        """Run ``block`` (``"q"`` or ``"p"``) in ``order``: each deterministic node is computed on
+        the way; yields ``(name, factor, parent values, module)`` of each stochastic node, whose
+        value the caller puts into ``values`` before the walk goes on.  A plate's absent parent
+        (``z[k-1]`` of slot 0) is None; a slot past its count enters a network outside the plate as
+        zeros."""
+        factors = self._qf if block == "q" else self._pf
+        modules = self._blocks[block]
         absent, zeroed = self._absent[block], self._zeroed[block]
         det: dict[str, torch.Tensor] = {}
         for name in order:
@@ -164,7 +166,7 @@ class CompiledModel(nn.Module):
             if factor.deterministic:
                 det[name] = modules[name](parents)
             else:
-                yield name, factor, parents
+                yield name, factor, parents, modules[name]
 
     def _zero_absent(self, parents: list, rows, values: dict[str, torch.Tensor]) -> list:
         parents = list(parents)
@@ -192,8 +194,7 @@ class CompiledModel(nn.Module):
         trace = Trace(len(enumerated), size, labelled=labelled, enumerated=list(enumerated), dtype=dtype,
                       device=device)
         trace.values.update(values)  # (B, ...): the data vary over no lead dim
-        for name, _, parents in self._walk(order, self._qf, self.encoder, trace.values):
-            module = self.encoder[name]
+        for name, _, parents, module in self._walk("q", order, trace.values):
             if name != stop_at and self._plain_q(name, mode, name in labelled):
                 self._q_node(trace, name, module.plain(parents), mode, samples)
                 continue
@@ -248,8 +249,7 @@ class CompiledModel(nn.Module):
 
     def _p_pass(self, trace: Trace, plain: bool = False) -> None:
         """Score every p node; ``plain``: in its plain form where its family has one (training)."""
-        for name, factor, parents in self._walk(self.p_order, self._pf, self.decoder, trace.values):
-            module = self.decoder[name]
+        for name, factor, parents, module in self._walk("p", self.p_order, trace.values):
             if plain and module.has_plain and name not in trace.relaxed:
                 trace.logp[name] = trace.checked(module.plain(parents).log_prob(trace.values[name]), name)
                 continue
@@ -367,14 +367,7 @@ class CompiledModel(nn.Module):
             est = self.objective.estimate(trace, alpha, parts=terms)
             total = est.surrogate.sum() if total is None else total + est.surrogate.sum()
             if terms:
-                with torch.no_grad():
-                    found = {"elbo": est.elbo, **est.parts}
-                    if len(found) == len(names):
-                        group = torch.stack([found[k] for k in names]).sum(1)
-                    else:  # terms this group has none of (an unlabelled group's classifier/y) sum to 0
-                        zero = est.elbo.new_zeros(n)
-                        group = torch.stack([found.get(k, zero) for k in names]).sum(1)
-                    sums = group if sums is None else sums + group
+                sums = est.sums if sums is None else sums + est.sums
         loss = -total / cb.size
         if not terms:
             return loss
@@ -383,7 +376,7 @@ class CompiledModel(nn.Module):
 
     def _term_names(self) -> tuple[str, ...]:
         """The logged terms summed over examples, in :meth:`_terms`' order."""
-        return self._names
+        return self.objective.term_names
 
     def _check_layout(self, cb: CheckedBatch, groups) -> None:
         """A layout must say which rows carry which labels truly (checked against the labels)."""
@@ -590,12 +583,12 @@ class CompiledModel(nn.Module):
         """Run p in order from ``values`` (n examples); observed nodes take their means."""
         vals = {k: t.reshape((1,) + tuple(t.shape)) for k, t in values.items()}
         out = {}
-        for name, _, parents in self._walk(self.p_order, self._pf, self.decoder, vals):
+        for name, _, parents, module in self._walk("p", self.p_order, vals):
             var = self._vars[name]
             if name in vals and var.role != "observed":
                 value = vals[name]
             else:
-                d = self.decoder[name].dist(parents)
+                d = module.dist(parents)
                 target = torch.broadcast_shapes(d.batch_shape, (1, n))
                 if var.role == "observed":
                     value = mean_or_mode(d.expand(target), var, mean_only=True)

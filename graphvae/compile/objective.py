@@ -57,12 +57,16 @@ class Trace:
 
 @dataclass
 class Estimate:
-    """Per-example results of :meth:`SemiSupervisedELBO.estimate`, each of shape (B,)."""
+    """Per-example results of :meth:`SemiSupervisedELBO.estimate`, each of shape (B,), and the
+    group's sums of the logged terms."""
 
     objective: torch.Tensor  # the value to maximise
     surrogate: torch.Tensor  # same value; its gradient is the estimator's (score-function terms added)
     elbo: torch.Tensor  # bound on log p(x) (unlabelled) or log p(x, y) (labelled), beta = 1
-    parts: dict[str, torch.Tensor]  # "reconstruction", "kl/<v>", "classifier/<y>", "ess/<y>"
+    # (len(term_names),) without grad: each logged term summed over the group's examples, in
+    # SemiSupervisedELBO.term_names' order, 0 for a supervised variable the group has no label of;
+    # None unless asked for (estimate(..., parts=True))
+    sums: torch.Tensor | None = None
 
 
 def broadcast_shapes(*shapes) -> torch.Size:
@@ -174,9 +178,10 @@ class SemiSupervisedELBO:
         self.betas = {v: spec.objective.beta(v) for v in self.hidden if spec.variable(v).role == "latent"}
         self.data_size: tuple[int, int] | None = None  # (N, N_labelled) of the training set, for alpha_scaling
         self.masks: dict[str, tuple[str, int]] = {}  # plate slot variable -> (count variable, slot)
-        # the logged parts' names, made once (the step would otherwise format them every time)
-        self._kl_names = {v: f"kl/{v}" for v in self.hidden}
-        self._label_names = {y: (f"classifier/{y}", f"ess/{y}") for y in self.supervised}
+        # the logged terms summed over examples, in this order (Estimate.sums)
+        self.term_names = ("elbo", "reconstruction", *(f"kl/{v}" for v in self.hidden),
+                           *(f"{k}/{y}" for y in self.supervised for k in ("classifier", "ess")))
+        self._positions: dict[tuple, tuple[list[int] | None, int]] = {}  # labelled -> _order's answer
 
     def _mask(self, trace: Trace, v: str, t):
         """``t`` (a log-density term of ``v``) times 0 where v's plate slot is absent."""
@@ -237,7 +242,7 @@ class SemiSupervisedELBO:
     # -- the estimator ----------------------------------------------------------------
     def estimate(self, trace: Trace, alpha: float, parts: bool = True) -> Estimate:
         """Per-example objective, surrogate and ELBO of one group (see the class docstring);
-        ``parts`` also gives the logged parts (``Estimate.parts``), else leaves them empty.
+        ``parts`` also gives the group's sums of the logged terms (``Estimate.sums``).
 
         The weights are taken the cheapest exact way: with no labelled variable they are the
         enumerated values' q (which sums to one per sample) over S, with no normalising; with one
@@ -290,41 +295,73 @@ class SemiSupervisedELBO:
                 return (weighted if weighted.shape == full else torch.broadcast_to(weighted, full)).sum(dims)
         objective = expect(f_beta)
         elbo = objective if f_beta is f_plain else expect(f_plain)
-        logged: dict[str, torch.Tensor] = {}
-        if parts:
-            logged.update(self._parts(trace, expect, log_obs, kl, lw_enum, full, one_particle, n_batch, like))
         if trace.labelled:
             log_qy = _logmeanexp_count(log_norm, n_samples)
             objective = objective + (1.0 + alpha) * log_qy
             elbo = elbo + log_qy
+        sums = self._sums(trace, elbo, log_obs, kl, lw_enum, wbar, full, one_particle, like) if parts else None
         surrogate = objective
         if trace.reinforced:
             surrogate = objective + self._score_terms(trace, f_beta, wbar, full, dims)
-        for name, t in logged.items():
-            assert t.shape == (n_batch,), f"{name}: shape {tuple(t.shape)}"
         assert objective.shape == (n_batch,)
-        return Estimate(objective, surrogate, elbo, logged)
+        assert sums is None or sums.shape == (len(self.term_names),), f"logged sums of shape {tuple(sums.shape)}"
+        return Estimate(objective, surrogate, elbo, sums)
 
     @torch.no_grad()
-    def _parts(self, trace, expect, log_obs, kl, lw_enum, full, one_particle, n_batch, like) -> dict[str, torch.Tensor]:
-        """The logged parts of :meth:`estimate` (see :class:`Estimate`): values only, so the training
-        step records no graph for them."""
-        logged = {"reconstruction": expect(log_obs)}
-        for v, name in self._kl_names.items():
-            logged[name] = expect(kl[v])
-        n_samples = full[trace.n_enum]
-        for y in sorted(trace.labelled):
-            classifier, ess = self._label_names[y]
-            if one_particle:
-                logged[classifier] = expect(trace.logq[y])
-                logged[ess] = like.new_ones(()).expand(n_batch)
-                continue
-            lw_y = (lw_enum + trace.logq[y]).expand(full)
-            per_sample = torch.logsumexp(lw_y.flatten(0, trace.n_enum - 1), 0) if trace.n_enum else lw_y
-            logged[classifier] = _logmeanexp_count(torch.logsumexp(per_sample, 0), n_samples)
-            w = torch.softmax(per_sample, 0)
-            logged[ess] = 1.0 / (w * w).sum(0)
-        return logged
+    def _sums(self, trace, elbo, log_obs, kl, lw_enum, wbar, full, one_particle, like) -> torch.Tensor:
+        """The group's sums over its examples of the logged terms (see :class:`Estimate`): the ELBO,
+        ``reconstruction`` and ``kl/<v>`` weighted by the particles' weights, and for each
+        labelled y ``classifier/<y>`` (log q(y|x)) and ``ess/<y>`` (the effective sample size of
+        its weights).  Values only, so the training step records no graph for them.  The terms
+        are stacked and reduced at once: with one particle every term is per example already
+        (the ESS is 1 each); otherwise the weighted ones are, over the particles and examples."""
+        n_samples, n_batch = full[trace.n_enum], full[-1]
+        weighted = [log_obs if torch.is_tensor(log_obs) else like.new_full((), float(log_obs))]
+        weighted += [kl[v] for v in self.hidden]
+        labelled = tuple(sorted(trace.labelled))
+        if one_particle:  # elbo, reconstruction, kl/*, classifier/* per example, then the ESS of each y
+            rows = [elbo, *weighted, *(trace.logq[y] for y in labelled)]
+            if any(t.shape != (n_batch,) for t in rows):
+                rows = [t.expand(full).reshape(n_batch) for t in rows]
+            pieces = [torch.stack(rows).sum(1)]
+            if labelled:
+                pieces.append(like.new_full((len(labelled),), float(n_batch)))
+        else:  # elbo, then the weighted terms over the particles, then classifier/* and ess/* of each y
+            if any(t.shape != full for t in weighted):
+                weighted = torch.broadcast_tensors(*weighted, like.new_zeros(()).expand(full))[:-1]
+            stacked = torch.stack(weighted) * wbar  # (T, *particles, B)
+            pieces = [elbo.sum().reshape(1), stacked.sum(tuple(range(1, stacked.dim())))]
+            classifier, ess = [], []
+            for y in labelled:
+                lw_y = (lw_enum + trace.logq[y]).expand(full)
+                per_sample = torch.logsumexp(lw_y.flatten(0, trace.n_enum - 1), 0) if trace.n_enum else lw_y
+                w = torch.softmax(per_sample, 0)
+                classifier.append(_logmeanexp_count(torch.logsumexp(per_sample, 0), n_samples).sum())
+                ess.append((1.0 / (w * w).sum(0)).sum())
+            if labelled:
+                pieces.append(torch.stack(classifier + ess))
+        if len(labelled) == len(self.supervised) <= 1:  # already in term_names' order
+            return torch.cat(pieces)
+        order, missing = self._order(labelled)  # the rest (an unlabelled y's) are 0
+        if missing:
+            pieces.append(like.new_zeros(missing))
+        out = torch.cat(pieces)
+        return out if order is None else out[order]
+
+    def _order(self, labelled: tuple[str, ...]) -> tuple[list[int] | None, int]:
+        """How :meth:`_sums` puts its values into :attr:`term_names`' order for a group labelled in
+        ``labelled``: the positions, in the names' order, of the values it stacks (elbo,
+        reconstruction, kl/*, the labelled ys' classifier/* then their ess/*, then a 0 for each
+        term of an unlabelled y; None where that is the names' order), and how many zeros."""
+        found = self._positions.get(labelled)
+        if found is None:
+            head = 2 + len(self.hidden)
+            stacked = [*self.term_names[:head], *(f"classifier/{y}" for y in labelled), *(f"ess/{y}" for y in labelled)]
+            absent = [n for n in self.term_names[head:] if n not in stacked]
+            where = {n: i for i, n in enumerate(stacked + absent)}
+            order = [where[n] for n in self.term_names]
+            found = self._positions[labelled] = (None if order == sorted(order) else order, len(absent))
+        return found
 
     def _score_terms(self, trace, f_beta, wbar, full, dims) -> torch.Tensor:
         """Score-function terms with value zero: sum wbar (f - b) log q(r) - (the same, detached)."""
