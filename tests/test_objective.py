@@ -397,6 +397,7 @@ def test_gradcheck_float64():
     [(3, 4), (3, 4)],  # nothing to broadcast
     [(2, 1, 5), (7, 1), ()],
     [(1,), (4, 1, 1)],
+    [[2, 1], [3]],  # shapes as lists: worked out, not looked up
 ])
 def test_broadcast_shapes_is_torchs_and_the_same_when_looked_up(shapes):
     from graphvae.compile.objective import broadcast_shapes

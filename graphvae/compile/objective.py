@@ -77,8 +77,11 @@ def broadcast_shapes(*shapes) -> torch.Size:
         return torch.Size(first)
     if torch.compiler.is_compiling():  # sizes may be symbolic (unhashable): worked out, not looked up
         return _broadcast(shapes)
-    key = tuple(tuple(s) for s in shapes)
-    out = _BROADCASTS.get(key)
+    key = shapes  # torch.Size is a tuple: hashed and compared as one
+    try:
+        out = _BROADCASTS.get(key)
+    except TypeError:  # a shape given as a list: nothing to look up
+        return _broadcast(shapes)
     if out is None:
         if len(_BROADCASTS) > 4096:  # a run's steps ask for a handful of combinations; bound it anyway
             _BROADCASTS.clear()
@@ -220,9 +223,8 @@ class SemiSupervisedELBO:
     @staticmethod
     def _full_shape(trace: Trace) -> torch.Size:
         shapes = [t.shape for t in trace.logq.values()] + [t.shape for t in trace.logp.values()]
-        rank = max(len(s) for s in shapes)
-        assert rank <= trace.lead + 1, f"log-density of rank {rank}, expected lead {trace.lead} + batch"
-        full = broadcast_shapes(*shapes, (1,) * (trace.lead + 1))
+        full = broadcast_shapes(*shapes, (1,) * (trace.lead + 1))  # as long as the longest of them
+        assert len(full) == trace.lead + 1, f"a log-density of rank {len(full)}, expected lead {trace.lead} + batch"
         assert full[-1] == trace.batch_size, f"batch dim {full[-1]} != {trace.batch_size}"
         return full
 
