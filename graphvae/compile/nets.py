@@ -220,6 +220,9 @@ class NodeNet(nn.Module):
             layers += _hidden(net, sizes[-1])
         self.rest = nn.Sequential(*layers)
         self.out_features = sizes[-1]
+        # the same two submodules again, outside nn.Module's lookup, for forward (their layers are
+        # read from them at each call, so a layer swapped in, as SyncBatchNorm's conversion does, is used)
+        self._first_and_rest = (self.first, self.rest)
 
     def linear_layers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(weight, bias) of each affine layer in order (the first over the concatenated parents)."""
@@ -229,8 +232,9 @@ class NodeNet(nn.Module):
     def forward(self, values: list[torch.Tensor]):
         # the layers' own forwards in turn: nn.Module's call machinery (for hooks, which these inner
         # layers have none of) costs a small model about as much as its arithmetic
-        h = self.first.forward(values) if self.first is not None else self.free
-        for layer in self.rest._modules.values():
+        first, rest = self._first_and_rest
+        h = first.forward(values) if first is not None else self.free
+        for layer in rest._modules.values():
             h = layer.forward(h)
         if not self.head_shapes:
             return h
@@ -425,6 +429,7 @@ class FactorModule(nn.Module):
         self.nets = nn.ModuleDict()
         for net, names in nets:
             self.nets["+".join(names)] = build_net(net, parents, {n: self.shape for n in names})
+        self._net_list = tuple(self.nets.values())  # the same networks, outside nn.Module's lookup, for params
         self.literal_names = tuple(literals)
         self._literal_values = {name: float(value) for name, value in literals.items()}
         for name, value in literals.items():
@@ -444,7 +449,7 @@ class FactorModule(nn.Module):
 
     def params(self, values: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         out = {}
-        for net in self.nets.values():
+        for net in self._net_list:
             for name, block in net(values).items():
                 out[name] = self._to_constraint[name](block)
         for name in self.literal_names:
@@ -452,7 +457,7 @@ class FactorModule(nn.Module):
         return out
 
     def dist(self, values: list[torch.Tensor]):
-        if self.nets:
+        if self._net_list:
             return self._build(self.params(values))
         if self._fixed is None:  # literal parameters only (a prior such as Normal(0, 1)): the same every step
             self._fixed = self._build(self.params(values))
@@ -470,7 +475,7 @@ class FactorModule(nn.Module):
 
     def plain(self, values: list[torch.Tensor]):
         """The distribution as :meth:`dist` gives it, in its plain form (see :attr:`has_plain`)."""
-        if self.nets:
+        if self._net_list:
             return self._plain(self.n_event, **self.params(values))
         if self._fixed_plain is None:
             self._fixed_plain = self._plain.of_literals(self.n_event, self._literal_values, **self.params(values))
