@@ -117,6 +117,11 @@ def test_the_standard_normal_form_gives_the_general_forms_numbers_and_gradients(
     a, b = standard.log_prob(value), general.log_prob(value)
     assert torch.equal(a, b)
     assert torch.equal(*(torch.autograd.grad(t.sum(), value)[0] for t in (a, b)))
+    # z also feeds the decoder: its gradient sums over its uses, which must come in the same order
+    other = torch.randn(5, 3)
+    grads = [torch.autograd.grad((d.log_prob(value) * 1.7 + (value * other).sum(-1)).sum(), value)[0]
+             for d in (standard, general)]
+    assert torch.equal(*grads)
 
 
 @pytest.mark.parametrize("logits_shape, dim, lead", [

@@ -151,8 +151,9 @@ class PlainNormal(_Plain):
         return value, _reduce(-0.5 * eps * eps - self.scale.log() - LOG_SQRT_2PI, self.n_event)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        if self._standard:  # the same numbers: (v - 0)^2 / (2 * 1) - log 1 is v * v * 0.5, exactly
-            return _reduce(-0.5 * (value * value) - LOG_SQRT_2PI, self.n_event)
+        if self._standard:  # the same numbers: -(v - 0)^2 / (2 * 1) - log 1 is -0.5 * v^2, exactly; v^2 is
+            # one use of v (v * v would be two, and summing their gradients with v's other uses rounds differently)
+            return _reduce(-0.5 * value ** 2 - LOG_SQRT_2PI, self.n_event)
         if self._two_var is None:
             two_var, log_scale = 2 * self.scale ** 2, self.scale.log()
         else:
@@ -219,4 +220,4 @@ class PlainCategorical(_Plain):
             lp = lp.reshape((1,) * (rank - lp.dim()) + tuple(lp.shape))
         if lp.shape[dim] != 1:
             return None
-        return lp.transpose(dim, -1).squeeze(-1)
+        return lp.transpose(dim, -1).squeeze(-1).contiguous()
