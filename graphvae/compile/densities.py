@@ -209,7 +209,8 @@ class PlainCategorical(_Plain):
         """The log-probability of every class at once, laid out as an enumerated variable's values
         are (:func:`graphvae.compile.estimators._enumerate`): the K classes along lead dim ``dim``
         of ``lead`` lead dims, then the batch; the same numbers as :meth:`log_prob` of those
-        values, by moving log_pmf's class dim there (a view, nothing picked or scattered back).
+        values, by moving log_pmf's class dim there (nothing picked out or scattered back; the result is
+        made contiguous, so the sums over it run in the order they did over log_prob's).
         None where that does not apply (a value of several indices, or log_pmf already varying
         over that lead dim)."""
         lp = self.log_pmf

@@ -97,8 +97,8 @@ def mean_or_mode(d, var: Variable, mean_only: bool = False) -> torch.Tensor:
 @draws("enumerate")
 def _enumerate(node: QNode, d, trace: Trace, samples: int) -> None:
     """Every value of the variable at once, in its own lead dim of the trace.  A plain categorical
-    (:mod:`graphvae.compile.densities`) gives their log q as a view of its log-probabilities
-    (``log_prob_support``) rather than picking them out."""
+    (:mod:`graphvae.compile.densities`) gives their log q from its log-probabilities moved into
+    place (``log_prob_support``) rather than picking them out."""
     i, lead = trace.enumerated.index(node.name), trace.lead
     sup = dists.support_values(node.var.domain, node.var.shape, trace.dtype, trace.device)
     value = sup.reshape((1,) * i + (sup.shape[0],) + (1,) * (lead - i) + tuple(sup.shape[1:]))
