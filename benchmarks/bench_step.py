@@ -28,6 +28,7 @@ for B labelled plus B unlabelled examples a step (y enumerated), one Adam step e
     python benchmarks/bench_step.py --peers [--sizes digits,mnist] [--batches 16,64,256] [--threads 1]
         [--repeats 7] [--steps N] [--device cpu|cuda] [--compile-mode reduce-overhead] [--no-torch-compile]
     python benchmarks/bench_step.py --peers --quick      # one size, one B, few steps: a smoke test
+    python benchmarks/bench_step.py --peers --phases     # also forward / backward / optimiser apart, in ms
 
 Every contender trains its own copy of the same initial weights on the same batches; blocks of
 steps alternate between them in one process, the order rotating each repeat, and a cell is the
@@ -154,6 +155,7 @@ class Contender:
 
     def __init__(self, name: str, model=None, loss=None, device=None, why: str | None = None):
         self.name, self.why, self.rates, self.warmup_s = name, why, [], None
+        self.phases: list[tuple[float, float, float]] = []  # --phases: per block, seconds per step of each phase
         self.steps, self.checks = 0, True
         if why is None:
             self.opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -171,6 +173,28 @@ class Contender:
         Distribution.set_default_validate_args(self.checks)
         self.loss(x, y).backward()
         self.opt.step()
+
+    def timed_step(self, device) -> tuple[float, float, float]:
+        """One step as :meth:`step` takes it, and the seconds of its forward, backward and optimiser
+        step (the device synchronised around each on CUDA)."""
+        x, y = self.batches[self.i % len(self.batches)]
+        self.i += 1
+        if self.mark_step:
+            torch.compiler.cudagraph_mark_step_begin()
+        self.opt.zero_grad(set_to_none=True)
+        Distribution.set_default_validate_args(self.checks)
+        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda *a: None)
+        sync(device)
+        t0 = time.perf_counter()
+        loss = self.loss(x, y)
+        sync(device)
+        t1 = time.perf_counter()
+        loss.backward()
+        sync(device)
+        t2 = time.perf_counter()
+        self.opt.step()
+        sync(device)
+        return t1 - t0, t2 - t1, time.perf_counter() - t2
 
     def fail(self, why: str) -> None:
         self.why, self.rates = why, []
@@ -267,6 +291,38 @@ def run_cell(cell: list[Contender], args, device) -> None:
                 c.fail(f"failed while timed ({type(exc).__name__}: {first_line(exc)})")
 
 
+def run_phases(cell: list[Contender], args, device) -> None:
+    """``--phases``: blocks of steps timed phase by phase (forward, backward, optimiser), interleaved
+    as :func:`run_cell`'s; each block's mean seconds per step of each phase go into ``phases``."""
+    for r in range(args.repeats):
+        live = [c for c in cell if c.why is None]
+        k = r % max(1, len(live))
+        for c in live[k:] + live[:k]:
+            try:
+                times = [c.timed_step(device) for _ in range(c.steps)]
+            except Exception as exc:
+                c.fail(f"failed while timed by phase ({type(exc).__name__}: {first_line(exc)})")
+                continue
+            c.phases.append(tuple(sum(t[i] for t in times) / len(times) for i in range(3)))
+
+
+def phases_table(rows: list[tuple[str, int, list[Contender]]]) -> list[str]:
+    """Milliseconds per step of each phase, the minimum over the blocks (a shared machine's slow
+    spells only add time, so the minimum is the least disturbed), and the compiled step's difference
+    from the hand-written one's."""
+    lines = ["| size | B | contender | forward | backward | optimiser |", "|---|---|---|---:|---:|---:|"]
+    for size, batch, cell in rows:
+        best = {}
+        for c in cell:
+            if c.why is None and c.phases:
+                best[c.name] = [1e3 * min(p[i] for p in c.phases) for i in range(3)]
+                lines.append(f"| {size} | {batch} | {c.name} | " + " | ".join(f"{v:.3f}" for v in best[c.name]) + " |")
+        if "compiled" in best and "hand-written" in best:
+            d = [a - b for a, b in zip(best["compiled"], best["hand-written"])]
+            lines.append(f"| {size} | {batch} | compiled − hand-written | " + " | ".join(f"{v:+.3f}" for v in d) + " |")
+    return lines
+
+
 def median_of(c: Contender | None) -> float | None:
     return statistics.median(c.rates) if c is not None and c.why is None and c.rates else None
 
@@ -336,6 +392,8 @@ def peers(args) -> int:
                 for c in cell:
                     warm_up(c, args.warmup, device)
                 run_cell(cell, args, device)
+                if args.phases:
+                    run_phases(cell, args, device)
                 rows.append((size, batch, cell))
     pyro_version = "not installed"
     if pyro_m2 is not None:
@@ -367,6 +425,12 @@ def peers(args) -> int:
     print()
     for line in peers_table(rows):
         print(line)
+    if args.phases:
+        print()
+        print(f"### Milliseconds per step by phase (--phases: the minimum over {args.repeats} blocks)")
+        print()
+        for line in phases_table(rows):
+            print(line)
     return 0
 
 
@@ -394,6 +458,9 @@ def main(argv=None) -> int:
     peer.add_argument("--dist-checks", choices=("on", "off"), default="on" if Distribution._validate_args else "off",
                       help="torch.distributions' default argument checks during every step (default: the "
                            "process's, on unless python -O)")
+    peer.add_argument("--phases", action="store_true",
+                      help="also time each contender's forward, backward and optimiser step apart (the minimum "
+                           "over blocks: steadier than steps/s on a shared machine)")
     peer.add_argument("--quick", action="store_true", help="one size, one B, few steps (a smoke test)")
     args = ap.parse_args(argv)
     if args.peers:

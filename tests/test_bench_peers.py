@@ -196,3 +196,33 @@ def test_every_step_runs_with_the_chosen_distribution_checks(checks):
     finally:
         Distribution.set_default_validate_args(saved)
     assert seen == [checks, checks]
+
+
+def test_peers_phases_prints_each_contenders_phases_and_the_difference(capsys, keep_threads):
+    assert bench_step.main(QUICK + ["--phases"]) == 0
+    out = capsys.readouterr().out
+    section = out.split("### Milliseconds per step by phase")[1].splitlines()
+    head = next(line for line in section if line.startswith("| size |"))
+    assert [c.strip() for c in head.strip("|").split("|")] == ["size", "B", "contender", "forward", "backward",
+                                                              "optimiser"]
+    rows = {cells[2]: [float(v) for v in cells[3:]] for cells in
+            ([c.strip() for c in line.strip("|").split("|")] for line in section if line.startswith("| digits |"))}
+    assert {"hand-written", "compiled", "compiled − hand-written"} <= set(rows)
+    assert all(v > 0 for name in ("hand-written", "compiled") for v in rows[name])
+    for i in range(3):  # the difference row is the two rows' difference (each printed to 3 decimals)
+        assert rows["compiled − hand-written"][i] == pytest.approx(rows["compiled"][i] - rows["hand-written"][i],
+                                                                   abs=2e-3)
+
+
+@pytest.mark.parametrize("a, b, expected", [
+    ([10.0, 20.0], [5.0, 20.0], (1.5, 1.0, 2.0)),  # paired: ratios 2 and 1 (the medians' ratio would be 1.2)
+    ([9.0, 3.0, 6.0], [3.0, 3.0, 3.0], (2.0, 1.0, 3.0)),
+    ([10.0, 20.0], [5.0], (3.0, 3.0, 3.0)),  # one stopped part-way: the medians' ratio, 15 / 5
+])
+def test_a_ratio_pairs_the_blocks_of_each_repeat(a, b, expected):
+    ca, cb = bench_step.Contender("a", why="x"), bench_step.Contender("b", why="x")
+    ca.why = cb.why = None
+    ca.rates, cb.rates = a, b
+    assert bench_step.ratio_of(ca, cb) == pytest.approx(expected)
+    cb.why = "failed"
+    assert bench_step.ratio_of(ca, cb) is None
