@@ -162,7 +162,8 @@ class Contender:
             self.loss, self.device, self.i, self.batches = loss, device, 0, None
             self.mark_step = False
 
-    def step(self) -> None:
+    def _begin(self):
+        """The next batch, with the step's bookkeeping done: gradients cleared, checks set."""
         x, y = self.batches[self.i % len(self.batches)]
         self.i += 1
         if self.mark_step:  # CUDA graphs (reduce-overhead): a new iteration begins
@@ -171,18 +172,17 @@ class Contender:
         # the same default argument checks of torch.distributions for every step of every contender:
         # making a torch.compile wrapper switches them off process-wide (torch 2.13; pytorch PR 185438)
         Distribution.set_default_validate_args(self.checks)
+        return x, y
+
+    def step(self) -> None:
+        x, y = self._begin()
         self.loss(x, y).backward()
         self.opt.step()
 
     def timed_step(self, device) -> tuple[float, float, float]:
         """One step as :meth:`step` takes it, and the seconds of its forward, backward and optimiser
         step (the device synchronised around each on CUDA)."""
-        x, y = self.batches[self.i % len(self.batches)]
-        self.i += 1
-        if self.mark_step:
-            torch.compiler.cudagraph_mark_step_begin()
-        self.opt.zero_grad(set_to_none=True)
-        Distribution.set_default_validate_args(self.checks)
+        x, y = self._begin()
         sync = torch.cuda.synchronize if device.type == "cuda" else (lambda *a: None)
         sync(device)
         t0 = time.perf_counter()

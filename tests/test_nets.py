@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from graphvae.compile.nets import ACTIVATIONS, FactorModule, NodeNet, ParentsLinear, ReLU, activation, parameter_count
+from graphvae.compile.factor import FactorModule
+from graphvae.compile.nets import ACTIVATIONS, NodeNet, ParentsLinear, ReLU, activation, parameter_count
 from graphvae.compile.parents import ParentInput
 from graphvae.spec.ir import Net, Option
 

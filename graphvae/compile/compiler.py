@@ -22,7 +22,8 @@ from torch import nn
 from graphvae.compile import distributions as dists
 from graphvae.compile.estimators import QNode
 from graphvae.compile.model import CompiledModel
-from graphvae.compile.nets import FactorModule, build_net
+from graphvae.compile.factor import FactorModule
+from graphvae.compile.nets import build_net
 from graphvae.compile.parents import ParentInput
 from graphvae.spec import errorcodes as codes
 from graphvae.spec.binding import plan_params

@@ -88,9 +88,8 @@ class _Plain:
     def draw_shape(self, batch_shape=None) -> torch.Size:
         """The shape of one draw: ``batch_shape`` (this distribution's own when None), then the event."""
         full = self._full()
-        own_batch = full[:len(full) - self.n_event]
-        batch = (self._batch if self._batch is not None else own_batch) if batch_shape is None else batch_shape
-        return full if batch == own_batch else torch.Size(tuple(batch) + tuple(full[len(full) - self.n_event:]))
+        batch = self.batch_shape if batch_shape is None else batch_shape
+        return torch.Size(tuple(batch) + tuple(full[len(full) - self.n_event:]))
 
     @property
     def batch_shape(self) -> torch.Size:

@@ -7,8 +7,8 @@ the layout ``(*lead, B, *value_shape)`` where ``lead`` is one dim per enumerated
 variable followed by the sample dim S (see :class:`graphvae.compile.objective.Trace`).
 
 A batch mixes labelled and unlabelled examples.  :meth:`CompiledModel.loss`
-groups the examples by which supervised variables they label (gather, run, sum),
-so labelled M2 examples are never enumerated over y.
+groups the examples by which supervised variables they label (gather, run, sum;
+:mod:`graphvae.compile.groups`), so labelled M2 examples are never enumerated over y.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from torch import nn
 from graphvae.compile import distributions as dists
 from graphvae.compile.batch_check import CheckedBatch, check_batch
 from graphvae.compile.estimators import QNode, draw, mean_or_mode
+from graphvae.compile.groups import check_layout, group_size, group_values, layout_groups, pattern_groups
 from graphvae.compile.attention import Paste
 from graphvae.compile.objective import SemiSupervisedELBO, Trace, slot_mask
 from graphvae.errors import UserError
@@ -61,6 +62,7 @@ class CompiledModel(nn.Module):
         self._plain_nodes: dict[tuple, bool] = {}  # (q node, mode, labelled) -> in its plain form
         self._layouts: dict[tuple, list] = {}  # a layout's groups, per (layout, supervised names, batch size)
         self._observed = frozenset(v.name for v in spec.observed)
+        self._supervised = frozenset(v.name for v in spec.supervised)
         self._absent = {block: {f.name: tuple(sorted(f.absent)) for f in factors if f.absent}
                         for block, factors in (("q", spec.encoder), ("p", spec.decoder))}
         self._zeroed: dict[str, dict] = {"q": {}, "p": {}}
@@ -261,74 +263,6 @@ class CompiledModel(nn.Module):
             else:
                 trace.logp[name] = trace.checked(d.log_prob(trace.values[name]), name)
 
-    # -- grouping by labelled pattern -------------------------------------------------
-    def _groups(self, cb: CheckedBatch):
-        """``[(labelled names, index tensor or None for all)]`` over the batch's labelled patterns."""
-        names = [n for n in cb.labelled]
-        if not names:
-            return [(frozenset(), None)]
-        code = torch.zeros(cb.size, dtype=torch.long, device=cb.labelled[names[0]].device)
-        for i, n in enumerate(names):
-            code = code + (cb.labelled[n].long() << i)
-        present = torch.unique(code).tolist()
-        out = []
-        for c in present:
-            labelled = frozenset(n for i, n in enumerate(names) if c >> i & 1)
-            idx = None if len(present) == 1 else torch.nonzero(code == c).squeeze(1)
-            out.append((labelled, idx))
-        return out
-
-    def _layout_groups(self, batch, layout):
-        """:meth:`_groups` from a layout the caller knows (runs of rows sharing a labelled pattern, see
-        ``graphvae.data.Batch``), with no look at the labels: no host synchronisation.  Groups come in
-        the order :meth:`_groups` gives them (by pattern code), each as a ``slice`` of the batch when
-        its rows are contiguous, else an index tensor."""
-        names = [n for n in batch if self._vars[n].role == "supervised"]
-        size = next(iter(batch.values())).shape[0]
-        key = (tuple(layout), tuple(names), size)
-        cached = self._layouts.get(key) if isinstance(size, int) else None
-        if cached is not None:
-            return cached
-        rows: dict[frozenset, list[tuple[int, int]]] = {}
-        start = 0
-        for labelled, count in layout:
-            labelled = frozenset(labelled)
-            if not labelled <= set(names) or count < 0:
-                raise UserError(f"layout run {sorted(labelled)} x {count}: a run names supervised variables of the "
-                                f"batch ({', '.join(names) or 'none'}) and a count >= 0")
-            if count:
-                rows.setdefault(labelled, []).append((start, count))
-            start += count
-        if start != size:
-            raise UserError(f"the layout covers {start} rows but the batch has {size}")
-        code = {lab: sum(1 << i for i, n in enumerate(names) if n in lab) for lab in rows}
-        out = []
-        for labelled in sorted(rows, key=code.__getitem__):
-            runs = rows[labelled]
-            if len(rows) == 1:
-                idx = None
-            elif len(runs) == 1:
-                idx = slice(runs[0][0], runs[0][0] + runs[0][1])
-            else:
-                device = next(iter(batch.values())).device
-                idx = torch.cat([torch.arange(a, a + n, device=device) for a, n in runs])
-            out.append((labelled, idx))
-        if isinstance(size, int) and all(not torch.is_tensor(i) for _, i in out):  # worked out once per layout
-            self._layouts[key] = out
-        return out
-
-    @staticmethod
-    def _group_size(cb: CheckedBatch, idx) -> int:
-        if idx is None:
-            return cb.size
-        return idx.stop - idx.start if isinstance(idx, slice) else len(idx)
-
-    def _group_values(self, cb: CheckedBatch, labelled, idx) -> dict[str, torch.Tensor]:
-        keep = self._observed | labelled
-        if isinstance(idx, slice):
-            return {k: v[idx] for k, v in cb.values.items() if k in keep}
-        return {k: (v if idx is None else v.index_select(0, idx)) for k, v in cb.values.items() if k in keep}
-
     # -- the public API ---------------------------------------------------------------
     def loss(self, batch, terms: bool = False, layout=None):
         """The negated objective averaged over the batch (a scalar to minimise).
@@ -346,22 +280,22 @@ class CompiledModel(nn.Module):
         with ``torch.compile(fullgraph=True)``.  The result is the same as without it."""
         if layout is None:
             cb = self._check(batch)
-            groups = self._groups(cb)
+            groups = pattern_groups(cb)
         elif self.check_inputs:
             cb = self._check(batch)
-            groups = self._layout_groups(batch, layout)
-            self._check_layout(cb, groups)
+            groups = layout_groups(batch, layout, self._supervised, self._layouts)
+            check_layout(cb, groups)
         else:
             cb = CheckedBatch(dict(batch), {}, next(iter(batch.values())).shape[0])
-            groups = self._layout_groups(batch, layout)
-        sizes = [self._group_size(cb, idx) for _, idx in groups]
+            groups = layout_groups(batch, layout, self._supervised, self._layouts)
+        sizes = [group_size(cb, idx) for _, idx in groups]
         n_any = sum(n for (lab, _), n in zip(groups, sizes) if lab)
         alpha = self.objective.alpha_for(cb.size, n_any)
         total = None
         names = self._term_names()
         sums = None  # the logged terms' sums over the batch, one entry per name (a stacked tensor)
         for (labelled, idx), n in zip(groups, sizes):
-            values = self._group_values(cb, labelled, idx)
+            values = group_values(cb, self._observed | labelled, idx)
             n = next(iter(values.values())).shape[0]  # the same count, as the tensors know it (under dynamic shapes)
             trace = self._trace(values, n, labelled, self.config.samples)
             est = self.objective.estimate(trace, alpha, parts=terms)
@@ -377,15 +311,6 @@ class CompiledModel(nn.Module):
     def _term_names(self) -> tuple[str, ...]:
         """The logged terms summed over examples, in :meth:`_terms`' order."""
         return self.objective.term_names
-
-    def _check_layout(self, cb: CheckedBatch, groups) -> None:
-        """A layout must say which rows carry which labels truly (checked against the labels)."""
-        for labelled, idx in groups:
-            for y, mask in cb.labelled.items():
-                rows = mask if idx is None else mask[idx]
-                if bool(rows.all()) != (y in labelled) or (y not in labelled and bool(rows.any())):
-                    raise UserError(f"the layout says '{y}' is {'' if y in labelled else 'not '}labelled in rows "
-                                    "where the batch says otherwise")
 
     def _terms(self, size: int, n_labelled: dict[str, int], names, sums: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-example means (per labelled example for classifier/ and ess/) of the summed terms,
@@ -416,9 +341,9 @@ class CompiledModel(nn.Module):
             raise UserError(f"log_marginal needs samples >= 1, got {samples}")
         cb = self._check(batch)
         out = None
-        for labelled, idx in self._groups(cb):
-            n = self._group_size(cb, idx)
-            trace = self._trace(self._group_values(cb, labelled, idx), n, labelled, samples, mode="iwae")
+        for labelled, idx in pattern_groups(cb):
+            n = group_size(cb, idx)
+            trace = self._trace(group_values(cb, self._observed | labelled, idx), n, labelled, samples, mode="iwae")
             value = self.objective.log_marginal(trace)
             if idx is None:
                 return value
@@ -456,9 +381,9 @@ class CompiledModel(nn.Module):
         masks = {k: m for k, m in cb.labelled.items() if k != var}
         cb2 = CheckedBatch(hidden_values, masks, cb.size)
         out = None
-        for labelled, idx in self._groups(cb2):
-            n = self._group_size(cb2, idx)
-            value = self._predict_group(self._group_values(cb2, labelled, idx), n, labelled, var, samples, probs)
+        for labelled, idx in pattern_groups(cb2):
+            n = group_size(cb2, idx)
+            value = self._predict_group(group_values(cb2, self._observed | labelled, idx), n, labelled, var, samples, probs)
             if idx is None:
                 return value
             out = value.new_empty((cb.size,) + value.shape[1:]) if out is None else out
@@ -496,9 +421,9 @@ class CompiledModel(nn.Module):
         nodes' means; labelled supervised variables keep their labels."""
         cb = self._check(batch)
         out: dict[str, torch.Tensor] = {}
-        for labelled, idx in self._groups(cb):
-            n = self._group_size(cb, idx)
-            trace = self._trace(self._group_values(cb, labelled, idx), n, labelled, 1, mode="mean", run_p=False)
+        for labelled, idx in pattern_groups(cb):
+            n = group_size(cb, idx)
+            trace = self._trace(group_values(cb, self._observed | labelled, idx), n, labelled, 1, mode="mean", run_p=False)
             for v in self.objective.hidden:
                 vshape = tuple(self._vars[v].value_shape if self._vars[v].domain == "categorical"
                                else self._vars[v].shape)
@@ -518,9 +443,9 @@ class CompiledModel(nn.Module):
         its parents' values as :meth:`encode` computes them (means or modes; labels kept)."""
         cb = self._check(batch)
         out: dict[str, dict[str, torch.Tensor]] = {}
-        for labelled, idx in self._groups(cb):
-            n = self._group_size(cb, idx)
-            trace = self._trace(self._group_values(cb, labelled, idx), n, labelled, 1, mode="mean", run_p=False)
+        for labelled, idx in pattern_groups(cb):
+            n = group_size(cb, idx)
+            trace = self._trace(group_values(cb, self._observed | labelled, idx), n, labelled, 1, mode="mean", run_p=False)
             for name, d in trace.q_dists.items():
                 base = dists.base_of(d)
                 for param in dists.family(self._qf[name].dist.family).params:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import networkx as nx
 
 from graphvae.compile import distributions as dists
-from graphvae.compile.nets import FactorModule, parameter_count
+from graphvae.compile.factor import FactorModule
+from graphvae.compile.nets import parameter_count
 from graphvae.spec import printers
 from graphvae.spec.estimators import ESTIMATORS, support_size
 from graphvae.spec.graph import encoder_graph
