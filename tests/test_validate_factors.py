@@ -8,7 +8,8 @@ from graphvae.spec.binding import bind_params
 from graphvae.spec.families import FAMILIES, Family, register_family
 from graphvae.spec.ir import Dist, Factor, Net, Option, Param, Spec, Uniform, Variable
 from graphvae.spec.validate import validate
-from graphvae.spec.validate.factors import ACTIVATIONS, support_fits
+from graphvae.spec.validate.factors import support_fits
+from graphvae.spec.validate.networks import ACTIVATIONS
 
 X = Variable("x", "observed", "binary", (4,))
 

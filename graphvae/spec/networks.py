@@ -52,7 +52,7 @@
   with ``positions[k] | loc[k] ~ Normal(loc = identity, scale = 1)``), so that what the node
   learns from the labels is what those factors see at test time.
 
-:mod:`graphvae.spec.validate.factors` checks how they are used; :mod:`graphvae.compile.nets`
+:mod:`graphvae.spec.validate.networks` checks how they are used; :mod:`graphvae.compile.nets`
 builds them.
 """
 

@@ -18,6 +18,20 @@ BLOCKS = ("encoder", "decoder")
 BLOCK_LETTER = {"encoder": "q", "decoder": "p"}
 
 
+# -- what the rules share about values -----------------------------------------------
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_width(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def base_constraint(constraint: str) -> str:
+    """``real`` of ``independent(real, 1)``: what each number of a parameter must be."""
+    return constraint.removeprefix("independent(").split(",")[0].rstrip(")")
+
+
 def first_span(*spans: Span | None) -> Span | None:
     """The first span that is known."""
     for s in spans:
