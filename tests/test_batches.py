@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from graphvae.data.batches import (SemiSupervisedBatches, binarize, binarize_arrays, choose_labelled, evaluation_arrays,
-                                   labelled_counts, load_labelled, mask_unlabelled, save_labelled, split_validation,
-                                   to_batch)
+from graphvae.data.batches import SemiSupervisedBatches, binarize, binarize_arrays, evaluation_arrays, split_validation, to_batch
+from graphvae.data.labels import choose_labelled, labelled_counts, load_labelled, mask_unlabelled, save_labelled
 from graphvae.errors import UserError
 from graphvae.spec.ir import Spec, Variable
 

@@ -2,7 +2,8 @@
 
 This module is the one entry point: it reads digits and ``.npz`` files and matches arrays to the
 spec; :mod:`graphvae.data.idx` reads the IDX files (MNIST, Fashion-MNIST, KMNIST) and
-:mod:`graphvae.data.batches` holds the splits, the labelled subset, binarizing and batches.  Every name
+:mod:`graphvae.data.batches` holds the splits, binarizing and batches, :mod:`graphvae.data.labels` the
+labelled subset.  Every name
 below is importable from ``graphvae.data``.
 
 API (the contract with the trainer; every user mistake raises
@@ -66,7 +67,7 @@ Decisions, documented here because results depend on them:
   are checked: binary/unit in [0, 1] (grey levels fed to ``binary`` are binarized), positive > 0,
   real finite, simplex rows sum to 1, categorical integer in range (supervised: or missing).
 * Validation split: ``fraction`` of the training examples, a random permutation seeded by the run
-  seed (stream ``_VALIDATION_STREAM``); the rest keep their original order.  The labelled subset is
+  seed (stream ``VALIDATION_STREAM``); the rest keep their original order.  The labelled subset is
   chosen *after* the split, by index into the remaining training examples.  Validation keeps all
   its labels (they are used for model selection only); the test set is for the final report.
 * Labelled subset: balanced per class of the first categorical supervised variable; when ``n`` is
@@ -84,10 +85,11 @@ Decisions, documented here because results depend on them:
 
 from __future__ import annotations
 
-from graphvae.data.batches import (BINARIZE_MODES, LABELLED_FILE, STATIC_BINARIZE_SEED, Batch,  # noqa: F401
-                                   SemiSupervisedBatches, binarize, binarize_arrays, choose_labelled, count_examples,
-                                   evaluation_arrays, hide_labels, label_variable, labelled_counts, load_labelled,
-                                   mask_unlabelled, save_labelled, split_validation, take_examples, to_batch)
+from graphvae.data.batches import (BINARIZE_MODES, STATIC_BINARIZE_SEED, Batch, SemiSupervisedBatches,  # noqa: F401
+                                   binarize, binarize_arrays, count_examples, evaluation_arrays, hide_labels,
+                                   split_validation, take_examples, to_batch)
+from graphvae.data.labels import (LABELLED_FILE, choose_labelled, label_variable, labelled_counts,  # noqa: F401
+                                  load_labelled, mask_unlabelled, save_labelled)
 from graphvae.data.datasets import (CLASS_KEY, DIGITS_SPLIT_SEED, DIGITS_TEST_FRACTION, NPZ_SPLIT_SEED,  # noqa: F401
                                     NPZ_TEST_FRACTION, Dataset, TrainingData, fit_variable, infer_image_shape,
                                     load_dataset, prepare_data, read_npz)

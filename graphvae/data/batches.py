@@ -1,4 +1,5 @@
-"""From training arrays to batches: validation split, the labelled subset, binarizing, batches.
+"""From training arrays to batches: validation split, binarizing, batches (the labelled subset is
+:mod:`graphvae.data.labels`').
 
 Arrays are dicts ``variable name -> np.ndarray`` with examples first (see :mod:`graphvae.data`).
 Seeds: one run seed drives the validation split and the labelled subset through independent
@@ -8,22 +9,17 @@ per-step binarization noise derive from it, so a saved ``state_dict`` resumes ex
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from graphvae.atomic import atomic_write_bytes
 from graphvae.errors import UserError
 from graphvae.spec.ir import Spec, Variable
 from graphvae.spec.settings import SETTINGS, problems
 
 BINARIZE_MODES = SETTINGS["train"]["binarize"].constraint.choices
 STATIC_BINARIZE_SEED = 0
-LABELLED_FILE = "labelled.json"
-_VALIDATION_STREAM, _LABELLED_STREAM = 1, 2  # independent random streams drawn from one run seed
+VALIDATION_STREAM, LABELLED_STREAM = 1, 2  # independent random streams drawn from one run seed (stream_rng)
 
 
 def count_examples(arrays: dict[str, np.ndarray]) -> int:
@@ -34,11 +30,11 @@ def take_examples(arrays: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, n
     return {k: a[idx] for k, a in arrays.items()}
 
 
-def _rng(seed: int, stream: int) -> np.random.Generator:
+def stream_rng(seed: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([int(seed) & 0xFFFFFFFFFFFFFFFF, stream])
 
 
-def _check_settings(**values) -> None:
+def check_settings(**values) -> None:
     """The train settings' table (graphvae.spec.settings) checks batch settings given from Python too."""
     found = problems("train", values)
     if found:
@@ -47,122 +43,20 @@ def _check_settings(**values) -> None:
 
 def split_validation(arrays: dict[str, np.ndarray], fraction: float, seed: int):
     """``(train, val)``: a seeded random ``fraction`` of the examples held out; both keep data order."""
-    _check_settings(validation=fraction)
+    check_settings(validation=fraction)
     n = count_examples(arrays)
     n_val = int(round(fraction * n))
     if n - n_val < 1:
         raise UserError(f"holding out {n_val} of {n} examples for validation leaves none to train on")
-    perm = _rng(seed, _VALIDATION_STREAM).permutation(n)
+    perm = stream_rng(seed, VALIDATION_STREAM).permutation(n)
     return take_examples(arrays, np.sort(perm[n_val:])), take_examples(arrays, np.sort(perm[:n_val]))
-
-
-def has_label(labels: np.ndarray) -> np.ndarray:
-    """Per example, whether ``labels`` holds its label (not -1, not NaN in any entry)."""
-    labels = np.asarray(labels)
-    if labels.dtype.kind == "f":
-        return ~np.isnan(labels.reshape(len(labels), -1)).any(axis=1)
-    return labels.reshape(len(labels), -1)[:, 0] >= 0
-
-
-def _balanced_quota(n: int, counts: np.ndarray) -> np.ndarray:
-    """Split n over classes as evenly as their counts allow; the remainder goes to the lowest classes."""
-    quota = np.zeros(len(counts), dtype=np.int64)
-    left = n
-    while left > 0:
-        open_ = np.flatnonzero(quota < counts)
-        share, extra = divmod(left, len(open_))
-        add = np.full(len(open_), share)
-        add[:extra] += 1
-        add = np.minimum(add, counts[open_] - quota[open_])
-        quota[open_] += add
-        left -= int(add.sum())
-    return quota
-
-
-def choose_labelled(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Sorted indices of ``n`` labelled examples (``-1``: all that have a label), balanced per class.
-
-    ``labels``: int class indices (-1 missing) or floats (NaN missing; then a uniform choice)."""
-    labels = np.asarray(labels)
-    available = np.flatnonzero(has_label(labels))
-    if n == -1:
-        return available.astype(np.int64)
-    _check_settings(labels=n)
-    if n > len(available):
-        raise UserError(f"asked for {n} labelled examples but the training data has only "
-                        f"{len(available)} with a label")
-    rng = _rng(seed, _LABELLED_STREAM)
-    if labels.dtype.kind == "f":
-        return np.sort(rng.choice(available, n, replace=False)).astype(np.int64)
-    classes, counts = np.unique(labels[available], return_counts=True)
-    quota = _balanced_quota(n, counts)
-    chosen = [rng.choice(np.flatnonzero(labels == c), q, replace=False) for c, q in zip(classes, quota)]
-    return np.sort(np.concatenate(chosen)).astype(np.int64) if chosen else np.zeros(0, np.int64)
-
-
-def _labelled_path(run_dir: str | os.PathLike) -> Path:
-    path = Path(run_dir)
-    return path if path.suffix == ".json" else path / LABELLED_FILE
-
-
-def save_labelled(run_dir: str | os.PathLike, indices: np.ndarray) -> Path:
-    """Write the labelled indices to ``run_dir/labelled.json`` atomically; returns the path."""
-    path = _labelled_path(run_dir)
-    idx = [int(i) for i in np.asarray(indices).ravel()]
-    atomic_write_bytes(path, json.dumps({"count": len(idx), "indices": idx}).encode())
-    return path
-
-
-def load_labelled(run_dir: str | os.PathLike, n_examples: int | None = None) -> np.ndarray:
-    """The indices saved by :func:`save_labelled`, checked (and against ``n_examples`` if given)."""
-    path = _labelled_path(run_dir)
-    try:
-        payload = json.loads(path.read_text())
-        idx = payload["indices"]
-        if not isinstance(idx, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in idx):
-            raise ValueError("'indices' is not a list of integers")
-        if payload.get("count", len(idx)) != len(idx):
-            raise ValueError(f"'count' says {payload['count']} but {len(idx)} indices are listed")
-    except FileNotFoundError:
-        raise UserError(f"{path} not found: the run folder has no labelled subset") from None
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError(f"{path} is not a valid labelled-subset file: {e}") from None
-    out = np.asarray(idx, dtype=np.int64)
-    if len(np.unique(out)) != len(out) or (out < 0).any() or (n_examples is not None and (out >= n_examples).any()):
-        raise UserError(f"{path}: indices must be distinct and within 0..{(n_examples or 1) - 1}")
-    return np.sort(out)
-
-
-def mask_unlabelled(arrays: dict[str, np.ndarray], spec: Spec, labelled: np.ndarray) -> dict[str, np.ndarray]:
-    """A copy of ``arrays`` whose supervised labels outside ``labelled`` are missing (-1 / NaN)."""
-    keep = np.zeros(count_examples(arrays), dtype=bool)
-    keep[np.asarray(labelled, dtype=np.int64)] = True
-    out = dict(arrays)
-    for v in spec.supervised:
-        if v.name in out:
-            masked = out[v.name].copy()
-            masked[~keep] = v.missing
-            out[v.name] = masked
-    return out
-
-
-def labelled_counts(arrays: dict[str, np.ndarray], spec: Spec) -> dict[str, int]:
-    """Examples with a label, per supervised variable present in ``arrays``."""
-    return {v.name: int(has_label(arrays[v.name]).sum()) for v in spec.supervised if v.name in arrays}
-
-
-def label_variable(spec: Spec) -> Variable | None:
-    """The supervised variable that defines classes: the first categorical one, else the first."""
-    sup = spec.supervised
-    return next((v for v in sup if v.domain == "categorical"), sup[0] if sup else None)
-
 
 
 def binarize(x: torch.Tensor, mode: str = "dynamic", generator: torch.Generator | None = None) -> torch.Tensor:
     """Grey levels in [0, 1] -> {0., 1.}.  ``dynamic``: a Bernoulli draw from ``generator`` (call it
     per batch); ``static``: the same draw with the fixed seed STATIC_BINARIZE_SEED when no generator
     is given (apply it once to a whole array); ``threshold``: x > 0.5."""
-    _check_settings(binarize=mode)
+    check_settings(binarize=mode)
     if mode == "threshold":
         return (x > 0.5).to(x.dtype)
     if mode == "static" and generator is None:
@@ -178,13 +72,13 @@ def binarize_arrays(arrays: dict[str, np.ndarray], spec: Spec, mode: str,
                     seed: int = STATIC_BINARIZE_SEED) -> dict[str, np.ndarray]:
     """Apply ``static`` (one seeded draw) or ``threshold`` to the binary observed arrays, once.
     ``dynamic`` returns the arrays unchanged (batches draw per step)."""
-    _check_settings(binarize=mode)
+    check_settings(binarize=mode)
     out = dict(arrays)
     for i, name in enumerate(_binary_names(arrays, spec)):
         if mode == "threshold":
             out[name] = (arrays[name] > 0.5).astype(np.float32)
         elif mode == "static":
-            noise = _rng(seed, 100 + i).random(arrays[name].shape, dtype=np.float32)
+            noise = stream_rng(seed, 100 + i).random(arrays[name].shape, dtype=np.float32)
             out[name] = (noise < arrays[name]).astype(np.float32)
     return out
 
@@ -323,7 +217,7 @@ class SemiSupervisedBatches:
                  labelled_per_batch: int = 100, binarize: str = "dynamic", labelled_only: bool = False,
                  generator: torch.Generator | None = None, device: str | torch.device = "cpu",
                  rank: int = 0, world: int = 1):
-        _check_settings(batch_size=batch_size, labelled_per_batch=labelled_per_batch, binarize=binarize,
+        check_settings(batch_size=batch_size, labelled_per_batch=labelled_per_batch, binarize=binarize,
                         labelled_only=labelled_only)
         if not 0 <= rank < world:
             raise UserError(f"rank {rank} is not one of the {world} processes")

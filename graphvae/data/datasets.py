@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from graphvae.data.batches import (choose_labelled, count_examples, has_label, label_variable, split_validation,
-                                    take_examples)
+from graphvae.data.batches import count_examples, split_validation, take_examples
+from graphvae.data.labels import choose_labelled, has_label, label_variable
 from graphvae.data import idx
 from graphvae.data.idx import IMAGE_CLASSES, IMAGE_DATASETS, read_idx_dataset
 from graphvae.errors import UserError
